@@ -1,0 +1,35 @@
+// One error type for tsmaster's own failures. Callers branch on `code`, never on message.
+export type TsmErrorCode =
+  | 'TSM_ERR_CONFIG'
+  | 'TSM_ERR_USAGE'
+  | 'TSM_ERR_PIDFILE'
+  | 'TSM_ERR_NO_MASTER'
+  | 'TSM_ERR_LISTEN'
+  | 'TSM_ERR_APP'
+  | 'TSM_ERR_NOT_READY'
+  | 'TSM_ERR_UPGRADE'
+  | 'TSM_ERR_CONTROL'
+  | 'TSM_ERR_NATIVE_ARG';
+
+export class TsmError extends Error {
+  readonly code: TsmErrorCode;
+  constructor(code: TsmErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = 'TsmError';
+  }
+}
+
+/** A syscall failure as Node reports one: `listen EADDRINUSE: address already in use 127.0.0.1:8080`. */
+export interface ErrnoError extends Error {
+  code: string;
+  errno: number;
+  syscall: string;
+  address?: string;
+  port?: number;
+  path?: string;
+}
+
+export function isErrno(err: unknown): err is ErrnoError {
+  return err instanceof Error && typeof (err as ErrnoError).syscall === 'string' && typeof (err as ErrnoError).code === 'string';
+}
