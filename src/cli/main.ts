@@ -1,0 +1,103 @@
+#!/usr/bin/env node
+// argv → command. The only place that calls process.exit.
+import fs from 'node:fs';
+import path from 'node:path';
+import { loadConfig } from '../config/index.js';
+import type { Config } from '../config/types.js';
+import { TsmError } from '../errors.js';
+import { Master } from '../master/master.js';
+import { INHERIT_ENV } from '../protocol.js';
+import { version } from '../version.js';
+import { parseArgs, usage, type CliOptions } from './args.js';
+import { DAEMON_ENV, launchDaemon } from './launch.js';
+import { reload, reopen, stopMaster, type Outcome } from './signal.js';
+import { upgrade } from './upgrade.js';
+
+function print(o: Outcome): never {
+  for (const line of o.out) process.stdout.write(`${line}\n`);
+  for (const line of o.err) process.stderr.write(`tsmaster: ${line}\n`);
+  process.exit(o.code);
+}
+
+function fail(message: string, level = 'emerg'): never {
+  return print({ code: 1, out: [], err: [`[${level}] ${message}`] });
+}
+
+function configPaths(o: CliOptions): { prefix: string; file: string } {
+  const prefix = path.resolve(o.prefix ?? process.cwd());
+  return { prefix, file: path.resolve(prefix, o.configFile ?? 'tsmaster.conf') };
+}
+
+function testConfig(o: CliOptions, file: string, config: Config | null, error: string | null): never {
+  if (error !== null) print({ code: 1, out: [], err: [`[emerg] ${error}`, `configuration file ${file} test failed`] });
+  const out: string[] = [];
+  if (o.dump && config) out.push(`# configuration file ${config.file}:`, fs.readFileSync(config.file, 'utf8'));
+  return print({ code: 0, out, err: [`the configuration file ${file} syntax is ok`, `configuration file ${file} test is successful`] });
+}
+
+async function main(argv: string[]): Promise<never> {
+  let o: CliOptions;
+  try {
+    o = parseArgs(argv);
+  } catch (err) {
+    return print({ code: 1, out: [], err: [(err as Error).message] });
+  }
+  if (o.help) print({ code: 0, out: [usage], err: [] });
+  if (o.version) print({ code: 0, out: [], err: [`tsmaster version: tsmaster/${version}`, ...(o.version === 2 ? [`built with node ${process.versions.node} (${process.platform}-${process.arch})`] : [])] });
+
+  const { prefix, file } = configPaths(o);
+  let config: Config | null = null;
+  let error: string | null = null;
+  try {
+    config = loadConfig({ file, prefix, ...(o.globals ? { globals: o.globals } : {}) });
+  } catch (err) {
+    error = (err as Error).message;
+  }
+  if (o.test) testConfig(o, file, config, error);
+  if (!config) return fail(error ?? 'no configuration');
+
+  try {
+    switch (o.signal) {
+      case 'stop':
+        return print(await stopMaster(config, false));
+      case 'quit':
+        return print(await stopMaster(config, true));
+      case 'reopen':
+        return print(reopen(config));
+      case 'reload':
+        return print(await reload(config));
+      case 'upgrade':
+        return print(await upgrade(config));
+      case 'status':
+        return fail('"-s status" needs the control socket, which this version does not have yet', 'error');
+      case null:
+        break;
+    }
+  } catch (err) {
+    if (err instanceof TsmError) return fail(err.message, 'error');
+    throw err;
+  }
+
+  // The command line a USR2 starts again: the path we were started with, not its realpath,
+  // so a deploy that switches a `current` symlink runs the new release.
+  const command = [process.execPath, ...process.execArgv, path.resolve(process.argv[1]!), ...argv];
+  const inherited = process.env[INHERIT_ENV] !== undefined;
+  const isDaemon = process.env[DAEMON_ENV] === '1';
+  delete process.env[DAEMON_ENV];
+  if (config.daemon && !inherited && !isDaemon) {
+    return print(await launchDaemon(command, config.readyTimeoutMs + 10_000));
+  }
+  const master = new Master(config, {
+    configFile: file,
+    prefix,
+    ...(o.globals ? { globals: o.globals } : {}),
+    argv: command,
+    title: `tsmaster: master process ${[path.resolve(process.argv[1]!), ...argv].join(' ')}`,
+    onTerminal: !config.daemon && !inherited && !isDaemon && Boolean(process.stdin.isTTY || process.stderr.isTTY),
+    daemon: isDaemon || (inherited && config.daemon),
+  });
+  process.on('uncaughtException', (err) => master.log.crit(`uncaught exception: ${err.stack ?? err.message}`));
+  process.exit(await master.run());
+}
+
+await main(process.argv.slice(2));

@@ -1,0 +1,4 @@
+// The public API of the package: types for worker apps.
+export type { Listener, WorkerApp, WorkerContext } from './worker/api.js';
+export type { Config, ListenSpec, LogLevel } from './config/types.js';
+export { TsmError, type TsmErrorCode, type ErrnoError } from './errors.js';

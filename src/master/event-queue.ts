@@ -1,0 +1,57 @@
+import type { WorkerMessage } from '../protocol.js';
+
+/** Every signal the master reacts to. */
+export const MASTER_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH', 'SIGTTIN', 'SIGTTOU'] as const;
+export type MasterSignal = (typeof MASTER_SIGNALS)[number];
+
+export type MasterEvent =
+  | { type: 'signal'; signal: MasterSignal }
+  | { type: 'worker-exit'; pid: number; code: number | null; signal: NodeJS.Signals | null }
+  | { type: 'worker-message'; pid: number; msg: WorkerMessage }
+  | { type: 'tick' }
+  | { type: 'respawn'; generation: number }
+  | { type: 'ready-timeout'; generation: number }
+  | { type: 'kill-timeout'; pid: number }
+  | { type: 'upgrade-exit'; pid: number; code: number | null; signal: NodeJS.Signals | null; error?: string }
+  | { type: 'upgrade-ready'; pid: number }
+  | { type: 'upgrade-timeout'; pid: number };
+
+/**
+ * The master's only inbox. Signal handlers, child exits, IPC and timers push here and do
+ * nothing else; one loop takes events out in order.
+ */
+export class EventQueue {
+  private readonly items: MasterEvent[] = [];
+  private waiter: ((ev: MasterEvent) => void) | null = null;
+
+  push(ev: MasterEvent): void {
+    if (this.waiter) {
+      const w = this.waiter;
+      this.waiter = null;
+      w(ev);
+    } else {
+      this.items.push(ev);
+    }
+  }
+
+  next(): Promise<MasterEvent> {
+    const ev = this.items.shift();
+    if (ev) return Promise.resolve(ev);
+    return new Promise((resolve) => {
+      this.waiter = resolve;
+    });
+  }
+
+  /** Timers post events too, so that all decisions stay in the loop. */
+  after(ms: number, ev: MasterEvent): NodeJS.Timeout {
+    return setTimeout(() => this.push(ev), ms);
+  }
+
+  subscribeSignals(): void {
+    for (const signal of MASTER_SIGNALS) process.on(signal, () => this.push({ type: 'signal', signal }));
+  }
+
+  unsubscribeSignals(): void {
+    for (const signal of MASTER_SIGNALS) process.removeAllListeners(signal);
+  }
+}

@@ -1,0 +1,46 @@
+import fs from 'node:fs';
+import type { Config } from '../config/types.js';
+import type { OpenSocket } from '../sockets/listen.js';
+
+/**
+ * One set of workers started from one config. `active` serves; `pending` is a reload
+ * waiting for its workers to be ready; `retiring` is draining after being replaced.
+ */
+export type GenerationRole = 'active' | 'pending' | 'retiring';
+
+export interface Generation {
+  id: number;
+  config: Config;
+  sockets: OpenSocket[];
+  role: GenerationRole;
+  /** worker_processes, changed by TTIN/TTOU; 0 after WINCH. */
+  target: number;
+  logFd: number | 'inherit' | 'ignore';
+  logPath: string | null;
+  backoffMs: number;
+  respawnTimer: NodeJS.Timeout | null;
+  readyTimer: NodeJS.Timeout | null;
+  /** All its workers have been ready at least once. */
+  everReady: boolean;
+}
+
+/** Where a generation's workers write stdout/stderr: their own file, opened by the master. */
+export function openWorkerLog(config: Config): { logFd: Generation['logFd']; logPath: string | null } {
+  const target = config.workerLog;
+  if (target === null) return { logFd: 'ignore', logPath: null };
+  if (target === 'stderr') return { logFd: 'inherit', logPath: null };
+  return { logFd: fs.openSync(target, 'a', 0o644), logPath: target };
+}
+
+export function closeWorkerLog(gen: Generation): void {
+  if (typeof gen.logFd === 'number') fs.closeSync(gen.logFd);
+  gen.logFd = 'ignore';
+}
+
+/** USR1: the next workers of this generation write to the file at its path now. */
+export function reopenWorkerLog(gen: Generation): void {
+  if (gen.logPath === null || typeof gen.logFd !== 'number') return;
+  const fd = fs.openSync(gen.logPath, 'a', 0o644);
+  fs.closeSync(gen.logFd);
+  gen.logFd = fd;
+}

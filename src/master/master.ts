@@ -1,0 +1,218 @@
+import os from 'node:os';
+import { loadConfig } from '../config/index.js';
+import type { Config } from '../config/types.js';
+import { Logger } from '../log/logger.js';
+import { version } from '../version.js';
+import * as native from '../native/index.js';
+import { INHERIT_ENV, type InheritEnv, type ParentMessage } from '../protocol.js';
+import { SocketSet, describe } from '../sockets/listen.js';
+import { EventQueue, type MasterEvent, type MasterSignal } from './event-queue.js';
+import type { Generation } from './generation.js';
+import * as pidfile from './pidfile.js';
+import { ProcessTable } from './process-table.js';
+import { startReload } from './reload.js';
+import { drainWorkers, fastShutdown, gracefulShutdown, reopenLogs } from './shutdown.js';
+import { changeWorkerCount, checkWorkers, onWorkerExit, onWorkerMessage, startGeneration } from './supervise.js';
+import { onUpgradeExit, onUpgradeReady, onUpgradeTimeout, startUpgrade, type Upgrade } from './upgrade.js';
+
+export type MasterState = 'starting' | 'running' | 'reloading' | 'draining' | 'stopping';
+
+export interface MasterOptions {
+  configFile: string;
+  prefix: string;
+  globals?: string;
+  /** The command line to start a new master with on USR2 (node, its flags, script, args), resolved at start-up. */
+  argv: string[];
+  /** Shown by ps: `tsmaster: master process ...`. */
+  title: string;
+  /** Running in the foreground on a terminal: WINCH is a window resize there. */
+  onTerminal: boolean;
+  /** Daemonized: point stdout/stderr at the error log once it is open. */
+  daemon: boolean;
+}
+
+const TICK_MS = 1000;
+
+/**
+ * The master: one loop takes events from the queue and makes one transition each. The
+ * transitions live in reload.ts, upgrade.ts, shutdown.ts and supervise.ts.
+ */
+export class Master {
+  state: MasterState = 'starting';
+  readonly queue = new EventQueue();
+  readonly table = new ProcessTable();
+  readonly sockets = new SocketSet();
+  readonly generations = new Map<number, Generation>();
+  log: Logger;
+  /** The generation that serves; a reload makes another one current when it is ready. */
+  current = 0;
+  nextGeneration = 1;
+  upgrade: Upgrade | null = null;
+  /** Set when this master was started by USR2: the old master's pid. */
+  readonly oldMaster: number | null;
+  readonly totals: InheritEnv['totals'];
+  exitCode: number | null = null;
+  stopMode: 'fast' | 'graceful' | null = null;
+  stopCode = 0;
+  /** Where a failed reload returns to (running, or draining after WINCH). */
+  stateBeforeReload: MasterState = 'running';
+  readonly startedAt = Date.now();
+  private ticker: NodeJS.Timeout | null = null;
+  private announced = false;
+
+  constructor(
+    public config: Config,
+    readonly opts: MasterOptions,
+  ) {
+    this.log = new Logger(config.errorLog.path, config.errorLog.level);
+    const inherit = process.env[INHERIT_ENV];
+    delete process.env[INHERIT_ENV];
+    const parsed = inherit ? (JSON.parse(inherit) as InheritEnv) : null;
+    this.oldMaster = parsed?.parentPid ?? null;
+    this.totals = parsed?.totals ?? { requests: 0, restarts: 0 };
+    if (parsed) this.sockets.offer(parsed.fds);
+  }
+
+  /** Re-read the config the master was started with. Throws ConfigError. */
+  readConfig(): Config {
+    return loadConfig({ file: this.opts.configFile, prefix: this.opts.prefix, ...(this.opts.globals ? { globals: this.opts.globals } : {}) });
+  }
+
+  /** Bind, publish the pid, start the first workers, then run the loop until exit. */
+  async run(): Promise<number> {
+    process.title = this.opts.title;
+    if (this.opts.daemon) {
+      native.dup2(this.log.target, 1);
+      native.dup2(this.log.target, 2);
+    }
+    this.queue.subscribeSignals();
+    try {
+      if (this.oldMaster === null) pidfile.checkNotRunning(this.config.pid);
+      const sockets = this.sockets.acquire(this.config.listens);
+      this.sockets.dropInherited();
+      for (const s of sockets) this.log.notice(`listening on ${describe(s)} (fd ${s.fd})`);
+      // A new master publishes its pid only once its workers are ready.
+      if (this.oldMaster === null) pidfile.writePid(this.config.pid);
+      this.log.notice(`tsmaster/${version} master process started, ${this.config.workerProcesses} worker(s)`);
+      this.tellParent({ t: 'started', pid: process.pid });
+      startGeneration(this, this.config, sockets, 'active');
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      this.log.emerg(message);
+      if (process.connected) this.tellParent({ t: 'failed', pid: process.pid, lines: [message] });
+      else if (this.log.path !== 'stderr') process.stderr.write(`tsmaster: [emerg] ${message}\n`);
+      this.sockets.closeAll(true);
+      this.queue.unsubscribeSignals();
+      return 1;
+    }
+    this.state = 'running';
+    this.ticker = setInterval(() => this.queue.push({ type: 'tick' }), TICK_MS);
+    while (this.exitCode === null) {
+      const ev = await this.queue.next();
+      try {
+        this.handle(ev);
+      } catch (err) {
+        // One failed transition must not take the master and its sockets down.
+        this.log.alert(`${ev.type} handling failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+      }
+    }
+    clearInterval(this.ticker);
+    this.queue.unsubscribeSignals();
+    return this.exitCode;
+  }
+
+  private handle(ev: MasterEvent): void {
+    switch (ev.type) {
+      case 'signal':
+        return this.onSignal(ev.signal);
+      case 'worker-exit':
+        return onWorkerExit(this, ev);
+      case 'worker-message':
+        return onWorkerMessage(this, ev.pid, ev.msg);
+      case 'tick':
+        return checkWorkers(this);
+      case 'respawn': {
+        const gen = this.generations.get(ev.generation);
+        if (gen) gen.respawnTimer = null;
+        return checkWorkers(this);
+      }
+      case 'ready-timeout':
+        return checkWorkers(this, ev.generation);
+      case 'kill-timeout': {
+        const w = this.table.get(ev.pid);
+        if (w) {
+          this.log.warn(`worker process ${ev.pid} did not exit in time, killing it`);
+          w.child.kill('SIGKILL');
+        }
+        return;
+      }
+      case 'upgrade-ready':
+        return onUpgradeReady(this, ev.pid);
+      case 'upgrade-exit':
+        return onUpgradeExit(this, ev);
+      case 'upgrade-timeout':
+        return onUpgradeTimeout(this, ev.pid);
+    }
+  }
+
+  private onSignal(signal: MasterSignal): void {
+    const number = os.constants.signals[signal];
+    const action: Record<MasterSignal, string> = {
+      SIGTERM: 'exiting',
+      SIGINT: 'exiting',
+      SIGQUIT: 'shutting down',
+      SIGHUP: 'reconfiguring',
+      SIGUSR1: 'reopening logs',
+      SIGUSR2: 'changing binary',
+      SIGWINCH: 'gracefully stopping workers',
+      SIGTTIN: 'adding a worker',
+      SIGTTOU: 'removing a worker',
+    };
+    if (signal === 'SIGWINCH' && this.opts.onTerminal) {
+      this.log.info(`signal ${number} (${signal}) received, ignored: the master runs in the foreground on a terminal`);
+      return;
+    }
+    this.log.notice(`signal ${number} (${signal}) received, ${action[signal]}`);
+    switch (signal) {
+      case 'SIGTERM':
+      case 'SIGINT':
+        return fastShutdown(this);
+      case 'SIGQUIT':
+        return gracefulShutdown(this);
+      case 'SIGHUP':
+        return startReload(this);
+      case 'SIGUSR1':
+        return reopenLogs(this);
+      case 'SIGUSR2':
+        return startUpgrade(this);
+      case 'SIGWINCH':
+        return drainWorkers(this);
+      case 'SIGTTIN':
+        return changeWorkerCount(this, +1);
+      case 'SIGTTOU':
+        return changeWorkerCount(this, -1);
+    }
+  }
+
+  /** The launcher or the old master waits for our outcome on the IPC channel. */
+  tellParent(msg: ParentMessage): void {
+    if (this.announced || !process.connected || !process.send) return;
+    process.send(msg);
+    if (msg.t !== 'started') {
+      this.announced = true;
+      process.disconnect();
+    }
+  }
+
+  /** The first generation is ready: publish the pid (new master) and tell whoever waits. */
+  onFirstReady(): void {
+    if (this.oldMaster !== null) pidfile.writePid(this.config.pid);
+    this.tellParent({ t: 'ready', pid: process.pid });
+  }
+
+  exit(code: number): void {
+    this.exitCode = code;
+    this.queue.push({ type: 'tick' });
+  }
+}
+

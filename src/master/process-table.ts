@@ -1,0 +1,60 @@
+import type { ChildProcess } from 'node:child_process';
+
+export type WorkerState = 'starting' | 'ready' | 'draining';
+
+/** One worker process. Every decision about children reads and writes this table. */
+export interface WorkerRecord {
+  pid: number;
+  /** Index within its generation: TSM worker id, CPU affinity. */
+  slot: number;
+  generation: number;
+  state: WorkerState;
+  child: ChildProcess;
+  startedAt: number;
+  readyAt: number | null;
+  lastPong: number;
+  connections: number;
+  requests: number;
+  rss: number;
+  /** Being replaced (memory limit): a new worker takes its slot once ready. */
+  recycling: boolean;
+  /** Killed by the master (hung, not ready in time): its exit is a failure, not a surprise. */
+  killedFor: string | null;
+  killTimer: NodeJS.Timeout | null;
+}
+
+export class ProcessTable {
+  private readonly byPid = new Map<number, WorkerRecord>();
+
+  add(w: WorkerRecord): void {
+    this.byPid.set(w.pid, w);
+  }
+
+  get(pid: number): WorkerRecord | undefined {
+    return this.byPid.get(pid);
+  }
+
+  remove(pid: number): WorkerRecord | undefined {
+    const w = this.byPid.get(pid);
+    this.byPid.delete(pid);
+    if (w?.killTimer) clearTimeout(w.killTimer);
+    return w;
+  }
+
+  all(): WorkerRecord[] {
+    return [...this.byPid.values()];
+  }
+
+  ofGeneration(generation: number): WorkerRecord[] {
+    return this.all().filter((w) => w.generation === generation);
+  }
+
+  /** Workers that count toward a generation's worker_processes. */
+  serving(generation: number): WorkerRecord[] {
+    return this.ofGeneration(generation).filter((w) => w.state !== 'draining' && !w.recycling);
+  }
+
+  get size(): number {
+    return this.byPid.size;
+  }
+}

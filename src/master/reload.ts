@@ -1,0 +1,58 @@
+import type { Generation } from './generation.js';
+import { Logger } from '../log/logger.js';
+import type { Master } from './master.js';
+import { restartWorkers } from './shutdown.js';
+import { startGeneration, stopGeneration } from './supervise.js';
+
+/**
+ * HUP: read the config again; if it is valid, bind the new sockets and start a new
+ * generation. The old one keeps serving until every new worker is ready (finishReload);
+ * any failure leaves it serving as if nothing happened (failReload).
+ */
+export function startReload(m: Master): void {
+  if (m.state === 'stopping' || m.state === 'reloading') {
+    m.log.notice(`reload ignored: the master is ${m.state}`);
+    return;
+  }
+  if (m.state === 'draining' && m.upgrade) {
+    // nginx's manual rollback: the old master serves again with the config it has.
+    m.log.notice('starting the workers again with the current configuration');
+    restartWorkers(m);
+    return;
+  }
+  let sockets;
+  let config;
+  try {
+    config = m.readConfig();
+    sockets = m.sockets.acquire(config.listens);
+  } catch (err) {
+    m.log.emerg(err instanceof Error ? err.message : String(err));
+    m.log.alert(`reload failed: generation ${m.current} keeps serving`);
+    return;
+  }
+  m.stateBeforeReload = m.state;
+  m.state = 'reloading';
+  const gen = startGeneration(m, config, sockets, 'pending');
+  m.log.notice(`reload: generation ${gen.id} starting with ${gen.target} worker(s)`);
+}
+
+export function finishReload(m: Master, gen: Generation): void {
+  const previous = m.current;
+  gen.role = 'active';
+  m.current = gen.id;
+  const oldLog = m.config.errorLog;
+  m.config = gen.config;
+  if (oldLog.path !== gen.config.errorLog.path || oldLog.level !== gen.config.errorLog.level) {
+    m.log.close();
+    m.log = new Logger(gen.config.errorLog.path, gen.config.errorLog.level);
+  }
+  for (const old of [...m.generations.values()]) if (old.id !== gen.id && old.role !== 'retiring') stopGeneration(m, old);
+  m.state = 'running';
+  m.log.notice(`reload finished: generation ${gen.id} serves, generation ${previous} is stopping`);
+}
+
+export function failReload(m: Master, gen: Generation, reason: string): void {
+  m.log.alert(`reload failed: ${reason}; generation ${m.current} keeps serving`);
+  stopGeneration(m, gen);
+  m.state = m.stateBeforeReload;
+}

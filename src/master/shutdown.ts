@@ -1,0 +1,83 @@
+import type { Master } from './master.js';
+import { oldbinPath, removeIfOurs } from './pidfile.js';
+import { maintainWorkerCount, stopWorker } from './supervise.js';
+import { reopenWorkerLog } from './generation.js';
+
+/** TERM/INT: workers get TERM, and KILL if they are still there after this. */
+const FAST_KILL_MS = 2000;
+
+function clearTimers(m: Master): void {
+  for (const gen of m.generations.values()) {
+    if (gen.respawnTimer) clearTimeout(gen.respawnTimer);
+    if (gen.readyTimer) clearTimeout(gen.readyTimer);
+    gen.respawnTimer = gen.readyTimer = null;
+  }
+}
+
+export function fastShutdown(m: Master, code = 0): void {
+  if (m.state === 'stopping' && m.stopMode === 'fast') return;
+  m.state = 'stopping';
+  m.stopMode = 'fast';
+  m.stopCode = code;
+  clearTimers(m);
+  for (const w of m.table.all()) stopWorker(m, w, false, FAST_KILL_MS);
+  checkExit(m);
+}
+
+export function gracefulShutdown(m: Master): void {
+  if (m.state === 'stopping') {
+    m.log.notice(`already ${m.stopMode === 'fast' ? 'exiting' : 'shutting down'}`);
+    return;
+  }
+  m.state = 'stopping';
+  m.stopMode = 'graceful';
+  clearTimers(m);
+  for (const w of m.table.all()) {
+    stopWorker(m, w, true, m.generations.get(w.generation)?.config.workerShutdownTimeoutMs ?? m.config.workerShutdownTimeoutMs);
+  }
+  checkExit(m);
+}
+
+/** WINCH: the workers finish and exit; the master and its sockets stay. */
+export function drainWorkers(m: Master): void {
+  if (m.state === 'stopping' || m.state === 'reloading') {
+    m.log.notice(`workers not drained: the master is ${m.state}`);
+    return;
+  }
+  m.state = 'draining';
+  for (const gen of m.generations.values()) {
+    gen.target = 0;
+    if (gen.respawnTimer) clearTimeout(gen.respawnTimer);
+    gen.respawnTimer = null;
+  }
+  for (const w of m.table.all()) stopWorker(m, w, true, m.generations.get(w.generation)?.config.workerShutdownTimeoutMs ?? m.config.workerShutdownTimeoutMs);
+}
+
+/** After WINCH: start the serving generation's workers again with its own config. */
+export function restartWorkers(m: Master): void {
+  const gen = m.generations.get(m.current);
+  if (!gen) return;
+  m.state = 'running';
+  gen.target = gen.config.workerProcesses;
+  maintainWorkerCount(m, gen);
+}
+
+/** USR1: the master's log, the workers' log files, and every Node worker's own reopen. */
+export function reopenLogs(m: Master): void {
+  m.log.reopen();
+  for (const gen of m.generations.values()) reopenWorkerLog(gen);
+  for (const w of m.table.all()) {
+    if (m.generations.get(w.generation)?.config.worker.kind === 'app') w.child.kill('SIGUSR1');
+  }
+}
+
+/** Stopping and no worker left: release everything and leave the loop. */
+export function checkExit(m: Master): void {
+  if (m.state !== 'stopping' || m.table.size > 0) return;
+  // A new master that inherited our unix sockets still serves on those paths.
+  m.sockets.closeAll(m.upgrade === null);
+  removeIfOurs(m.config.pid);
+  removeIfOurs(oldbinPath(m.config.pid));
+  m.log.notice('exit');
+  m.exit(m.stopCode);
+}

@@ -1,0 +1,73 @@
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Config } from '../config/types.js';
+import type { OpenSocket } from '../sockets/listen.js';
+import { WORKER_ENV, isObject, type WorkerEnv, type WorkerMessage } from '../protocol.js';
+import type { EventQueue } from './event-queue.js';
+
+const workerMain = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'worker', 'main.js');
+
+/**
+ * Start one worker: listening sockets in stdio slots 3.., the IPC channel after them,
+ * stdout/stderr straight to the worker log. Its exit and messages become queue events.
+ */
+export function spawnWorker(opts: {
+  config: Config;
+  sockets: OpenSocket[];
+  generation: number;
+  slot: number;
+  logFd: number | 'inherit' | 'ignore';
+  logPath: string | null;
+  queue: EventQueue;
+}): ChildProcess {
+  const { config, sockets } = opts;
+  const listeners = sockets.map((s, i) => ({ fd: 3 + i, name: s.name, key: s.key }));
+  const fds = sockets.map((s) => s.fd);
+  const common = {
+    cwd: config.prefix,
+    ...(config.user ? { uid: config.user.uid, gid: config.user.gid } : {}),
+  };
+  let child: ChildProcess;
+  if (config.worker.kind === 'app') {
+    const env: WorkerEnv = {
+      app: config.worker.path,
+      generation: opts.generation,
+      id: opts.slot,
+      masterPid: process.pid,
+      listeners,
+      log: opts.logPath,
+    };
+    const stdio: StdioOptions = ['ignore', opts.logFd, opts.logFd, ...fds, 'ipc'];
+    child = spawn(process.execPath, [...process.execArgv, workerMain], {
+      ...common,
+      stdio,
+      env: { ...config.env, [WORKER_ENV]: JSON.stringify(env) },
+    });
+  } else {
+    // systemd's socket activation protocol wants LISTEN_PID to be the worker's own pid,
+    // known only after fork: a shell sets it and execs the command in the same process.
+    const stdio: StdioOptions = ['ignore', opts.logFd, opts.logFd, ...fds];
+    child = spawn('/bin/sh', ['-c', 'LISTEN_PID=$$ exec "$@"', 'tsmaster-exec', ...config.worker.argv], {
+      ...common,
+      stdio,
+      env: {
+        ...config.env,
+        LISTEN_FDS: String(sockets.length),
+        LISTEN_FDNAMES: sockets.map((s) => s.name).join(':'),
+      },
+    });
+  }
+  const pid = child.pid;
+  if (pid === undefined) {
+    // spawn() failed (ENOENT, EACCES): the 'error' event says why; report it as an exit.
+    child.once('error', () => undefined);
+    return child;
+  }
+  child.once('exit', (code, signal) => opts.queue.push({ type: 'worker-exit', pid, code, signal }));
+  child.on('message', (msg: unknown) => {
+    if (isObject(msg) && typeof msg.t === 'string') opts.queue.push({ type: 'worker-message', pid, msg: msg as WorkerMessage });
+  });
+  child.on('error', () => undefined);
+  return child;
+}

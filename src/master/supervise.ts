@@ -1,0 +1,261 @@
+import type { Config } from '../config/types.js';
+import type { WorkerMessage } from '../protocol.js';
+import type { OpenSocket } from '../sockets/listen.js';
+import type { MasterEvent } from './event-queue.js';
+import { closeWorkerLog, openWorkerLog, type Generation, type GenerationRole } from './generation.js';
+import type { Master } from './master.js';
+import type { WorkerRecord } from './process-table.js';
+import { finishReload, failReload } from './reload.js';
+import { checkExit, fastShutdown } from './shutdown.js';
+import { spawnWorker } from './spawn-worker.js';
+
+/** A worker that stayed up this long was healthy: its crash starts the backoff anew. */
+const STABLE_MS = 10_000;
+const BACKOFF_MIN_MS = 100;
+const BACKOFF_MAX_MS = 30_000;
+
+export function startGeneration(m: Master, config: Config, sockets: OpenSocket[], role: GenerationRole): Generation {
+  const gen: Generation = {
+    id: m.nextGeneration++,
+    config,
+    sockets,
+    role,
+    target: config.workerProcesses,
+    ...openWorkerLog(config),
+    backoffMs: 0,
+    respawnTimer: null,
+    readyTimer: null,
+    everReady: false,
+  };
+  m.generations.set(gen.id, gen);
+  if (role === 'active') m.current = gen.id;
+  gen.readyTimer = m.queue.after(config.readyTimeoutMs, { type: 'ready-timeout', generation: gen.id });
+  maintainWorkerCount(m, gen);
+  return gen;
+}
+
+function spawnOne(m: Master, gen: Generation, slot: number): void {
+  const child = spawnWorker({
+    config: gen.config,
+    sockets: gen.sockets,
+    generation: gen.id,
+    slot,
+    logFd: gen.logFd,
+    logPath: gen.logPath,
+    queue: m.queue,
+  });
+  const now = Date.now();
+  if (child.pid === undefined) {
+    m.log.alert(`could not start a worker process for generation ${gen.id}`);
+    scheduleRespawn(m, gen, false);
+    return;
+  }
+  m.table.add({
+    pid: child.pid,
+    slot,
+    generation: gen.id,
+    // Exec workers have no IPC channel to say ready: alive is ready.
+    state: gen.config.worker.kind === 'exec' ? 'ready' : 'starting',
+    child,
+    startedAt: now,
+    readyAt: gen.config.worker.kind === 'exec' ? now : null,
+    lastPong: now,
+    connections: 0,
+    requests: 0,
+    rss: 0,
+    recycling: false,
+    killedFor: null,
+    killTimer: null,
+  });
+  m.log.notice(`start worker process ${child.pid} (generation ${gen.id}, slot ${slot})`);
+}
+
+/** Start workers for the free slots of a generation that should be serving. */
+export function maintainWorkerCount(m: Master, gen: Generation): void {
+  if (gen.role === 'retiring' || m.state === 'stopping' || gen.respawnTimer) return;
+  const used = new Set(m.table.serving(gen.id).map((w) => w.slot));
+  for (let slot = 0; slot < gen.target; slot++) if (!used.has(slot)) spawnOne(m, gen, slot);
+  if (gen.config.worker.kind === 'exec') checkGenerationReady(m, gen);
+}
+
+/** QUIT (graceful) or TERM (fast), and KILL if it is still there after the timeout. */
+export function stopWorker(m: Master, w: WorkerRecord, graceful: boolean, timeoutMs: number): void {
+  if (w.state === 'draining' && graceful) return;
+  w.state = 'draining';
+  const gen = m.generations.get(w.generation);
+  const signal = graceful ? (gen?.config.worker.kind === 'exec' ? gen.config.workerStopSignal : 'SIGQUIT') : 'SIGTERM';
+  w.child.kill(signal);
+  if (w.killTimer) clearTimeout(w.killTimer);
+  w.killTimer = m.queue.after(timeoutMs, { type: 'kill-timeout', pid: w.pid });
+}
+
+export function stopGeneration(m: Master, gen: Generation): void {
+  gen.role = 'retiring';
+  clearGenerationTimers(gen);
+  for (const w of m.table.ofGeneration(gen.id)) stopWorker(m, w, true, gen.config.workerShutdownTimeoutMs);
+  forgetGenerationIfEmpty(m, gen);
+}
+
+function clearGenerationTimers(gen: Generation): void {
+  if (gen.respawnTimer) clearTimeout(gen.respawnTimer);
+  if (gen.readyTimer) clearTimeout(gen.readyTimer);
+  gen.respawnTimer = gen.readyTimer = null;
+}
+
+/** A retired generation without workers: close the sockets no live generation uses. */
+function forgetGenerationIfEmpty(m: Master, gen: Generation): void {
+  if (gen.role !== 'retiring' || m.table.ofGeneration(gen.id).length > 0) return;
+  m.generations.delete(gen.id);
+  closeWorkerLog(gen);
+  const keep = new Set<string>();
+  for (const g of m.generations.values()) for (const s of g.sockets) keep.add(s.key);
+  if (m.state !== 'stopping') m.sockets.closeUnused(keep);
+  m.log.info(`generation ${gen.id} has exited`);
+}
+
+function describeExit(code: number | null, signal: NodeJS.Signals | null): string {
+  return signal ? `exited on signal ${signal}` : `exited with code ${code}`;
+}
+
+export function onWorkerExit(m: Master, ev: Extract<MasterEvent, { type: 'worker-exit' }>): void {
+  const w = m.table.remove(ev.pid);
+  if (!w) return;
+  const gen = m.generations.get(w.generation);
+  const how = describeExit(ev.code, ev.signal);
+  if (w.state === 'draining' || !gen || gen.role === 'retiring') {
+    m.log.notice(`worker process ${w.pid} ${how}`);
+  } else if (gen.role === 'pending' && !gen.everReady) {
+    m.log.alert(`worker process ${w.pid} ${how}${w.killedFor ? ` (${w.killedFor})` : ''}`);
+    failReload(m, gen, `worker process ${w.pid} of generation ${gen.id} ${how} before it was ready`);
+  } else if (m.oldMaster !== null && !gen.everReady) {
+    // A new master whose workers cannot start fails at once, so the old one rolls back now.
+    const reason = `worker process ${w.pid} ${how} before it was ready`;
+    m.log.emerg(reason);
+    m.tellParent({ t: 'failed', pid: process.pid, lines: [reason] });
+    fastShutdown(m, 1);
+  } else {
+    m.totals.restarts++;
+    if (!gen.everReady) m.tellParent({ t: 'failed', pid: process.pid, lines: [`worker process ${w.pid} ${how} before it was ready; the master keeps its sockets and retries`] });
+    const stable = w.readyAt !== null && Date.now() - w.readyAt >= STABLE_MS;
+    if (!w.recycling) scheduleRespawn(m, gen, stable, `worker process ${w.pid} ${how}${w.killedFor ? ` (${w.killedFor})` : ''}`);
+    else m.log.alert(`worker process ${w.pid} ${how} while being replaced`);
+  }
+  if (gen) forgetGenerationIfEmpty(m, gen);
+  checkExit(m);
+}
+
+/**
+ * Exponential backoff per generation: crashes while a respawn is already scheduled join
+ * that step, so a crash loop logs one line per step, not one per crash.
+ */
+function scheduleRespawn(m: Master, gen: Generation, stable: boolean, why?: string): void {
+  if (gen.respawnTimer) {
+    if (why) m.log.debug(`${why}; respawn already scheduled`);
+    return;
+  }
+  gen.backoffMs = stable ? 0 : Math.min(Math.max(gen.backoffMs * 2, BACKOFF_MIN_MS), BACKOFF_MAX_MS);
+  if (why) m.log.alert(`${why}; respawning in ${gen.backoffMs}ms`);
+  if (m.table.serving(gen.id).length === 0) {
+    m.log.alert(`no worker process of generation ${gen.id} is running; the listening sockets stay open`);
+  }
+  if (gen.backoffMs === 0) maintainWorkerCount(m, gen);
+  else gen.respawnTimer = m.queue.after(gen.backoffMs, { type: 'respawn', generation: gen.id });
+}
+
+export function onWorkerMessage(m: Master, pid: number, msg: WorkerMessage): void {
+  const w = m.table.get(pid);
+  if (!w) return;
+  if (msg.t === 'pong') {
+    w.lastPong = Date.now();
+    m.totals.requests += Math.max(0, msg.requests - w.requests);
+    w.connections = msg.connections;
+    w.requests = msg.requests;
+    w.rss = msg.rss;
+    return;
+  }
+  if (msg.t === 'ready' && w.state === 'starting') {
+    w.state = 'ready';
+    w.readyAt = w.lastPong = Date.now();
+    m.log.notice(`worker process ${pid} is ready (generation ${w.generation})`);
+    const gen = m.generations.get(w.generation);
+    if (!gen) return;
+    // A replacement is ready: the worker it replaces may go.
+    for (const old of m.table.ofGeneration(gen.id)) {
+      if (old.recycling && old.slot === w.slot) stopWorker(m, old, true, gen.config.workerShutdownTimeoutMs);
+    }
+    checkGenerationReady(m, gen);
+  }
+}
+
+function checkGenerationReady(m: Master, gen: Generation): void {
+  if (gen.everReady) return;
+  const serving = m.table.serving(gen.id);
+  if (serving.length < gen.target || serving.some((w) => w.state !== 'ready')) return;
+  gen.everReady = true;
+  if (gen.readyTimer) clearTimeout(gen.readyTimer);
+  gen.readyTimer = null;
+  m.log.notice(`generation ${gen.id}: all ${gen.target} worker(s) ready`);
+  if (gen.role === 'pending') finishReload(m, gen);
+  else if (gen.id === 1) m.onFirstReady();
+}
+
+/**
+ * The periodic arm of the loop: heartbeats, hung workers, memory limits, workers that are
+ * not ready in time. With `only`, just that generation's ready timeout is checked.
+ */
+export function checkWorkers(m: Master, only?: number): void {
+  const now = Date.now();
+  for (const gen of m.generations.values()) {
+    if (only !== undefined && gen.id !== only) continue;
+    if (only !== undefined && gen.role === 'pending' && !gen.everReady) {
+      failReload(m, gen, `the workers of generation ${gen.id} were not ready within ${gen.config.readyTimeoutMs}ms`);
+      continue;
+    }
+    maintainWorkerCount(m, gen);
+  }
+  if (only !== undefined) return;
+  for (const w of m.table.all()) {
+    const gen = m.generations.get(w.generation);
+    if (!gen || w.state === 'draining') continue;
+    const cfg = gen.config;
+    if (w.state === 'starting' && now - w.startedAt > cfg.readyTimeoutMs) {
+      killWorker(m, w, `not ready within ${cfg.readyTimeoutMs}ms`);
+    } else if (w.state === 'ready' && w.child.connected) {
+      if (cfg.workerHeartbeatTimeoutMs !== null && now - w.lastPong > cfg.workerHeartbeatTimeoutMs) {
+        killWorker(m, w, `no heartbeat for ${now - w.lastPong}ms`);
+        continue;
+      }
+      if (cfg.workerMaxMemory !== null && w.rss > cfg.workerMaxMemory && !w.recycling && gen.role === 'active') {
+        m.log.warn(`worker process ${w.pid} uses ${w.rss} bytes, over worker_max_memory ${cfg.workerMaxMemory}: replacing it`);
+        w.recycling = true;
+        maintainWorkerCount(m, gen);
+      }
+      w.child.send({ t: 'ping', seq: now }, () => undefined);
+    }
+  }
+}
+
+function killWorker(m: Master, w: WorkerRecord, why: string): void {
+  if (w.killedFor) return;
+  w.killedFor = why;
+  m.log.alert(`worker process ${w.pid}: ${why}, killing it`);
+  w.child.kill('SIGKILL');
+}
+
+/** TTIN / TTOU: one worker more or fewer in the serving generation (at least one). */
+export function changeWorkerCount(m: Master, delta: number): void {
+  const gen = m.generations.get(m.current);
+  if (!gen || m.state === 'stopping' || m.state === 'draining') {
+    m.log.notice(`worker count not changed: the master is ${m.state}`);
+    return;
+  }
+  const target = Math.max(1, gen.target + delta);
+  if (target === gen.target) {
+    m.log.notice(`worker count stays ${target}: at least one worker serves`);
+    return;
+  }
+  gen.target = target;
+  m.log.notice(`worker count of generation ${gen.id} is now ${target}`);
+  for (const w of m.table.serving(gen.id)) if (w.slot >= target) stopWorker(m, w, true, gen.config.workerShutdownTimeoutMs);
+  maintainWorkerCount(m, gen);
+}

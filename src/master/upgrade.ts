@@ -1,0 +1,119 @@
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { INHERIT_ENV, isObject, type InheritEnv, type ParentMessage } from '../protocol.js';
+import type { MasterEvent } from './event-queue.js';
+import type { Master } from './master.js';
+import { isAlive, moveToOldbin, restoreFromOldbin } from './pidfile.js';
+import { restartWorkers } from './shutdown.js';
+
+/** How long a new master gets to exit after TERM before KILL. */
+const UPGRADE_KILL_MS = 5000;
+
+export interface Upgrade {
+  pid: number;
+  child: ChildProcess;
+  ready: boolean;
+  timer: NodeJS.Timeout | null;
+  killing: boolean;
+}
+
+/**
+ * USR2: move the pidfile to .oldbin and start a new master (the same command line, so a
+ * switched `current` symlink runs the new release) with the listening fds at 3.. and their
+ * description in TSMASTER_INHERIT. It is our child; its exit before we quit is a rollback.
+ */
+export function startUpgrade(m: Master): void {
+  if (m.upgrade) {
+    m.log.notice(`USR2 ignored: an upgrade is under way (new master process ${m.upgrade.pid})`);
+    return;
+  }
+  if (m.oldMaster !== null && isAlive(m.oldMaster)) {
+    m.log.notice(`USR2 ignored: the old master process ${m.oldMaster} is still running`);
+    return;
+  }
+  if (m.state !== 'running' && m.state !== 'draining') {
+    m.log.notice(`USR2 ignored: the master is ${m.state}`);
+    return;
+  }
+  try {
+    moveToOldbin(m.config.pid);
+  } catch (err) {
+    m.log.alert(`upgrade failed: rename() "${m.config.pid}" failed: ${(err as Error).message}`);
+    return;
+  }
+  const sockets = m.sockets.all();
+  const inherit: InheritEnv = {
+    parentPid: process.pid,
+    fds: sockets.map((s, i) => ({ fd: 3 + i, name: s.name, key: s.key })),
+    totals: m.totals,
+  };
+  const stdio: StdioOptions = ['ignore', 'inherit', 'inherit', ...sockets.map((s) => s.fd), 'ipc'];
+  const [node, ...args] = m.opts.argv;
+  const child = spawn(node!, args, { stdio, env: { ...process.env, [INHERIT_ENV]: JSON.stringify(inherit) } });
+  const pid = child.pid;
+  if (pid === undefined) {
+    child.once('error', (err) => m.queue.push({ type: 'upgrade-exit', pid: 0, code: null, signal: null, error: err.message }));
+    m.upgrade = { pid: 0, child, ready: false, timer: null, killing: false };
+    return;
+  }
+  child.once('exit', (code, signal) => m.queue.push({ type: 'upgrade-exit', pid, code, signal }));
+  child.on('error', () => undefined);
+  child.on('message', (msg: unknown) => {
+    if (!isObject(msg)) return;
+    const pm = msg as ParentMessage;
+    if (pm.t === 'ready') m.queue.push({ type: 'upgrade-ready', pid });
+    if (pm.t === 'failed') for (const line of pm.lines) m.log.alert(`new master process ${pid}: ${line}`);
+  });
+  m.upgrade = {
+    pid,
+    child,
+    ready: false,
+    timer: m.queue.after(m.config.readyTimeoutMs, { type: 'upgrade-timeout', pid }),
+    killing: false,
+  };
+  m.log.notice(`start new master process ${pid}`);
+}
+
+export function onUpgradeReady(m: Master, pid: number): void {
+  const up = m.upgrade;
+  if (!up || up.pid !== pid) return;
+  up.ready = true;
+  if (up.timer) clearTimeout(up.timer);
+  up.timer = null;
+  m.log.notice(`new master process ${pid} is ready; WINCH and QUIT to this master (${process.pid}) complete the upgrade`);
+}
+
+export function onUpgradeTimeout(m: Master, pid: number): void {
+  const up = m.upgrade;
+  if (!up || up.pid !== pid || up.ready) return;
+  if (!up.killing) {
+    m.log.alert(`new master process ${pid} was not ready within ${m.config.readyTimeoutMs}ms, stopping it`);
+    up.killing = true;
+    up.child.kill('SIGTERM');
+    up.timer = m.queue.after(UPGRADE_KILL_MS, { type: 'upgrade-timeout', pid });
+  } else {
+    up.child.kill('SIGKILL');
+  }
+}
+
+/** The new master is gone before we quit: take the service back. */
+export function onUpgradeExit(m: Master, ev: Extract<MasterEvent, { type: 'upgrade-exit' }>): void {
+  const up = m.upgrade;
+  if (!up || up.pid !== ev.pid) return;
+  if (up.timer) clearTimeout(up.timer);
+  m.upgrade = null;
+  const how = ev.error ?? (ev.signal ? `exited on signal ${ev.signal}` : `exited with code ${ev.code}`);
+  m.log.alert(`new master process ${ev.pid || '(not started)'} ${how}; rolling back`);
+  try {
+    restoreFromOldbin(m.config.pid);
+  } catch (err) {
+    m.log.alert(`rollback: ${(err as Error).message}`);
+  }
+  if (m.state === 'stopping' && m.stopMode === 'graceful') {
+    m.log.alert('graceful shutdown cancelled: no new master took over');
+    m.stopMode = null;
+    restartWorkers(m);
+  } else if (m.state === 'draining') {
+    restartWorkers(m);
+  }
+  m.log.notice(`rollback finished: master process ${process.pid} serves`);
+}

@@ -1,0 +1,50 @@
+// What crosses a process boundary: environment variables and IPC messages between the
+// master, its workers and a new master started by USR2. Kept in one place so both ends agree.
+
+/** One inherited listening socket: the fd number in the receiving process and its address key. */
+export interface FdDescription {
+  fd: number;
+  name: string;
+  key: string;
+}
+
+/** TSM_WORKER: everything a Node worker needs to know about itself. */
+export interface WorkerEnv {
+  app: string;
+  generation: number;
+  id: number;
+  masterPid: number;
+  listeners: FdDescription[];
+  /** File the worker's fd 1 and 2 point at, reopened on USR1; null when not a file. */
+  log: string | null;
+}
+
+export const WORKER_ENV = 'TSM_WORKER';
+/** Set by an old master for the new one it starts on USR2: the listening fds it hands over. */
+export const INHERIT_ENV = 'TSMASTER_INHERIT';
+
+export interface InheritEnv {
+  parentPid: number;
+  fds: FdDescription[];
+  /** Counters that survive an upgrade. */
+  totals: { requests: number; restarts: number };
+}
+
+export type WorkerMessage =
+  | { t: 'ready' }
+  | { t: 'pong'; seq: number; connections: number; requests: number; rss: number };
+
+export type MasterToWorker = { t: 'ping'; seq: number };
+
+/**
+ * From a master to the process that started it and waits for the outcome: the `tsmaster`
+ * launcher of a daemon, or the old master of a USR2 upgrade.
+ */
+export type ParentMessage =
+  | { t: 'started'; pid: number }
+  | { t: 'ready'; pid: number }
+  | { t: 'failed'; pid: number; lines: string[] };
+
+export function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null;
+}

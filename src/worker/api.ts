@@ -1,0 +1,33 @@
+import type net from 'node:net';
+import type { LogLevel } from '../config/types.js';
+
+/** One listening socket the master handed to this worker. */
+export interface Listener {
+  /** `name=` of the listen directive, or its address. */
+  readonly name: string;
+  /** Canonical address, e.g. `tcp:127.0.0.1:8080` or `unix:/run/app.sock`. */
+  readonly key: string;
+  /** The inherited file descriptor (3, 4, ...). */
+  readonly fd: number;
+}
+
+/** What `start(ctx)` receives: full control over the worker's listeners and life cycle. */
+export interface WorkerContext {
+  readonly id: number;
+  readonly generation: number;
+  readonly listeners: readonly Listener[];
+  /**
+   * Listen `server` on every inherited socket (or the ones named) and let tsmaster drain
+   * it on graceful shutdown. Resolves when it is listening.
+   */
+  serve(server: net.Server, names?: readonly string[]): Promise<void>;
+  /** Run `fn` at graceful shutdown, after the listeners stopped accepting. */
+  onShutdown(fn: () => void | Promise<void>): void;
+  /** Write one nginx-format line to the worker log. */
+  log(level: LogLevel, message: string): void;
+}
+
+/** A module whose default export has `start` gets full control; the worker is ready when it resolves. */
+export interface WorkerApp {
+  start(ctx: WorkerContext): void | Promise<void>;
+}

@@ -1,0 +1,93 @@
+// Entry point of a Node worker process: set up the process, start the app, report ready,
+// answer heartbeats, and stop on the master's signals (QUIT graceful, TERM/INT fast).
+import fs from 'node:fs';
+import { formatLine } from '../log/logger.js';
+import * as native from '../native/index.js';
+import { WORKER_ENV, isObject, type MasterToWorker, type WorkerEnv, type WorkerMessage } from '../protocol.js';
+import type { LogLevel } from '../config/types.js';
+import { ConnectionTracker } from './drain.js';
+import { startApp, stopListening, type Serving } from './runtime.js';
+
+/** How long a worker whose master died may take to finish in-flight requests. */
+const ORPHAN_GRACE_MS = 800;
+
+const env = JSON.parse(process.env[WORKER_ENV] ?? 'null') as WorkerEnv | null;
+if (!env) {
+  process.stderr.write(`tsmaster: [emerg] ${WORKER_ENV} is not set: this file is started by the tsmaster master\n`);
+  process.exit(1);
+}
+delete process.env[WORKER_ENV];
+
+function log(level: LogLevel, message: string): void {
+  try {
+    fs.writeSync(2, formatLine(level, message));
+  } catch {
+    // The log is best effort; a worker never dies of it.
+  }
+}
+
+function send(msg: WorkerMessage): void {
+  if (process.connected) process.send?.(msg);
+}
+
+// The master's death (even SIGKILL) reaches us as SIGHUP; also check for the race where it
+// died before prctl ran.
+native.setPdeathsig(1);
+if (process.ppid !== env.masterPid) process.exit(1);
+
+process.title = `tsmaster: worker process (generation ${env.generation})`;
+
+const tracker = new ConnectionTracker();
+let serving: Serving | null = null;
+let stopping = false;
+
+async function stopGracefully(orphan: boolean): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  if (!serving) process.exit(0);
+  stopListening(serving);
+  if (orphan) setTimeout(() => process.exit(0), ORPHAN_GRACE_MS).unref();
+  for (const hook of serving.hooks) {
+    try {
+      await hook();
+    } catch (err) {
+      log('error', `shutdown hook failed: ${String(err)}`);
+    }
+  }
+  await tracker.drain(orphan ? 0 : undefined);
+  process.exit(0);
+}
+
+function reopenLog(): void {
+  if (!env?.log) return;
+  try {
+    const fd = fs.openSync(env.log, 'a', 0o644);
+    native.dup2(fd, 1);
+    native.dup2(fd, 2);
+    fs.closeSync(fd);
+  } catch (err) {
+    log('alert', `reopen "${env.log}" failed: ${String(err)}`);
+  }
+}
+
+process.on('SIGQUIT', () => void stopGracefully(false));
+process.on('SIGHUP', () => void stopGracefully(true));
+process.on('SIGTERM', () => process.exit(0));
+process.on('SIGINT', () => process.exit(0));
+process.on('SIGUSR1', reopenLog);
+process.on('disconnect', () => void stopGracefully(true));
+process.on('message', (msg: unknown) => {
+  if (!isObject(msg)) return;
+  const m = msg as MasterToWorker;
+  if (m.t === 'ping') {
+    send({ t: 'pong', seq: m.seq, connections: tracker.connections, requests: tracker.requests, rss: process.memoryUsage.rss() });
+  }
+});
+
+try {
+  serving = await startApp({ app: env.app, id: env.id, generation: env.generation, listeners: env.listeners, tracker, log });
+  send({ t: 'ready' });
+} catch (err) {
+  log('emerg', err instanceof Error ? err.message : String(err));
+  process.exit(1);
+}
