@@ -1,0 +1,262 @@
+// Start real tsmaster processes for tests and make sure every pid they start is gone at
+// teardown, also when a test fails.
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const cli = path.join(root, 'dist', 'cli', 'main.js');
+export const fixtures = path.join(root, 'test', 'fixtures');
+
+interface Teardown {
+  teardown(fn: () => void | Promise<void>): void;
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export async function waitFor<T>(what: string, check: () => T | undefined | false | null, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = check();
+    if (v !== undefined && v !== false && v !== null) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+/** A port nobody listens on right now (bound and released by the test itself). */
+export async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+
+export function tempDir(t: Teardown, prefix = 'tsm-'): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** /proc/PID/stat state letter; null when gone. Z counts as gone for callers via isGone. */
+export function procState(pid: number): string | null {
+  try {
+    const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return s.slice(s.lastIndexOf(')') + 2, s.lastIndexOf(')') + 3);
+  } catch {
+    return null;
+  }
+}
+
+export function isGone(pid: number): boolean {
+  const s = procState(pid);
+  return s === null || s === 'Z' || s === 'X';
+}
+
+export function childrenOf(pid: number): number[] {
+  const kids: number[] = [];
+  for (const e of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const s = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
+      const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+      if (Number(f[1]) === pid && f[0] !== 'Z') kids.push(Number(e));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return kids;
+}
+
+export function cmdline(pid: number): string {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+  } catch {
+    return '';
+  }
+}
+
+/** Worker pids of a master: its children whose title says so. */
+export function workersOf(masterPid: number): number[] {
+  return childrenOf(masterPid).filter((p) => cmdline(p).startsWith('tsmaster: worker process'));
+}
+
+export interface LogLine {
+  level: string;
+  pid: number;
+  text: string;
+}
+
+export function readLog(file: string): LogLine[] {
+  let text = '';
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    return [];
+  }
+  const out: LogLine[] = [];
+  for (const raw of text.split('\n')) {
+    const m = /^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d \[(\w+)\] (\d+)#\d+: (.*)$/.exec(raw);
+    if (m) out.push({ level: m[1]!, pid: Number(m[2]), text: m[3]! });
+  }
+  return out;
+}
+
+export interface Instance {
+  dir: string;
+  conf: string;
+  log: string;
+  pidFile: string;
+  /** The foreground process we spawned (the master itself when `daemon off`). */
+  proc: ChildProcess | null;
+  masterPid: number;
+  /** Wait for a log line matching `re` (from `pid` if given) that was not seen before `after` lines. */
+  waitLog(re: RegExp, opts?: { pid?: number; after?: number; timeoutMs?: number }): Promise<LogLine>;
+  lines(): LogLine[];
+  cli(args: string[], opts?: { timeoutMs?: number }): Promise<CliResult>;
+  signal(sig: NodeJS.Signals, pid?: number): void;
+  /** Every pid this instance started, as seen in its log. */
+  pids(): number[];
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function runCli(args: string[], opts: { cwd?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cli, ...args], { cwd: opts.cwd ?? root, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d));
+    child.stderr.on('data', (d: Buffer) => (stderr += d));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`tsmaster ${args.join(' ')} did not finish in ${opts.timeoutMs ?? 60_000}ms\n${stdout}\n${stderr}`));
+    }, opts.timeoutMs ?? 60_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** Kill every pid a test started, whatever state it is in. */
+export function killAll(pids: Iterable<number>): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}
+
+export interface StartOptions {
+  /** Config body; `{{dir}}` is replaced by the temp dir. pid and error_log are added when absent. */
+  conf: string;
+  /** Run with `daemon on` through the launcher instead of in the foreground. */
+  daemon?: boolean;
+  extraArgs?: string[];
+  /** Wait for this many workers to be ready (default: until "generation 1: all"). */
+  waitReady?: boolean;
+  dir?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+export async function startMaster(t: Teardown, opts: StartOptions): Promise<Instance> {
+  const dir = opts.dir ?? tempDir(t);
+  const log = path.join(dir, 'error.log');
+  const pidFile = path.join(dir, 'tsmaster.pid');
+  let body = opts.conf.replaceAll('{{dir}}', dir);
+  if (!/^\s*pid\s/m.test(body)) body = `pid ${pidFile};\n${body}`;
+  if (!/^\s*error_log\s/m.test(body)) body = `error_log ${log} info;\n${body}`;
+  if (!/^\s*daemon\s/m.test(body)) body = `daemon ${opts.daemon ? 'on' : 'off'};\n${body}`;
+  const conf = path.join(dir, 'tsmaster.conf');
+  fs.writeFileSync(conf, body);
+  const seen = new Set<number>();
+  const args = ['-p', dir, '-c', conf, ...(opts.extraArgs ?? [])];
+  let proc: ChildProcess | null = null;
+  let masterPid = 0;
+  const lines = () => readLog(log);
+  const pids = () => {
+    for (const l of lines()) {
+      seen.add(l.pid);
+      const m = /^start (?:worker|new master) process (\d+)/.exec(l.text);
+      if (m) seen.add(Number(m[1]));
+    }
+    if (masterPid) {
+      seen.add(masterPid);
+      for (const c of childrenOf(masterPid)) seen.add(c);
+    }
+    return [...seen].filter((p) => p !== process.pid);
+  };
+  t.teardown(() => {
+    // Descendants first, as seen now, then everything the log ever named.
+    const all = new Set(pids());
+    for (const p of [...all]) for (const c of childrenOf(p)) all.add(c);
+    killAll(all);
+  });
+  if (opts.daemon) {
+    const r = await runCli(args, { ...(opts.env ? { env: opts.env } : {}) });
+    if (r.code !== 0) throw new Error(`daemon start failed (${r.code}): ${r.stdout}${r.stderr}`);
+    masterPid = Number(r.stdout.split('\n')[0]);
+  } else {
+    proc = spawn(process.execPath, [cli, ...args], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
+    proc.stdout!.resume();
+    proc.stderr!.resume();
+    masterPid = proc.pid!;
+  }
+  const inst: Instance = {
+    dir,
+    conf,
+    log,
+    pidFile,
+    proc,
+    masterPid,
+    lines,
+    pids,
+    signal: (sig, pid = masterPid) => process.kill(pid, sig),
+    cli: (a, o) => runCli([...args.filter((x) => x !== '-g'), ...a], o),
+    async waitLog(re, o = {}) {
+      return waitFor(`log line ${re}`, () => lines().slice(o.after ?? 0).find((l) => re.test(l.text) && (o.pid === undefined || l.pid === o.pid)), o.timeoutMs ?? 15_000);
+    },
+  };
+  if (opts.waitReady !== false) await inst.waitLog(/^generation 1: all \d+ worker\(s\) ready/, { pid: masterPid });
+  return inst;
+}
+
+/** One GET; `socketPath` for unix sockets. Never retries. */
+export function get(target: { port?: number; socketPath?: string; path?: string; keepAlive?: boolean }): Promise<{ status: number; body: string; headers: Record<string, string | string[] | undefined> }> {
+  return import('node:http').then(
+    (http) =>
+      new Promise((resolve, reject) => {
+        const req = http.request(
+          {
+            host: '127.0.0.1',
+            ...(target.socketPath ? { socketPath: target.socketPath } : { port: target.port }),
+            path: target.path ?? '/',
+            agent: false,
+            headers: { connection: 'close' },
+          },
+          (res) => {
+            let body = '';
+            res.setEncoding('utf8');
+            res.on('data', (d: string) => (body += d));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
+          },
+        );
+        req.setTimeout(20_000, () => req.destroy(new Error('request timed out')));
+        req.on('error', reject);
+        req.end();
+      }),
+  );
+}
