@@ -35,8 +35,9 @@ export class ConnectionTracker {
   track(server: net.Server): void {
     // A TLS connection becomes an HTTP connection only after the handshake.
     const event = server instanceof tls.Server ? 'secureConnection' : 'connection';
-    server.on(event, (socket: net.Socket) => this.onConnection(socket));
-    server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => this.onRequest(req, res));
+    // Before the app's own listeners: a response it ends at once must already know.
+    server.prependListener(event, (socket: net.Socket) => this.onConnection(socket));
+    server.prependListener('request', (req: http.IncomingMessage, res: http.ServerResponse) => this.onRequest(req, res));
     if (server instanceof http.Server && server.keepAliveTimeout > 0) {
       this.keepAliveMs = Math.max(this.keepAliveMs ?? 0, server.keepAliveTimeout);
     }
