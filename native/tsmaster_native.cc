@@ -1,0 +1,13 @@
+// tsmaster native addon: only what Node cannot do itself (see DESIGN.md, "Native addon").
+// Loaded solely by src/native/index.ts, which validates arguments before calling in.
+#include "tsmaster_native.h"
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  tsm::RegisterSockets(env, exports);
+  tsm::RegisterFds(env, exports);
+  tsm::RegisterProcess(env, exports);
+  tsm::RegisterNotify(env, exports);
+  return exports;
+}
+
+NODE_API_MODULE(tsmaster_native, Init)

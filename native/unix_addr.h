@@ -1,0 +1,31 @@
+// AF_UNIX addresses: filesystem paths and Linux abstract names written as "@name".
+#pragma once
+
+#include <napi.h>
+
+#include <string>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+namespace tsm {
+
+struct UnixAddr {
+  sockaddr_un sa;
+  socklen_t len;
+  bool abstract;
+};
+
+// Fills `out` for `path`; "@name" is the abstract name "\0name". Returns 0, or EINVAL
+// (empty path, NUL inside a filesystem path) or ENAMETOOLONG (does not fit sun_path).
+int MakeUnixAddr(const std::string& path, UnixAddr* out);
+
+// The path of a sockaddr_un as returned by the kernel: "" when unnamed, "@name" when abstract.
+std::string UnixPathFromSockaddr(const sockaddr_un& sa, socklen_t len);
+
+// Before binding a filesystem path: if a socket file exists there and nothing answers a
+// connect (ECONNREFUSED), it is stale and is unlinked. A live socket, or a file that is not
+// a socket, is left alone so that bind() fails with EADDRINUSE. `type` is SOCK_STREAM or
+// SOCK_DGRAM. Throws only if unlinking a stale socket fails.
+void ReclaimStaleSocket(Napi::Env env, const std::string& path, const UnixAddr& addr, int type);
+
+}  // namespace tsm
