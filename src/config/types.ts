@@ -1,0 +1,77 @@
+// Typed result of reading a tsmaster.conf(5) file. Produced by loadConfig() in ./index.ts.
+
+export type LogLevel = 'debug' | 'info' | 'notice' | 'warn' | 'error' | 'crit' | 'alert' | 'emerg';
+
+/** Where a directive was written: an absolute file path (or "command line" for -g) and a 1-based line. */
+export interface Source {
+  file: string;
+  line: number;
+}
+
+/**
+ * One `listen` directive.
+ * `key` is the canonical address used to match sockets across reloads and upgrades:
+ * 'tcp:127.0.0.1:8080', 'tcp:[::1]:8080', 'tcp:0.0.0.0:8080', 'unix:/abs/path'.
+ * `name` is the `name=` parameter, or by default the key without its 'tcp:' prefix.
+ */
+export type ListenSpec =
+  | {
+      kind: 'tcp';
+      host: string;
+      port: number;
+      ipv6Only: boolean;
+      backlog: number;
+      reuseport: boolean;
+      name: string;
+      key: string;
+      source: Source;
+    }
+  | {
+      kind: 'unix';
+      path: string;
+      mode: number | null;
+      backlog: number;
+      reuseport: false;
+      name: string;
+      key: string;
+      source: Source;
+    };
+
+export type WorkerSpec = { kind: 'app'; path: string } | { kind: 'exec'; argv: string[] };
+
+export interface Config {
+  /** Absolute path of the main configuration file (or the source name given to parseConfigText). */
+  file: string;
+  /** Absolute prefix directory; relative paths were resolved against it. */
+  prefix: string;
+  pid: string;
+  errorLog: { path: string | 'stderr'; level: LogLevel };
+  daemon: boolean;
+  user: { name: string; uid: number; gid: number } | null;
+  /** `auto` is already resolved to os.availableParallelism() (at most 1024). */
+  workerProcesses: number;
+  workerShutdownTimeoutMs: number;
+  /** null = off */
+  workerHeartbeatTimeoutMs: number | null;
+  workerRlimitNofile: number | null;
+  /**
+   * CPU lists for worker slots, or null when no affinity is configured. Worker i uses
+   * entry `i % workerCpuAffinity.length`: the array is at least workerProcesses long and its
+   * length is a multiple of the cycle (the number of masks, or the number of usable CPUs for
+   * `auto`), so the rule also holds for workers added later with TTIN.
+   */
+  workerCpuAffinity: number[][] | null;
+  workerPriority: number | null;
+  /** bytes; null = off */
+  workerMaxMemory: number | null;
+  /** file path, 'stderr', or null = off (/dev/null) */
+  workerLog: string | 'stderr' | null;
+  workerStopSignal: NodeJS.Signals;
+  readyTimeoutMs: number;
+  /** The complete environment workers get (resolved from process.env, the defaults and `env`). */
+  env: Record<string, string>;
+  listens: ListenSpec[];
+  worker: WorkerSpec;
+  /** null = off */
+  controlSocket: string | null;
+}
