@@ -20,6 +20,7 @@ export interface Load {
 export function startLoad(opts: { port: number; keepAlive: boolean; concurrency?: number; path?: string }): Load {
   const result: LoadResult = { ok: 0, non2xx: 0, failed: 0, errors: [], bodies: new Map() };
   let running = true;
+  let stopped: Promise<LoadResult> | null = null;
   const pool = opts.keepAlive ? new Pool(`http://127.0.0.1:${opts.port}`, { connections: opts.concurrency ?? 4, pipelining: 1 }) : null;
   const record = (status: number, body: string) => {
     if (status >= 200 && status < 300) result.ok++;
@@ -64,11 +65,15 @@ export function startLoad(opts: { port: number; keepAlive: boolean; concurrency?
   const loops = Array.from({ length: opts.concurrency ?? 4 }, loop);
   return {
     result,
-    async stop() {
-      running = false;
-      await Promise.all(loops);
-      await pool?.close();
-      return result;
+    stop() {
+      if (!stopped) {
+        running = false;
+        stopped = Promise.all(loops).then(async () => {
+          await pool?.close();
+          return result;
+        });
+      }
+      return stopped;
     },
   };
 }

@@ -1,0 +1,101 @@
+// HUP / -s reload: zero failed requests under load, fail-safe on every kind of bad reload.
+import fs from 'node:fs';
+import path from 'node:path';
+import t from 'tap';
+import { startLoad } from './helpers/load.js';
+import { fixtures, freePort, get, sleep, startMaster, waitFor, workersOf } from './helpers/master.js';
+
+const app = (name: string) => path.join(fixtures, 'apps', name);
+
+t.test('5 reloads under keep-alive and Connection: close load: zero failures, all workers new', async (t) => {
+  const port = await freePort();
+  const m = await startMaster(t, { conf: `worker_processes 2;\nlisten 127.0.0.1:${port};\napp ${app('hello.mjs')};\n` });
+  const first = workersOf(m.masterPid);
+  const keep = startLoad({ port, keepAlive: true, concurrency: 4 });
+  const close = startLoad({ port, keepAlive: false, concurrency: 4 });
+  t.teardown(() => Promise.all([keep.stop(), close.stop()]));
+  const started = Date.now();
+  for (let i = 0; i < 5; i++) {
+    await sleep(600);
+    const r = await m.cli(['-s', 'reload']);
+    t.equal(r.code, 0, `reload ${i + 1}: ${r.stderr}`);
+  }
+  await sleep(Math.max(0, 5500 - (Date.now() - started)));
+  const [k, c] = await Promise.all([keep.stop(), close.stop()]);
+  t.ok(k.ok > 100 && c.ok > 100, `requests served: keep-alive ${k.ok}, close ${c.ok}`);
+  t.same({ failed: k.failed, non2xx: k.non2xx, errors: k.errors }, { failed: 0, non2xx: 0, errors: [] }, 'keep-alive: zero failed');
+  t.same({ failed: c.failed, non2xx: c.non2xx, errors: c.errors }, { failed: 0, non2xx: 0, errors: [] }, 'close: zero failed');
+  await waitFor('old generations gone', () => workersOf(m.masterPid).length === 2);
+  const last = workersOf(m.masterPid);
+  t.same(last.filter((p) => first.includes(p)), [], 'every worker is new');
+  t.ok(m.lines().some((l) => /generation 6: all 2 worker\(s\) ready/.test(l.text)), 'six generations');
+});
+
+t.test('slow requests of the old generation all complete', async (t) => {
+  const port = await freePort();
+  const m = await startMaster(t, { conf: `worker_processes 2;\nlisten 127.0.0.1:${port};\napp ${app('slow.mjs')};\n` });
+  const keep = startLoad({ port, keepAlive: true, concurrency: 8, path: '/?ms=200' });
+  const close = startLoad({ port, keepAlive: false, concurrency: 4, path: '/?ms=200' });
+  t.teardown(() => Promise.all([keep.stop(), close.stop()]));
+  for (let i = 0; i < 3; i++) {
+    await sleep(700);
+    t.equal((await m.cli(['-s', 'reload'])).code, 0);
+  }
+  await sleep(1000);
+  const [k, c] = await Promise.all([keep.stop(), close.stop()]);
+  t.ok(k.ok > 20 && c.ok > 20, `served ${k.ok} + ${c.ok}`);
+  t.equal(k.failed + k.non2xx + c.failed + c.non2xx, 0, `zero failed: ${[...k.errors, ...c.errors].join('; ')}`);
+});
+
+t.test('bad reloads keep the old workers serving', async (t) => {
+  const port = await freePort();
+  const base = `worker_processes 2;\nready_timeout 2s;\nlisten 127.0.0.1:${port};\n`;
+  const m = await startMaster(t, { conf: `${base}app ${app('hello.mjs')};\n` });
+  const workers = workersOf(m.masterPid).sort();
+  const load = startLoad({ port, keepAlive: true, concurrency: 2 });
+  t.teardown(() => load.stop());
+  const body = fs.readFileSync(m.conf, 'utf8');
+  const cases: Array<[string, string, RegExp]> = [
+    ['syntax error', body.replace('worker_processes 2;', 'worker_processes 2 3;'), /invalid number of arguments in "worker_processes" directive in .*tsmaster\.conf:\d+/],
+    ['app that throws on import', body.replace(app('hello.mjs'), app('throws.mjs')), /exited with code 1 before it was ready/],
+    ['app that never becomes ready', body.replace(app('hello.mjs'), app('never-ready.mjs')), /were not ready within 2000ms/],
+  ];
+  for (const [what, conf, why] of cases) {
+    fs.writeFileSync(m.conf, conf);
+    const before = m.lines().length;
+    const r = await m.cli(['-s', 'reload']);
+    t.equal(r.code, 1, `${what}: -s reload reports the failure`);
+    t.match(r.stderr, why, `${what}: the reason is printed`);
+    // Like nginx, -s reload checks the config itself before signalling; a plain HUP makes
+    // the master find out on its own.
+    if (what === 'syntax error') m.signal('SIGHUP');
+    await m.waitLog(/^reload failed/, { after: before });
+    t.ok(m.lines().slice(before).some((l) => why.test(l.text)), `${what}: the log has the reason`);
+    t.same(workersOf(m.masterPid).filter((p) => workers.includes(p)).sort(), workers, `${what}: the old workers still run`);
+    t.equal((await get({ port })).status, 200);
+  }
+  await waitFor('failed generations gone', () => workersOf(m.masterPid).length === 2);
+  const r = await load.stop();
+  t.ok(r.ok > 50);
+  t.equal(r.failed + r.non2xx, 0, `zero failed requests: ${r.errors.join('; ')}`);
+});
+
+t.test('worker_processes, env, app and listen changes take effect', async (t) => {
+  const [p1, p2] = [await freePort(), await freePort()];
+  const m = await startMaster(t, { conf: `worker_processes 1;\nlisten 127.0.0.1:${p1};\napp ${app('hello.mjs')};\n` });
+  t.match((await get({ port: p1 })).body, /^v1: /);
+  fs.writeFileSync(
+    m.conf,
+    fs.readFileSync(m.conf, 'utf8').replace('worker_processes 1;', 'worker_processes 3;\nenv APP_VERSION=v2;').replace(`listen 127.0.0.1:${p1};`, `listen 127.0.0.1:${p2};\nlisten unix:{{dir}}/s.sock;`.replace('{{dir}}', m.dir)),
+  );
+  const r = await m.cli(['-s', 'reload']);
+  t.equal(r.code, 0, r.stderr);
+  await waitFor('3 workers', () => workersOf(m.masterPid).length === 3);
+  t.match((await get({ port: p2 })).body, /^v2: /, 'new port, new env');
+  t.match((await get({ socketPath: path.join(m.dir, 's.sock') })).body, /^v2: /, 'new unix socket');
+  await t.rejects(get({ port: p1 }), { code: 'ECONNREFUSED' }, 'the removed listen is closed');
+  fs.writeFileSync(m.conf, fs.readFileSync(m.conf, 'utf8').replace(app('hello.mjs'), app('express.mjs')));
+  t.equal((await m.cli(['-s', 'reload'])).code, 0);
+  t.match((await get({ port: p2 })).body, /^express: /, 'new app');
+  t.match(m.lines().map((l) => l.text).join('\n'), /generation 3: all 3 worker\(s\) ready/);
+});
