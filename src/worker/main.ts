@@ -8,8 +8,13 @@ import type { LogLevel } from '../config/types.js';
 import { ConnectionTracker } from './drain.js';
 import { startApp, stopListening, type Serving } from './runtime.js';
 
-/** How long a worker whose master died may take to finish in-flight requests. */
-const ORPHAN_GRACE_MS = 800;
+/**
+ * A worker whose master died leaves within a second: in-flight requests finish, busy
+ * keep-alive clients get `Connection: close` on their next request, and connections idle
+ * for ORPHAN_IDLE_MS are closed.
+ */
+const ORPHAN_EXIT_MS = 900;
+const ORPHAN_IDLE_MS = 300;
 
 const env = JSON.parse(process.env[WORKER_ENV] ?? 'null') as WorkerEnv | null;
 if (!env) {
@@ -46,7 +51,7 @@ async function stopGracefully(orphan: boolean): Promise<void> {
   stopping = true;
   if (!serving) process.exit(0);
   stopListening(serving);
-  if (orphan) setTimeout(() => process.exit(0), ORPHAN_GRACE_MS).unref();
+  if (orphan) setTimeout(() => process.exit(0), ORPHAN_EXIT_MS).unref();
   for (const hook of serving.hooks) {
     try {
       await hook();
@@ -54,7 +59,7 @@ async function stopGracefully(orphan: boolean): Promise<void> {
       log('error', `shutdown hook failed: ${String(err)}`);
     }
   }
-  await tracker.drain(orphan ? 0 : undefined);
+  await tracker.drain(orphan ? ORPHAN_IDLE_MS : undefined);
   process.exit(0);
 }
 

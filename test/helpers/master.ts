@@ -131,9 +131,9 @@ export interface CliResult {
   stderr: string;
 }
 
-export function runCli(args: string[], opts: { cwd?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+export function runCli(args: string[], opts: { cwd?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv; cli?: string } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, ...args], { cwd: opts.cwd ?? root, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [opts.cli ?? cli, ...args], { cwd: opts.cwd ?? root, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d));
@@ -170,6 +170,10 @@ export interface StartOptions {
   waitReady?: boolean;
   dir?: string;
   env?: NodeJS.ProcessEnv;
+  /** Where to write the config (default: tsmaster.conf in the temp dir). */
+  confFile?: string;
+  /** The script to run instead of dist/cli/main.js (e.g. a release behind a symlink). */
+  cli?: string;
 }
 
 export async function startMaster(t: Teardown, opts: StartOptions): Promise<Instance> {
@@ -180,8 +184,9 @@ export async function startMaster(t: Teardown, opts: StartOptions): Promise<Inst
   if (!/^\s*pid\s/m.test(body)) body = `pid ${pidFile};\n${body}`;
   if (!/^\s*error_log\s/m.test(body)) body = `error_log ${log} info;\n${body}`;
   if (!/^\s*daemon\s/m.test(body)) body = `daemon ${opts.daemon ? 'on' : 'off'};\n${body}`;
-  const conf = path.join(dir, 'tsmaster.conf');
+  const conf = opts.confFile ?? path.join(dir, 'tsmaster.conf');
   fs.writeFileSync(conf, body);
+  const script = opts.cli ?? cli;
   const seen = new Set<number>();
   const args = ['-p', dir, '-c', conf, ...(opts.extraArgs ?? [])];
   let proc: ChildProcess | null = null;
@@ -206,11 +211,11 @@ export async function startMaster(t: Teardown, opts: StartOptions): Promise<Inst
     killAll(all);
   });
   if (opts.daemon) {
-    const r = await runCli(args, { ...(opts.env ? { env: opts.env } : {}) });
+    const r = await runCli(args, { cli: script, ...(opts.env ? { env: opts.env } : {}) });
     if (r.code !== 0) throw new Error(`daemon start failed (${r.code}): ${r.stdout}${r.stderr}`);
     masterPid = Number(r.stdout.split('\n')[0]);
   } else {
-    proc = spawn(process.execPath, [cli, ...args], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
+    proc = spawn(process.execPath, [script, ...args], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
     proc.stdout!.resume();
     proc.stderr!.resume();
     masterPid = proc.pid!;
@@ -225,7 +230,7 @@ export async function startMaster(t: Teardown, opts: StartOptions): Promise<Inst
     lines,
     pids,
     signal: (sig, pid = masterPid) => process.kill(pid, sig),
-    cli: (a, o) => runCli([...args.filter((x) => x !== '-g'), ...a], o),
+    cli: (a, o) => runCli([...args, ...a], { cli: script, ...o }),
     async waitLog(re, o = {}) {
       return waitFor(`log line ${re}`, () => lines().slice(o.after ?? 0).find((l) => re.test(l.text) && (o.pid === undefined || l.pid === o.pid)), o.timeoutMs ?? 15_000);
     },
