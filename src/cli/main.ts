@@ -6,7 +6,7 @@ import { loadConfig } from '../config/index.js';
 import type { Config } from '../config/types.js';
 import { TsmError } from '../errors.js';
 import { Master } from '../master/master.js';
-import { INHERIT_ENV } from '../protocol.js';
+import { INHERIT_ENV, type ParentMessage } from '../protocol.js';
 import { version } from '../version.js';
 import { parseArgs, usage, type CliOptions } from './args.js';
 import { DAEMON_ENV, launchDaemon } from './launch.js';
@@ -54,7 +54,14 @@ async function main(argv: string[]): Promise<never> {
     error = (err as Error).message;
   }
   if (o.test) testConfig(o, file, config, error);
-  if (!config) return fail(error ?? 'no configuration');
+  if (!config) {
+    // A new master started by USR2 tells the old one why, so it lands in the old one's log.
+    if (process.env[INHERIT_ENV] !== undefined && process.send) {
+      const msg: ParentMessage = { t: 'failed', pid: process.pid, lines: [error ?? 'no configuration'] };
+      await new Promise((resolve) => process.send!(msg, undefined, {}, resolve));
+    }
+    return fail(error ?? 'no configuration');
+  }
 
   try {
     switch (o.signal) {

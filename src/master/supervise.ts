@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import type { Config } from '../config/types.js';
 import type { WorkerMessage } from '../protocol.js';
 import type { OpenSocket } from '../sockets/listen.js';
@@ -14,10 +15,20 @@ const STABLE_MS = 10_000;
 const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 30_000;
 
+/**
+ * A generation runs the code its config named when it started: the app path is resolved
+ * through symlinks now, so respawns and a rollback after a deploy switched `current` run
+ * this generation's release, not the new one.
+ */
+function pinApp(config: Config): Config {
+  if (config.worker.kind !== 'app') return config;
+  return { ...config, worker: { kind: 'app', path: fs.realpathSync(config.worker.path) } };
+}
+
 export function startGeneration(m: Master, config: Config, sockets: OpenSocket[], role: GenerationRole): Generation {
   const gen: Generation = {
     id: m.nextGeneration++,
-    config,
+    config: pinApp(config),
     sockets,
     role,
     target: config.workerProcesses,
