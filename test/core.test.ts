@@ -105,7 +105,9 @@ t.test('WINCH drains the workers and keeps master and sockets; TTIN/TTOU change 
   m.signal('SIGTTIN');
   await waitFor('3 workers', () => workersOf(m.masterPid).length === 3);
   await m.waitLog(/^worker process \d+ is ready/, { after: m.lines().length - 1 });
+  // Two signals of one kind sent at once may arrive as one: wait in between.
   m.signal('SIGTTOU');
+  await waitFor('2 workers', () => workersOf(m.masterPid).length === 2);
   m.signal('SIGTTOU');
   await waitFor('1 worker', () => workersOf(m.masterPid).length === 1);
   const before = m.lines().length;
