@@ -6,6 +6,8 @@ export interface FdDescription {
   fd: number;
   name: string;
   key: string;
+  /** Passed by systemd: its FileDescriptorName= may match a listen's name=. */
+  activated?: boolean;
 }
 
 /** TSM_WORKER: everything a Node worker needs to know about itself. */

@@ -8,6 +8,7 @@ export type MasterEvent =
   | { type: 'signal'; signal: MasterSignal }
   | { type: 'worker-exit'; pid: number; code: number | null; signal: NodeJS.Signals | null }
   | { type: 'worker-message'; pid: number; msg: WorkerMessage }
+  | { type: 'worker-notify'; pid: number; msg: string }
   | { type: 'tick' }
   | { type: 'respawn'; generation: number }
   | { type: 'ready-timeout'; generation: number }

@@ -29,7 +29,10 @@ export function openWorkerLog(config: Config): { logFd: Generation['logFd']; log
   const target = config.workerLog;
   if (target === null) return { logFd: 'ignore', logPath: null };
   if (target === 'stderr') return { logFd: 'inherit', logPath: null };
-  return { logFd: fs.openSync(target, 'a', 0o644), logPath: target };
+  const logFd = fs.openSync(target, 'a', 0o644);
+  // Workers running as `user` reopen this file by path on USR1.
+  if (config.user) fs.fchownSync(logFd, config.user.uid, config.user.gid);
+  return { logFd, logPath: target };
 }
 
 export function closeWorkerLog(gen: Generation): void {

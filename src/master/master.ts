@@ -5,14 +5,16 @@ import { Logger } from '../log/logger.js';
 import { version } from '../version.js';
 import * as native from '../native/index.js';
 import { INHERIT_ENV, type InheritEnv, type ParentMessage } from '../protocol.js';
+import { activatedSockets } from '../sockets/activation.js';
 import { SocketSet, describe } from '../sockets/listen.js';
+import { Notifier } from '../systemd/notify.js';
 import { EventQueue, type MasterEvent, type MasterSignal } from './event-queue.js';
 import type { Generation } from './generation.js';
 import * as pidfile from './pidfile.js';
 import { ProcessTable } from './process-table.js';
 import { startReload } from './reload.js';
 import { drainWorkers, fastShutdown, gracefulShutdown, reopenLogs } from './shutdown.js';
-import { changeWorkerCount, checkWorkers, onWorkerExit, onWorkerMessage, startGeneration } from './supervise.js';
+import { changeWorkerCount, checkWorkers, onWorkerExit, onWorkerMessage, onWorkerNotify, startGeneration } from './supervise.js';
 import { onUpgradeExit, onUpgradeReady, onUpgradeTimeout, startUpgrade, type Upgrade } from './upgrade.js';
 
 export type MasterState = 'starting' | 'running' | 'reloading' | 'draining' | 'stopping';
@@ -57,6 +59,9 @@ export class Master {
   /** Where a failed reload returns to (running, or draining after WINCH). */
   stateBeforeReload: MasterState = 'running';
   readonly startedAt = Date.now();
+  readonly notifier: Notifier;
+  /** Where exec workers send sd_notify datagrams; opened on first use. */
+  private workerNotify: native.NotifySocket | null = null;
   private ticker: NodeJS.Timeout | null = null;
   private announced = false;
 
@@ -71,6 +76,8 @@ export class Master {
     this.oldMaster = parsed?.parentPid ?? null;
     this.totals = parsed?.totals ?? { requests: 0, restarts: 0 };
     if (parsed) this.sockets.offer(parsed.fds);
+    this.sockets.offer(activatedSockets());
+    this.notifier = new Notifier(process.env.NOTIFY_SOCKET, (m) => this.log.warn(m));
   }
 
   /** Re-read the config the master was started with. Throws ConfigError. */
@@ -129,6 +136,8 @@ export class Master {
         return onWorkerExit(this, ev);
       case 'worker-message':
         return onWorkerMessage(this, ev.pid, ev.msg);
+      case 'worker-notify':
+        return onWorkerNotify(this, ev.pid, ev.msg);
       case 'tick':
         return checkWorkers(this);
       case 'respawn': {
@@ -206,11 +215,32 @@ export class Master {
 
   /** The first generation is ready: publish the pid (new master) and tell whoever waits. */
   onFirstReady(): void {
-    if (this.oldMaster !== null) pidfile.writePid(this.config.pid);
+    if (this.oldMaster !== null) {
+      pidfile.writePid(this.config.pid);
+      this.notifier.send(`MAINPID=${process.pid}`, 'READY=1', `STATUS=${this.statusLine()}`);
+    } else {
+      this.notifier.send('READY=1', `STATUS=${this.statusLine()}`);
+    }
     this.tellParent({ t: 'ready', pid: process.pid });
   }
 
+  /** systemd's STATUS=: one line. */
+  statusLine(): string {
+    const gen = this.generations.get(this.current);
+    const ready = this.table.serving(this.current).filter((w) => w.state === 'ready').length;
+    return `${this.state}, generation ${this.current}, ${ready}/${gen?.target ?? 0} workers ready`;
+  }
+
+  /** The NOTIFY_SOCKET exec workers get; their datagrams become queue events. */
+  workerNotifySocket(): string {
+    this.workerNotify ??= native.openNotifySocket(`@tsmaster/${process.pid}/notify`, (msg, pid) =>
+      this.queue.push({ type: 'worker-notify', pid, msg }),
+    );
+    return this.workerNotify.path;
+  }
+
   exit(code: number): void {
+    this.workerNotify?.close();
     this.exitCode = code;
     this.queue.push({ type: 'tick' });
   }

@@ -18,6 +18,8 @@ export interface WorkerRecord {
   rss: number;
   /** Being replaced (memory limit): a new worker takes its slot once ready. */
   recycling: boolean;
+  /** An exec worker that sent anything on NOTIFY_SOCKET: it is ready only on READY=1. */
+  notified: boolean;
   /** Killed by the master (hung, not ready in time): its exit is a failure, not a surprise. */
   killedFor: string | null;
   killTimer: NodeJS.Timeout | null;

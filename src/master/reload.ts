@@ -20,6 +20,7 @@ export function startReload(m: Master): void {
     restartWorkers(m);
     return;
   }
+  m.notifier.reloading('reloading configuration');
   let sockets;
   let config;
   try {
@@ -28,6 +29,7 @@ export function startReload(m: Master): void {
   } catch (err) {
     m.log.emerg(err instanceof Error ? err.message : String(err));
     m.log.alert(`reload failed: generation ${m.current} keeps serving`);
+    m.notifier.send('READY=1', `STATUS=${m.statusLine()}, last reload failed`);
     return;
   }
   m.stateBeforeReload = m.state;
@@ -49,10 +51,12 @@ export function finishReload(m: Master, gen: Generation): void {
   for (const old of [...m.generations.values()]) if (old.id !== gen.id && old.role !== 'retiring') stopGeneration(m, old);
   m.state = 'running';
   m.log.notice(`reload finished: generation ${gen.id} serves, generation ${previous} is stopping`);
+  m.notifier.send('READY=1', `STATUS=${m.statusLine()}`);
 }
 
 export function failReload(m: Master, gen: Generation, reason: string): void {
   m.log.alert(`reload failed: ${reason}; generation ${m.current} keeps serving`);
   stopGeneration(m, gen);
   m.state = m.stateBeforeReload;
+  m.notifier.send('READY=1', `STATUS=${m.statusLine()}, last reload failed`);
 }

@@ -14,8 +14,14 @@ function clearTimers(m: Master): void {
   }
 }
 
+/** Tell systemd we stop, unless a new master has taken over as its main process. */
+function notifyStopping(m: Master): void {
+  if (!m.upgrade?.ready) m.notifier.send('STOPPING=1');
+}
+
 export function fastShutdown(m: Master, code = 0): void {
   if (m.state === 'stopping' && m.stopMode === 'fast') return;
+  notifyStopping(m);
   m.state = 'stopping';
   m.stopMode = 'fast';
   m.stopCode = code;
@@ -29,6 +35,7 @@ export function gracefulShutdown(m: Master): void {
     m.log.notice(`already ${m.stopMode === 'fast' ? 'exiting' : 'shutting down'}`);
     return;
   }
+  notifyStopping(m);
   m.state = 'stopping';
   m.stopMode = 'graceful';
   clearTimers(m);

@@ -20,6 +20,8 @@ export function spawnWorker(opts: {
   logFd: number | 'inherit' | 'ignore';
   logPath: string | null;
   queue: EventQueue;
+  /** NOTIFY_SOCKET for exec workers. */
+  notifySocket?: string;
 }): ChildProcess {
   const { config, sockets } = opts;
   const listeners = sockets.map((s, i) => ({ fd: 3 + i, name: s.name, key: s.key }));
@@ -54,7 +56,9 @@ export function spawnWorker(opts: {
       env: {
         ...config.env,
         LISTEN_FDS: String(sockets.length),
-        LISTEN_FDNAMES: sockets.map((s) => s.name).join(':'),
+        // Names are ':'-separated there; a default name is an address with a ':' in it.
+        LISTEN_FDNAMES: sockets.map((s) => s.name.replaceAll(':', '_')).join(':'),
+        ...(opts.notifySocket ? { NOTIFY_SOCKET: opts.notifySocket } : {}),
       },
     });
   }

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import * as native from '../native/index.js';
 import type { Config } from '../config/types.js';
 import type { WorkerMessage } from '../protocol.js';
 import type { OpenSocket } from '../sockets/listen.js';
@@ -14,6 +15,8 @@ import { spawnWorker } from './spawn-worker.js';
 const STABLE_MS = 10_000;
 const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 30_000;
+/** An exec worker that never uses NOTIFY_SOCKET is taken as ready after this long alive. */
+export const EXEC_ALIVE_READY_MS = 2000;
 
 /**
  * A generation runs the code its config named when it started: the app path is resolved
@@ -54,6 +57,7 @@ function spawnOne(m: Master, gen: Generation, slot: number): void {
     logFd: gen.logFd,
     logPath: gen.logPath,
     queue: m.queue,
+    ...(gen.config.worker.kind === 'exec' ? { notifySocket: m.workerNotifySocket() } : {}),
   });
   const now = Date.now();
   if (child.pid === undefined) {
@@ -65,19 +69,20 @@ function spawnOne(m: Master, gen: Generation, slot: number): void {
     pid: child.pid,
     slot,
     generation: gen.id,
-    // Exec workers have no IPC channel to say ready: alive is ready.
-    state: gen.config.worker.kind === 'exec' ? 'ready' : 'starting',
+    state: 'starting',
     child,
     startedAt: now,
-    readyAt: gen.config.worker.kind === 'exec' ? now : null,
+    readyAt: null,
     lastPong: now,
     connections: 0,
     requests: 0,
     rss: 0,
     recycling: false,
+    notified: false,
     killedFor: null,
     killTimer: null,
   });
+  applyLimits(m, gen, child.pid, slot);
   m.log.notice(`start worker process ${child.pid} (generation ${gen.id}, slot ${slot})`);
 }
 
@@ -86,7 +91,22 @@ export function maintainWorkerCount(m: Master, gen: Generation): void {
   if (gen.role === 'retiring' || m.state === 'stopping' || gen.respawnTimer) return;
   const used = new Set(m.table.serving(gen.id).map((w) => w.slot));
   for (let slot = 0; slot < gen.target; slot++) if (!used.has(slot)) spawnOne(m, gen, slot);
-  if (gen.config.worker.kind === 'exec') checkGenerationReady(m, gen);
+}
+
+/** worker_rlimit_nofile, worker_priority, worker_cpu_affinity, applied from outside right after spawn. */
+function applyLimits(m: Master, gen: Generation, pid: number, slot: number): void {
+  const cfg = gen.config;
+  const attempt = (what: string, fn: () => void) => {
+    try {
+      fn();
+    } catch (err) {
+      m.log.alert(`${what} for worker process ${pid} failed: ${(err as Error).message}`);
+    }
+  };
+  if (cfg.workerRlimitNofile !== null) attempt('setrlimit(RLIMIT_NOFILE)', () => native.setRlimitNofile(pid, cfg.workerRlimitNofile!, cfg.workerRlimitNofile!));
+  if (cfg.workerPriority !== null) attempt('setpriority()', () => native.setPriority(pid, cfg.workerPriority!));
+  const cpus = cfg.workerCpuAffinity;
+  if (cpus !== null && cpus.length > 0) attempt('sched_setaffinity()', () => native.setAffinity(pid, cpus[slot % cpus.length]!));
 }
 
 /** QUIT (graceful) or TERM (fast), and KILL if it is still there after the timeout. */
@@ -184,18 +204,29 @@ export function onWorkerMessage(m: Master, pid: number, msg: WorkerMessage): voi
     w.rss = msg.rss;
     return;
   }
-  if (msg.t === 'ready' && w.state === 'starting') {
-    w.state = 'ready';
-    w.readyAt = w.lastPong = Date.now();
-    m.log.notice(`worker process ${pid} is ready (generation ${w.generation})`);
-    const gen = m.generations.get(w.generation);
-    if (!gen) return;
-    // A replacement is ready: the worker it replaces may go.
-    for (const old of m.table.ofGeneration(gen.id)) {
-      if (old.recycling && old.slot === w.slot) stopWorker(m, old, true, gen.config.workerShutdownTimeoutMs);
-    }
-    checkGenerationReady(m, gen);
+  if (msg.t === 'ready') markReady(m, w);
+}
+
+/** sd_notify from an exec worker (by sender pid): READY=1 is its readiness. */
+export function onWorkerNotify(m: Master, pid: number, msg: string): void {
+  const w = m.table.get(pid);
+  if (!w) return;
+  w.notified = true;
+  if (msg.split('\n').includes('READY=1')) markReady(m, w);
+}
+
+function markReady(m: Master, w: WorkerRecord): void {
+  if (w.state !== 'starting') return;
+  w.state = 'ready';
+  w.readyAt = w.lastPong = Date.now();
+  m.log.notice(`worker process ${w.pid} is ready (generation ${w.generation})`);
+  const gen = m.generations.get(w.generation);
+  if (!gen) return;
+  // A replacement is ready: the worker it replaces may go.
+  for (const old of m.table.ofGeneration(gen.id)) {
+    if (old.recycling && old.slot === w.slot) stopWorker(m, old, true, gen.config.workerShutdownTimeoutMs);
   }
+  checkGenerationReady(m, gen);
 }
 
 function checkGenerationReady(m: Master, gen: Generation): void {
@@ -229,7 +260,9 @@ export function checkWorkers(m: Master, only?: number): void {
     const gen = m.generations.get(w.generation);
     if (!gen || w.state === 'draining') continue;
     const cfg = gen.config;
-    if (w.state === 'starting' && now - w.startedAt > cfg.readyTimeoutMs) {
+    if (w.state === 'starting' && cfg.worker.kind === 'exec' && !w.notified && now - w.startedAt >= EXEC_ALIVE_READY_MS) {
+      markReady(m, w);
+    } else if (w.state === 'starting' && now - w.startedAt > cfg.readyTimeoutMs) {
       killWorker(m, w, `not ready within ${cfg.readyTimeoutMs}ms`);
     } else if (w.state === 'ready' && w.child.connected) {
       if (cfg.workerHeartbeatTimeoutMs !== null && now - w.lastPong > cfg.workerHeartbeatTimeoutMs) {

@@ -115,5 +115,6 @@ export function onUpgradeExit(m: Master, ev: Extract<MasterEvent, { type: 'upgra
   } else if (m.state === 'draining') {
     restartWorkers(m);
   }
+  m.notifier.send(`MAINPID=${process.pid}`, 'READY=1', `STATUS=${m.statusLine()}, upgrade rolled back`);
   m.log.notice(`rollback finished: master process ${process.pid} serves`);
 }

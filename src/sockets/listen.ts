@@ -18,8 +18,12 @@ export function keyOfFd(fd: number): string {
   return s.family === 'IPv6' ? `tcp:[${s.address}]:${s.port}` : `tcp:${s.address}:${s.port}`;
 }
 
-/** Does an inherited fd serve `spec`? By its real address; port 0 matches by the handed-over key. */
+/**
+ * Does an inherited fd serve `spec`? By its real address, or by an explicit name (systemd's
+ * FileDescriptorName=); port 0 matches by the handed-over key.
+ */
 function matches(spec: ListenSpec, fd: FdDescription): boolean {
+  if (fd.activated && fd.name !== '' && fd.name === spec.name) return true;
   let actual: string;
   try {
     actual = keyOfFd(fd.fd);
@@ -54,6 +58,7 @@ export class SocketSet {
 
   /** Fds handed over by an old master or systemd; adopted by `acquire`, the rest closed by `dropInherited`. */
   offer(fds: FdDescription[]): void {
+    for (const fd of fds) native.setCloexec(fd.fd, true);
     this.inherited.push(...fds);
   }
 
