@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import os from 'node:os';
 import { loadConfig } from '../config/index.js';
 import type { Config } from '../config/types.js';
@@ -88,10 +89,7 @@ export class Master {
   /** Bind, publish the pid, start the first workers, then run the loop until exit. */
   async run(): Promise<number> {
     process.title = this.opts.title;
-    if (this.opts.daemon) {
-      native.dup2(this.log.target, 1);
-      native.dup2(this.log.target, 2);
-    }
+    this.redirectStdio();
     this.queue.subscribeSignals();
     try {
       if (this.oldMaster === null) pidfile.checkNotRunning(this.config.pid);
@@ -222,6 +220,18 @@ export class Master {
       this.notifier.send('READY=1', `STATUS=${this.statusLine()}`);
     }
     this.tellParent({ t: 'ready', pid: process.pid });
+  }
+
+  /**
+   * A daemon has no terminal: its stdout/stderr (uncaught exceptions included) go to the
+   * error log, again after each USR1, or nowhere when the log is stderr itself.
+   */
+  redirectStdio(): void {
+    if (!this.opts.daemon) return;
+    const fd = this.log.path === 'stderr' ? fs.openSync('/dev/null', 'w') : this.log.target;
+    native.dup2(fd, 1);
+    native.dup2(fd, 2);
+    if (this.log.path === 'stderr') fs.closeSync(fd);
   }
 
   /** systemd's STATUS=: one line. */

@@ -47,6 +47,7 @@ export function finishReload(m: Master, gen: Generation): void {
   if (oldLog.path !== gen.config.errorLog.path || oldLog.level !== gen.config.errorLog.level) {
     m.log.close();
     m.log = new Logger(gen.config.errorLog.path, gen.config.errorLog.level);
+    m.redirectStdio();
   }
   for (const old of [...m.generations.values()]) if (old.id !== gen.id && old.role !== 'retiring') stopGeneration(m, old);
   m.state = 'running';

@@ -72,6 +72,7 @@ export function restartWorkers(m: Master): void {
 /** USR1: the master's log, the workers' log files, and every Node worker's own reopen. */
 export function reopenLogs(m: Master): void {
   m.log.reopen();
+  m.redirectStdio();
   for (const gen of m.generations.values()) reopenWorkerLog(gen);
   for (const w of m.table.all()) {
     if (m.generations.get(w.generation)?.config.worker.kind === 'app') w.child.kill('SIGUSR1');
