@@ -8,6 +8,8 @@ export interface FdDescription {
   key: string;
   /** Passed by systemd: its FileDescriptorName= may match a listen's name=. */
   activated?: boolean;
+  /** Position in a reuseport group, kept across an upgrade. */
+  index?: number;
 }
 
 /** TSM_WORKER: everything a Node worker needs to know about itself. */

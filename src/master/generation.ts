@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import type { Config } from '../config/types.js';
-import type { OpenSocket } from '../sockets/listen.js';
+import type { SocketGroup } from '../sockets/listen.js';
 
 /**
  * One set of workers started from one config. `active` serves; `pending` is a reload
@@ -11,7 +11,7 @@ export type GenerationRole = 'active' | 'pending' | 'retiring';
 export interface Generation {
   id: number;
   config: Config;
-  sockets: OpenSocket[];
+  sockets: SocketGroup[];
   role: GenerationRole;
   /** worker_processes, changed by TTIN/TTOU; 0 after WINCH. */
   target: number;

@@ -93,9 +93,9 @@ export class Master {
     this.queue.subscribeSignals();
     try {
       if (this.oldMaster === null) pidfile.checkNotRunning(this.config.pid);
-      const sockets = this.sockets.acquire(this.config.listens);
+      const sockets = this.sockets.acquire(this.config.listens, this.config.workerProcesses);
       this.sockets.dropInherited();
-      for (const s of sockets) this.log.notice(`listening on ${describe(s)} (fd ${s.fd})`);
+      for (const s of this.sockets.all()) this.log.notice(`listening on ${describe(s)} (fd ${s.fd})`);
       // A new master publishes its pid only once its workers are ready.
       if (this.oldMaster === null) pidfile.writePid(this.config.pid);
       this.log.notice(`tsmaster/${version} master process started, ${this.config.workerProcesses} worker(s)`);

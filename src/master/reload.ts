@@ -1,3 +1,4 @@
+import type { Config } from '../config/types.js';
 import type { Generation } from './generation.js';
 import { Logger } from '../log/logger.js';
 import type { Master } from './master.js';
@@ -21,15 +22,33 @@ export function startReload(m: Master): void {
     return;
   }
   m.notifier.reloading('reloading configuration');
-  let sockets;
   let config;
   try {
     config = m.readConfig();
-    sockets = m.sockets.acquire(config.listens);
   } catch (err) {
-    m.log.emerg(err instanceof Error ? err.message : String(err));
-    m.log.alert(`reload failed: generation ${m.current} keeps serving`);
-    m.notifier.send('READY=1', `STATUS=${m.statusLine()}, last reload failed`);
+    rejectReload(m, err);
+    return;
+  }
+  replaceGeneration(m, config);
+}
+
+function rejectReload(m: Master, err: unknown): void {
+  m.log.emerg(err instanceof Error ? err.message : String(err));
+  m.log.alert(`reload failed: generation ${m.current} keeps serving`);
+  m.notifier.send('READY=1', `STATUS=${m.statusLine()}, last reload failed`);
+}
+
+/**
+ * Start a generation from `config` beside the serving one; it takes over once all its
+ * workers are ready. Also how TTIN/TTOU change the count when reuseport sockets are shared
+ * out per worker.
+ */
+export function replaceGeneration(m: Master, config: Config): void {
+  let sockets;
+  try {
+    sockets = m.sockets.acquire(config.listens, config.workerProcesses);
+  } catch (err) {
+    rejectReload(m, err);
     return;
   }
   m.stateBeforeReload = m.state;

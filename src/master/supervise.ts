@@ -2,12 +2,12 @@ import fs from 'node:fs';
 import * as native from '../native/index.js';
 import type { Config } from '../config/types.js';
 import type { WorkerMessage } from '../protocol.js';
-import type { OpenSocket } from '../sockets/listen.js';
+import { socketsForSlot, type SocketGroup } from '../sockets/listen.js';
 import type { MasterEvent } from './event-queue.js';
 import { closeWorkerLog, openWorkerLog, type Generation, type GenerationRole } from './generation.js';
 import type { Master } from './master.js';
 import type { WorkerRecord } from './process-table.js';
-import { finishReload, failReload } from './reload.js';
+import { finishReload, failReload, replaceGeneration } from './reload.js';
 import { checkExit, fastShutdown } from './shutdown.js';
 import { spawnWorker } from './spawn-worker.js';
 
@@ -28,7 +28,7 @@ function pinApp(config: Config): Config {
   return { ...config, worker: { kind: 'app', path: fs.realpathSync(config.worker.path) } };
 }
 
-export function startGeneration(m: Master, config: Config, sockets: OpenSocket[], role: GenerationRole): Generation {
+export function startGeneration(m: Master, config: Config, sockets: SocketGroup[], role: GenerationRole): Generation {
   const gen: Generation = {
     id: m.nextGeneration++,
     config: pinApp(config),
@@ -51,7 +51,7 @@ export function startGeneration(m: Master, config: Config, sockets: OpenSocket[]
 function spawnOne(m: Master, gen: Generation, slot: number): void {
   const child = spawnWorker({
     config: gen.config,
-    sockets: gen.sockets,
+    sockets: socketsForSlot(gen.sockets, slot, gen.target),
     generation: gen.id,
     slot,
     logFd: gen.logFd,
@@ -180,15 +180,18 @@ export function onWorkerExit(m: Master, ev: Extract<MasterEvent, { type: 'worker
  * that step, so a crash loop logs one line per step, not one per crash.
  */
 function scheduleRespawn(m: Master, gen: Generation, stable: boolean, why?: string): void {
-  if (gen.respawnTimer) {
+  const scheduled = gen.respawnTimer !== null;
+  if (scheduled) {
     if (why) m.log.debug(`${why}; respawn already scheduled`);
-    return;
+  } else {
+    gen.backoffMs = stable ? 0 : Math.min(Math.max(gen.backoffMs * 2, BACKOFF_MIN_MS), BACKOFF_MAX_MS);
+    if (why) m.log.alert(`${why}; respawning in ${gen.backoffMs}ms`);
   }
-  gen.backoffMs = stable ? 0 : Math.min(Math.max(gen.backoffMs * 2, BACKOFF_MIN_MS), BACKOFF_MAX_MS);
-  if (why) m.log.alert(`${why}; respawning in ${gen.backoffMs}ms`);
+  // Also when the last one died after the step was scheduled (several workers crashing).
   if (m.table.serving(gen.id).length === 0) {
     m.log.alert(`no worker process of generation ${gen.id} is running; the listening sockets stay open`);
   }
+  if (scheduled) return;
   if (gen.backoffMs === 0) maintainWorkerCount(m, gen);
   else gen.respawnTimer = m.queue.after(gen.backoffMs, { type: 'respawn', generation: gen.id });
 }
@@ -289,13 +292,19 @@ function killWorker(m: Master, w: WorkerRecord, why: string): void {
 /** TTIN / TTOU: one worker more or fewer in the serving generation (at least one). */
 export function changeWorkerCount(m: Master, delta: number): void {
   const gen = m.generations.get(m.current);
-  if (!gen || m.state === 'stopping' || m.state === 'draining') {
+  if (!gen || m.state !== 'running') {
     m.log.notice(`worker count not changed: the master is ${m.state}`);
     return;
   }
   const target = Math.max(1, gen.target + delta);
   if (target === gen.target) {
     m.log.notice(`worker count stays ${target}: at least one worker serves`);
+    return;
+  }
+  if (gen.sockets.some((g) => g.spec.reuseport)) {
+    // A worker's share of a reuseport group is fixed when it starts: a new count is a new generation.
+    m.log.notice(`worker count becomes ${target}: starting a new generation (reuseport)`);
+    replaceGeneration(m, { ...gen.config, workerProcesses: target });
     return;
   }
   gen.target = target;

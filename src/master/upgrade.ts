@@ -43,7 +43,7 @@ export function startUpgrade(m: Master): void {
   const sockets = m.sockets.all();
   const inherit: InheritEnv = {
     parentPid: process.pid,
-    fds: sockets.map((s, i) => ({ fd: 3 + i, name: s.name, key: s.key })),
+    fds: sockets.map((s, i) => ({ fd: 3 + i, name: s.name, key: s.key, index: s.index })),
     totals: m.totals,
   };
   const stdio: StdioOptions = ['ignore', 'inherit', 'inherit', ...sockets.map((s) => s.fd), 'ipc'];

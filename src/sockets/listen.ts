@@ -9,6 +9,8 @@ export interface OpenSocket {
   name: string;
   fd: number;
   spec: ListenSpec;
+  /** Position in its group (reuseport: the slot it serves first). */
+  index: number;
 }
 
 /** The canonical key of a bound socket, in the same form as ListenSpec.key. */
@@ -49,39 +51,71 @@ function bind(spec: ListenSpec): number {
 }
 
 /**
+ * The sockets of one `listen`: one socket all workers share, or with `reuseport` one per
+ * worker slot so the kernel spreads connections. A reuseport group only grows: a closed
+ * SO_REUSEPORT socket drops the connections queued on it, so members stay open for as long
+ * as the listen exists, and a generation with fewer workers gives each worker several.
+ */
+export interface SocketGroup {
+  key: string;
+  name: string;
+  spec: ListenSpec;
+  members: OpenSocket[];
+}
+
+/** The sockets the worker in `slot` of `count` gets: the shared ones and its share of each reuseport group. */
+export function socketsForSlot(groups: readonly SocketGroup[], slot: number, count: number): OpenSocket[] {
+  return groups.flatMap((g) => (g.spec.reuseport ? g.members.filter((s) => s.index % count === slot % count) : g.members));
+}
+
+/**
  * The master's listening sockets, by address key. A socket is bound once and kept (same fd)
  * for as long as some generation's config lists its address. The master never polls them.
  */
 export class SocketSet {
-  private readonly byKey = new Map<string, OpenSocket>();
+  private readonly byKey = new Map<string, SocketGroup>();
   private inherited: FdDescription[] = [];
 
   /** Fds handed over by an old master or systemd; adopted by `acquire`, the rest closed by `dropInherited`. */
   offer(fds: FdDescription[]): void {
     for (const fd of fds) native.setCloexec(fd.fd, true);
     this.inherited.push(...fds);
+    this.inherited.sort((a, b) => (a.index ?? 0) - (b.index ?? 0));
   }
 
-  /** All or nothing: on a bind failure every socket this call bound is closed again. */
-  acquire(specs: readonly ListenSpec[]): OpenSocket[] {
-    const bound: OpenSocket[] = [];
-    const result: OpenSocket[] = [];
+  /**
+   * The groups for `specs`, each reuseport group with at least `workers` members. All or
+   * nothing: on a bind failure every socket this call bound is closed again.
+   */
+  acquire(specs: readonly ListenSpec[], workers: number): SocketGroup[] {
+    const added: Array<{ group: SocketGroup; sock: OpenSocket }> = [];
+    const result: SocketGroup[] = [];
     try {
       for (const spec of specs) {
-        let sock = this.byKey.get(spec.key);
-        if (!sock) {
+        const group = this.byKey.get(spec.key) ?? { key: spec.key, name: spec.name, spec, members: [] };
+        // A reuseport group takes every inherited member, even more than it needs now:
+        // closing one would drop the connections queued on it.
+        const want = spec.reuseport ? Math.max(1, workers, this.inherited.filter((fd) => matches(spec, fd)).length + group.members.length) : 1;
+        while (group.members.length < want) {
           const i = this.inherited.findIndex((fd) => matches(spec, fd));
-          const fd = i >= 0 ? this.inherited.splice(i, 1)[0]!.fd : bind(spec);
-          sock = { key: spec.key, name: spec.name, fd, spec };
-          bound.push(sock);
+          // Further members of a port-0 group join the port the first one got.
+          const first = group.members[0];
+          const target = first && spec.kind === 'tcp' && spec.port === 0 ? { ...spec, port: Number(describe(first).split(':').pop()) } : spec;
+          const fd = i >= 0 ? this.inherited.splice(i, 1)[0]!.fd : bind(target);
+          const sock = { key: spec.key, name: spec.name, fd, spec, index: group.members.length };
+          group.members.push(sock);
+          added.push({ group, sock });
         }
-        result.push(sock);
+        result.push(group);
       }
     } catch (err) {
-      for (const s of bound) this.closeOne(s, true);
+      for (const { group, sock } of added.reverse()) {
+        group.members.pop();
+        this.closeOne(sock, true);
+      }
       throw err;
     }
-    for (const s of bound) this.byKey.set(s.key, s);
+    for (const g of result) this.byKey.set(g.key, g);
     return result;
   }
 
@@ -91,22 +125,27 @@ export class SocketSet {
     this.inherited = [];
   }
 
+  /** Every open socket, e.g. to hand them all to a new master. */
   all(): OpenSocket[] {
-    return [...this.byKey.values()];
+    return [...this.byKey.values()].flatMap((g) => g.members);
   }
 
-  /** Close every socket whose key is not in `keep`. */
+  /** Close every group whose key is not in `keep`. */
   closeUnused(keep: ReadonlySet<string>): void {
-    for (const s of this.byKey.values()) if (!keep.has(s.key)) this.closeOne(s, true);
+    for (const g of [...this.byKey.values()]) if (!keep.has(g.key)) this.closeGroup(g, true);
   }
 
   /** On exit. A unix socket path a new master inherited must stay. */
   closeAll(unlinkUnix: boolean): void {
-    for (const s of this.byKey.values()) this.closeOne(s, unlinkUnix);
+    for (const g of [...this.byKey.values()]) this.closeGroup(g, unlinkUnix);
+  }
+
+  private closeGroup(g: SocketGroup, unlink: boolean): void {
+    this.byKey.delete(g.key);
+    for (const s of g.members) this.closeOne(s, unlink);
   }
 
   private closeOne(s: OpenSocket, unlink: boolean): void {
-    this.byKey.delete(s.key);
     native.closeFd(s.fd);
     if (unlink && s.spec.kind === 'unix') fs.rmSync(s.spec.path, { force: true });
   }

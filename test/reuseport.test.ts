@@ -1,0 +1,80 @@
+// listen ... reuseport: one socket per worker slot so the kernel spreads connections, and
+// no socket is ever closed under a running listen (a closed SO_REUSEPORT socket drops its
+// queue): reloads, upgrades and count changes lose nothing.
+import fs from 'node:fs';
+import path from 'node:path';
+import t from 'tap';
+import { startLoad } from './helpers/load.js';
+import { fixtures, freePort, get, isGone, sleep, startMaster, waitFor, workersOf } from './helpers/master.js';
+
+const hello = path.join(fixtures, 'apps', 'hello.mjs');
+
+/** Inodes of the listening TCP sockets (state 0A) a process holds. */
+function listeningInodes(pid: number): string[] {
+  const mine = new Set<string>();
+  for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) mine.add(m[1]!);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  const out: string[] = [];
+  for (const line of fs.readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f[3] === '0A' && mine.has(f[9]!)) out.push(f[9]!);
+  }
+  return out.sort();
+}
+
+t.test('each worker gets its own SO_REUSEPORT socket and the kernel spreads connections', async (t) => {
+  const port = await freePort();
+  const m = await startMaster(t, { conf: `worker_processes 2;\nlisten 127.0.0.1:${port} reuseport;\napp ${hello};\n` });
+  const listening = m.lines().filter((l) => l.text.startsWith(`listening on 127.0.0.1:${port}`));
+  t.equal(listening.length, 2, 'the master bound two sockets on one address');
+  const [a, b] = workersOf(m.masterPid).map(listeningInodes);
+  t.equal(a!.length, 1);
+  t.equal(b!.length, 1);
+  t.not(a![0], b![0], 'the workers hold different sockets');
+  const seen = new Map<string, number>();
+  for (let i = 0; i < 200; i++) {
+    const pid = (await get({ port })).body.split(': ')[1]!.trim();
+    seen.set(pid, (seen.get(pid) ?? 0) + 1);
+  }
+  t.equal(seen.size, 2, `both workers answered: ${[...seen.values()].join(' / ')}`);
+});
+
+t.test('reloads, TTIN/TTOU and an upgrade under load with reuseport: zero failures', async (t) => {
+  const port = await freePort();
+  const m = await startMaster(t, { conf: `worker_processes 2;\nlisten 127.0.0.1:${port} reuseport;\napp ${hello};\n` });
+  const loads = [startLoad({ port, keepAlive: true, concurrency: 4 }), startLoad({ port, keepAlive: false, concurrency: 4 })];
+  t.teardown(() => Promise.all(loads.map((l) => l.stop())));
+  for (let i = 0; i < 2; i++) {
+    await sleep(400);
+    t.equal((await m.cli(['-s', 'reload'])).code, 0, `reload ${i + 1}`);
+  }
+  m.signal('SIGTTIN');
+  await waitFor('3 workers of a new generation', () => workersOf(m.masterPid).length === 3);
+  await m.waitLog(/^reload finished/, { after: m.lines().findIndex((l) => /starting a new generation \(reuseport\)/.test(l.text)) });
+  t.equal(m.lines().filter((l) => l.text.startsWith(`listening on 127.0.0.1:${port}`)).length, 2, 'the group grew...');
+  t.ok(m.lines().some((l) => /^reload: generation \d+ starting with 3 worker/.test(l.text)));
+  const before = m.lines().length;
+  m.signal('SIGTTOU');
+  await m.waitLog(/^reload finished/, { after: before });
+  await waitFor('2 workers', () => workersOf(m.masterPid).length === 2);
+  const shares = workersOf(m.masterPid).map((w) => listeningInodes(w).length).sort();
+  t.same(shares, [1, 2], 'three sockets stay open, shared out over two workers');
+  const up = await m.cli(['-s', 'upgrade'], { timeoutMs: 60_000 });
+  t.equal(up.code, 0, up.stderr);
+  t.ok(isGone(m.masterPid));
+  await sleep(500);
+  const results = await Promise.all(loads.map((l) => l.stop()));
+  for (const r of results) {
+    t.ok(r.ok > 100, `served ${r.ok}`);
+    t.same([r.failed, r.non2xx, r.errors], [0, 0, []], 'zero failed requests');
+  }
+  const m2 = Number(fs.readFileSync(m.pidFile, 'utf8'));
+  const inherited = workersOf(m2).flatMap(listeningInodes);
+  t.equal(new Set(inherited).size, 3, 'the new master inherited all three sockets');
+});
