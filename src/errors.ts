@@ -3,6 +3,7 @@ export type TsmErrorCode =
   | 'TSM_ERR_CONFIG'
   | 'TSM_ERR_USAGE'
   | 'TSM_ERR_PIDFILE'
+  | 'TSM_ERR_LOG'
   | 'TSM_ERR_NO_MASTER'
   | 'TSM_ERR_LISTEN'
   | 'TSM_ERR_APP'
@@ -28,6 +29,13 @@ export interface ErrnoError extends Error {
   address?: string;
   port?: number;
   path?: string;
+}
+
+/** nginx's wording for a failed open: `open() "/var/log/x.log" failed (ENOENT: no such file or directory)`. */
+export function openFailed(code: TsmErrorCode, path: string, err: unknown): TsmError {
+  const e = err as NodeJS.ErrnoException;
+  const why = e.code ? `${e.code}: ${e.message.split(':')[1]?.split(',')[0]?.trim() ?? e.message}` : String(err);
+  return new TsmError(code, `open() "${path}" failed (${why})`, { cause: err });
 }
 
 export function isErrno(err: unknown): err is ErrnoError {

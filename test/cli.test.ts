@@ -73,6 +73,15 @@ t.test('missing config file', async (t) => {
   await failsCleanly(t, await runCli(['-c', path.join(dir, 'none.conf')]), dir, /^tsmaster: \[emerg\] open\(\) ".*none\.conf" failed \(2: No such file or directory\)$/);
 });
 
+t.test('an error_log in a missing directory', async (t) => {
+  const dir = tempDir(t);
+  const conf = path.join(dir, 'tsmaster.conf');
+  fs.writeFileSync(conf, `pid ${dir}/tsmaster.pid;\nerror_log ${dir}/missing/error.log;\nlisten 127.0.0.1:0;\napp ${hello};\n`);
+  const re = /^tsmaster: \[emerg\] open\(\) ".*\/missing\/error\.log" failed \(ENOENT: no such file or directory\)$/;
+  await failsCleanly(t, await runCli(['-c', conf, '-g', 'daemon off;']), dir, re);
+  await failsCleanly(t, await runCli(['-c', conf]), dir, re);
+});
+
 t.test('port already in use, foreground and daemon', async (t) => {
   const dir = tempDir(t);
   const port = await freePort();

@@ -43,3 +43,15 @@ for (const w of workers) {
     t.match((await get({ port })).body, new RegExp(`^${w.label}: `));
   });
 }
+
+t.test('exec workers leave when the master is SIGKILLed: no orphan keeps the port', async (t) => {
+  const port = await freePort();
+  const m = await startMaster(t, {
+    conf: `worker_processes 2;\nready_timeout 10s;\nlisten 127.0.0.1:${port};\nexec ${python} ${path.join(fixtures, 'exec', 'py_plain_worker.py')};\n`,
+  });
+  const kids = childrenOf(m.masterPid);
+  t.equal(kids.length, 2);
+  m.signal('SIGKILL');
+  await waitFor('exec workers gone', () => kids.every(isGone), 3000);
+  t.pass('both exec workers exited');
+});

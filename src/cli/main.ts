@@ -23,6 +23,36 @@ function fail(message: string, level = 'emerg'): never {
   return print({ code: 1, out: [], err: [`[${level}] ${message}`] });
 }
 
+/**
+ * A master that cannot start: the launcher or the old master waiting on the IPC channel
+ * gets the reason too, so it reaches the operator and the old master's log.
+ */
+async function failToParent(message: string): Promise<never> {
+  if (process.send) {
+    const msg: ParentMessage = { t: 'failed', pid: process.pid, lines: [message] };
+    await new Promise((resolve) => process.send!(msg, undefined, {}, resolve));
+  }
+  return fail(message);
+}
+
+/**
+ * The node binary by the path it was started with, not its realpath: a USR2 after a deploy
+ * switched a symlink to a new Node runs the new one.
+ */
+function nodePath(): string {
+  const a0 = process.argv0;
+  if (a0.includes('/')) return path.resolve(a0);
+  for (const dir of (process.env.PATH ?? '').split(':')) {
+    const p = path.resolve(dir || '.', a0);
+    try {
+      if (fs.realpathSync(p) === fs.realpathSync(process.execPath)) return p;
+    } catch {
+      // not there
+    }
+  }
+  return process.execPath;
+}
+
 function configPaths(o: CliOptions): { prefix: string; file: string } {
   const prefix = path.resolve(o.prefix ?? process.cwd());
   return { prefix, file: path.resolve(prefix, o.configFile ?? 'tsmaster.conf') };
@@ -43,7 +73,12 @@ async function main(argv: string[]): Promise<never> {
     return print({ code: 1, out: [], err: [(err as Error).message] });
   }
   if (o.help) print({ code: 0, out: [usage], err: [] });
-  if (o.version) print({ code: 0, out: [], err: [`tsmaster version: tsmaster/${version}`, ...(o.version === 2 ? [`built with node ${process.versions.node} (${process.platform}-${process.arch})`] : [])] });
+  if (o.version) {
+    // As nginx: on stderr, without the "tsmaster: " prefix of messages.
+    process.stderr.write(`tsmaster version: tsmaster/${version}\n`);
+    if (o.version === 2) process.stderr.write(`built with node ${process.versions.node} (${process.platform}-${process.arch})\n`);
+    process.exit(0);
+  }
 
   const { prefix, file } = configPaths(o);
   let config: Config | null = null;
@@ -54,14 +89,7 @@ async function main(argv: string[]): Promise<never> {
     error = (err as Error).message;
   }
   if (o.test) testConfig(o, file, config, error);
-  if (!config) {
-    // A new master started by USR2 tells the old one why, so it lands in the old one's log.
-    if (process.env[INHERIT_ENV] !== undefined && process.send) {
-      const msg: ParentMessage = { t: 'failed', pid: process.pid, lines: [error ?? 'no configuration'] };
-      await new Promise((resolve) => process.send!(msg, undefined, {}, resolve));
-    }
-    return fail(error ?? 'no configuration');
-  }
+  if (!config) return failToParent(error ?? 'no configuration');
 
   try {
     switch (o.signal) {
@@ -87,22 +115,27 @@ async function main(argv: string[]): Promise<never> {
 
   // The command line a USR2 starts again: the path we were started with, not its realpath,
   // so a deploy that switches a `current` symlink runs the new release.
-  const command = [process.execPath, ...process.execArgv, path.resolve(process.argv[1]!), ...argv];
+  const command = [nodePath(), ...process.execArgv, path.resolve(process.argv[1]!), ...argv];
   const inherited = process.env[INHERIT_ENV] !== undefined;
   const isDaemon = process.env[DAEMON_ENV] === '1';
   delete process.env[DAEMON_ENV];
   if (config.daemon && !inherited && !isDaemon) {
     return print(await launchDaemon(command, config.readyTimeoutMs + 10_000));
   }
-  const master = new Master(config, {
-    configFile: file,
-    prefix,
-    ...(o.globals ? { globals: o.globals } : {}),
-    argv: command,
-    title: `tsmaster: master process ${[path.resolve(process.argv[1]!), ...argv].join(' ')}`,
-    onTerminal: !config.daemon && !inherited && !isDaemon && Boolean(process.stdin.isTTY || process.stderr.isTTY),
-    daemon: isDaemon || (inherited && config.daemon),
-  });
+  let master: Master;
+  try {
+    master = new Master(config, {
+      configFile: file,
+      prefix,
+      ...(o.globals ? { globals: o.globals } : {}),
+      argv: command,
+      title: `tsmaster: master process ${[path.resolve(process.argv[1]!), ...argv].join(' ')}`,
+      onTerminal: !config.daemon && !inherited && !isDaemon && Boolean(process.stdin.isTTY || process.stderr.isTTY),
+      daemon: isDaemon || (inherited && config.daemon),
+    });
+  } catch (err) {
+    return failToParent((err as Error).message);
+  }
   process.on('uncaughtException', (err) => master.log.crit(`uncaught exception: ${err.stack ?? err.message}`));
   process.exit(await master.run());
 }

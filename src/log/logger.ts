@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import type { LogLevel } from '../config/types.js';
+import { openFailed } from '../errors.js';
 
 export const levels: readonly LogLevel[] = ['debug', 'info', 'notice', 'warn', 'error', 'crit', 'alert', 'emerg'];
 
@@ -30,7 +31,12 @@ export class Logger {
   }
 
   static open(path: string | 'stderr'): number {
-    return path === 'stderr' ? 2 : fs.openSync(path, 'a', 0o644);
+    if (path === 'stderr') return 2;
+    try {
+      return fs.openSync(path, 'a', 0o644);
+    } catch (err) {
+      throw openFailed('TSM_ERR_LOG', path, err);
+    }
   }
 
   /** The fd lines go to; the master points its own stderr at it once daemonized. */

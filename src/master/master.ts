@@ -107,6 +107,7 @@ export class Master {
       if (process.connected) this.tellParent({ t: 'failed', pid: process.pid, lines: [message] });
       else if (this.log.path !== 'stderr') process.stderr.write(`tsmaster: [emerg] ${message}\n`);
       this.sockets.closeAll(true);
+      pidfile.removeIfOurs(this.config.pid);
       this.queue.unsubscribeSignals();
       return 1;
     }

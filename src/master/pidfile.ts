@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { TsmError } from '../errors.js';
+import { TsmError, openFailed } from '../errors.js';
 
 /** The state letter of /proc/PID/stat, or null when there is no such process. */
 export function processState(pid: number): string | null {
@@ -46,7 +46,7 @@ export function writePid(path: string, pid = process.pid): void {
     fs.renameSync(tmp, path);
   } catch (err) {
     fs.rmSync(tmp, { force: true });
-    throw new TsmError('TSM_ERR_PIDFILE', `open() "${path}" failed (${(err as NodeJS.ErrnoException).code})`, { cause: err });
+    throw openFailed('TSM_ERR_PIDFILE', path, err);
   }
 }
 

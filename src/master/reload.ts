@@ -53,8 +53,15 @@ export function replaceGeneration(m: Master, config: Config): void {
   }
   m.stateBeforeReload = m.state;
   m.state = 'reloading';
-  const gen = startGeneration(m, config, sockets, 'pending');
-  m.log.notice(`reload: generation ${gen.id} starting with ${gen.target} worker(s)`);
+  try {
+    const gen = startGeneration(m, config, sockets, 'pending');
+    m.log.notice(`reload: generation ${gen.id} starting with ${gen.target} worker(s)`);
+  } catch (err) {
+    // e.g. the worker_log cannot be opened: nothing was started, the old generation serves.
+    m.state = m.stateBeforeReload;
+    m.sockets.closeUnused(new Set([...m.generations.values()].flatMap((g) => g.sockets.map((s) => s.key))));
+    rejectReload(m, err);
+  }
 }
 
 export function finishReload(m: Master, gen: Generation): void {

@@ -1,10 +1,17 @@
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../config/types.js';
 import type { OpenSocket } from '../sockets/listen.js';
 import { WORKER_ENV, isObject, type WorkerEnv, type WorkerMessage } from '../protocol.js';
 import type { EventQueue } from './event-queue.js';
+
+/**
+ * util-linux's setpriv sets PR_SET_PDEATHSIG and execs, in the worker's own pid: an exec
+ * worker then gets TERM when the master dies, as Node workers do (they set it themselves).
+ */
+const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => fs.existsSync(p)) ?? null;
 
 const workerMain = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'worker', 'main.js');
 
@@ -50,7 +57,8 @@ export function spawnWorker(opts: {
     // systemd's socket activation protocol wants LISTEN_PID to be the worker's own pid,
     // known only after fork: a shell sets it and execs the command in the same process.
     const stdio: StdioOptions = ['ignore', opts.logFd, opts.logFd, ...fds];
-    child = spawn('/bin/sh', ['-c', 'LISTEN_PID=$$ exec "$@"', 'tsmaster-exec', ...config.worker.argv], {
+    const wrap = setpriv ? `exec ${setpriv} --pdeathsig TERM --` : 'exec';
+    child = spawn('/bin/sh', ['-c', `LISTEN_PID=$$ ${wrap} "$@"`, 'tsmaster-exec', ...config.worker.argv], {
       ...common,
       stdio,
       env: {
