@@ -35,7 +35,7 @@ export interface InheritEnv {
 }
 
 export type WorkerMessage =
-  | { t: 'ready' }
+  | { t: 'ready'; rss: number }
   | { t: 'pong'; seq: number; connections: number; requests: number; rss: number };
 
 export type MasterToWorker = { t: 'ping'; seq: number };

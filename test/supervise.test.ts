@@ -315,6 +315,19 @@ t.test('worker_max_memory: a bloated worker is replaced gracefully, requests kee
   t.notOk(after.some((l) => /respawning|no worker process|while being replaced/.test(l)), 'a replacement, not a crash');
 });
 
+t.test('worker_max_memory below what a fresh worker needs: one warning, no endless recycling', async (t) => {
+  const port = await freePort();
+  const m = await startMaster(t, { conf: `worker_processes 1;\nworker_max_memory 1m;\nlisten 127.0.0.1:${port};\napp ${app('hello.mjs')};\n` });
+  const first = workersOf(m.masterPid);
+  await m.waitLog(/^worker_max_memory 1048576 is below what a fresh worker uses \(\d+ bytes\): not replacing workers for memory$/, { timeoutMs: 5000 });
+  // An absence can only be watched for a while: three more heartbeat checks (one a second).
+  await sleep(3000);
+  t.equal(m.lines().filter((l) => /is below what a fresh worker uses/.test(l.text)).length, 1, 'said once');
+  t.notOk(m.lines().some((l) => /replacing it/.test(l.text)), 'no worker replaced');
+  t.same(workersOf(m.masterPid), first, 'the same worker serves');
+  t.equal((await get({ port })).status, 200);
+});
+
 t.test('start(ctx) apps: onShutdown hooks run on graceful stops (HUP of old workers, QUIT)', async (t) => {
   const port = await freePort();
   const m = await startMaster(t, { conf: `worker_processes 2;\nlisten 127.0.0.1:${port};\napp ${app('start-ctx.mjs')};\n` });

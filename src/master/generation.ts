@@ -22,6 +22,8 @@ export interface Generation {
   readyTimer: NodeJS.Timeout | null;
   /** All its workers have been ready at least once. */
   everReady: boolean;
+  /** worker_max_memory is below a fresh worker's RSS; said once. */
+  memoryWarned: boolean;
 }
 
 /** Where a generation's workers write stdout/stderr: their own file, opened by the master. */

@@ -16,6 +16,8 @@ export interface WorkerRecord {
   connections: number;
   requests: number;
   rss: number;
+  /** RSS when it became ready: what a fresh worker of this app needs. */
+  startRss: number | null;
   /** Being replaced (memory limit): a new worker takes its slot once ready. */
   recycling: boolean;
   /** An exec worker that sent anything on NOTIFY_SOCKET: it is ready only on READY=1. */

@@ -40,6 +40,7 @@ export function startGeneration(m: Master, config: Config, sockets: SocketGroup[
     respawnTimer: null,
     readyTimer: null,
     everReady: false,
+    memoryWarned: false,
   };
   m.generations.set(gen.id, gen);
   if (role === 'active') m.current = gen.id;
@@ -77,6 +78,7 @@ function spawnOne(m: Master, gen: Generation, slot: number): void {
     connections: 0,
     requests: 0,
     rss: 0,
+    startRss: null,
     recycling: false,
     notified: false,
     killedFor: null,
@@ -207,7 +209,10 @@ export function onWorkerMessage(m: Master, pid: number, msg: WorkerMessage): voi
     w.rss = msg.rss;
     return;
   }
-  if (msg.t === 'ready') markReady(m, w);
+  if (msg.t === 'ready') {
+    w.startRss = msg.rss;
+    markReady(m, w);
+  }
 }
 
 /** sd_notify from an exec worker (by sender pid): READY=1 is its readiness. */
@@ -273,9 +278,15 @@ export function checkWorkers(m: Master, only?: number): void {
         continue;
       }
       if (cfg.workerMaxMemory !== null && w.rss > cfg.workerMaxMemory && !w.recycling && gen.role === 'active') {
-        m.log.warn(`worker process ${w.pid} uses ${w.rss} bytes, over worker_max_memory ${cfg.workerMaxMemory}: replacing it`);
-        w.recycling = true;
-        maintainWorkerCount(m, gen);
+        if (w.startRss !== null && w.startRss > cfg.workerMaxMemory) {
+          // A replacement would be over the limit at once: recycling would never end.
+          if (!gen.memoryWarned) m.log.warn(`worker_max_memory ${cfg.workerMaxMemory} is below what a fresh worker uses (${w.startRss} bytes): not replacing workers for memory`);
+          gen.memoryWarned = true;
+        } else {
+          m.log.warn(`worker process ${w.pid} uses ${w.rss} bytes, over worker_max_memory ${cfg.workerMaxMemory}: replacing it`);
+          w.recycling = true;
+          maintainWorkerCount(m, gen);
+        }
       }
       w.child.send({ t: 'ping', seq: now }, () => undefined);
     }

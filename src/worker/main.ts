@@ -91,7 +91,7 @@ process.on('message', (msg: unknown) => {
 
 try {
   serving = await startApp({ app: env.app, id: env.id, generation: env.generation, listeners: env.listeners, tracker, log });
-  send({ t: 'ready' });
+  send({ t: 'ready', rss: process.memoryUsage.rss() });
 } catch (err) {
   log('emerg', err instanceof Error ? err.message : String(err));
   process.exit(1);
