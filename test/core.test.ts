@@ -3,35 +3,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { childrenOf, cmdline, fixtures, freePort, get, isGone, startMaster, waitFor, workersOf } from './helpers/master.js';
+import { childrenOf, cmdline, fixtures, freePort, get, isGone, startMaster, tcpSockets, waitFor, workersOf } from './helpers/master.js';
 
 const app = (name: string) => path.join(fixtures, 'apps', name);
-
-/** Sockets a process holds, from /proc/PID/fd and /proc/net: listening vs accepted. */
-function socketInodes(pid: number): Set<string> {
-  const out = new Set<string>();
-  for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
-    try {
-      const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`));
-      if (m) out.add(m[1]!);
-    } catch {
-      // fd closed meanwhile
-    }
-  }
-  return out;
-}
-
-/** TCP sockets in state ESTABLISHED (01) owned by inodes in `inodes`. */
-function establishedTcp(inodes: Set<string>): number {
-  let n = 0;
-  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    for (const line of fs.readFileSync(file, 'utf8').split('\n').slice(1)) {
-      const f = line.trim().split(/\s+/);
-      if (f[3] === '01' && inodes.has(f[9]!)) n++;
-    }
-  }
-  return n;
-}
 
 t.test('serves on TCP and a unix socket through worker processes', async (t) => {
   const port = await freePort();
@@ -53,7 +27,7 @@ t.test('serves on TCP and a unix socket through worker processes', async (t) => 
   }
   for (const pid of seen) t.ok(workers.includes(pid), `answered by worker ${pid}, not the master`);
   t.equal(fs.statSync(path.join(m.dir, 'app.sock')).mode & 0o777, 0o660, 'unix socket mode');
-  t.equal(establishedTcp(socketInodes(m.masterPid)), 0, 'the master holds no accepted connection');
+  t.equal(tcpSockets(m.masterPid, '01').length, 0, 'the master holds no accepted connection');
   t.equal(Number(fs.readFileSync(m.pidFile, 'utf8')), m.masterPid, 'pidfile names the master');
   m.signal('SIGTERM');
   await waitFor('master exit', () => isGone(m.masterPid));

@@ -5,28 +5,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { startLoad } from './helpers/load.js';
-import { fixtures, freePort, get, isGone, sleep, startMaster, waitFor, workersOf } from './helpers/master.js';
+import { fixtures, freePort, get, isGone, sleep, startMaster, tcpSockets, waitFor, workersOf } from './helpers/master.js';
 
 const hello = path.join(fixtures, 'apps', 'hello.mjs');
 
-/** Inodes of the listening TCP sockets (state 0A) a process holds. */
-function listeningInodes(pid: number): string[] {
-  const mine = new Set<string>();
-  for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
-    try {
-      const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`));
-      if (m) mine.add(m[1]!);
-    } catch {
-      // closed meanwhile
-    }
-  }
-  const out: string[] = [];
-  for (const line of fs.readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
-    const f = line.trim().split(/\s+/);
-    if (f[3] === '0A' && mine.has(f[9]!)) out.push(f[9]!);
-  }
-  return out.sort();
-}
+const listeningInodes = (pid: number) => tcpSockets(pid, '0A');
 
 t.test('each worker gets its own SO_REUSEPORT socket and the kernel spreads connections', async (t) => {
   const port = await freePort();

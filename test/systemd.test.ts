@@ -23,15 +23,21 @@ function notifySink(t: Test, dir: string): { path: string; got: Received[] } {
 
 const has = (r: Received, field: string | RegExp) => r.fields.some((f) => (typeof field === 'string' ? f === field : field.test(f)));
 
-t.test('READY, RELOADING with MONOTONIC_USEC, MAINPID on upgrade, STOPPING', async (t) => {
+/** A master whose NOTIFY_SOCKET is a datagram socket the test reads. */
+async function notifiedMaster(t: Test, workers: number) {
   const dir = tempDir(t);
   const sink = notifySink(t, dir);
   const port = await freePort();
   const m = await startMaster(t, {
     dir,
     env: { ...process.env, NOTIFY_SOCKET: sink.path },
-    conf: `worker_processes 2;\nlisten 127.0.0.1:${port};\napp ${hello};\n`,
+    conf: `worker_processes ${workers};\nlisten 127.0.0.1:${port};\napp ${hello};\n`,
   });
+  return { sink, m };
+}
+
+t.test('READY, RELOADING with MONOTONIC_USEC, MAINPID on upgrade, STOPPING', async (t) => {
+  const { sink, m } = await notifiedMaster(t, 2);
   const ready = await waitFor('READY=1', () => sink.got.find((r) => has(r, 'READY=1')));
   t.equal(ready.pid, m.masterPid, 'from the master');
   t.ok(has(ready, /^STATUS=running, generation 1, 2\/2 workers ready$/), 'with a STATUS line');
@@ -62,14 +68,7 @@ t.test('READY, RELOADING with MONOTONIC_USEC, MAINPID on upgrade, STOPPING', asy
 });
 
 t.test('rollback hands MAINPID back to the old master', async (t) => {
-  const dir = tempDir(t);
-  const sink = notifySink(t, dir);
-  const port = await freePort();
-  const m = await startMaster(t, {
-    dir,
-    env: { ...process.env, NOTIFY_SOCKET: sink.path },
-    conf: `worker_processes 1;\nlisten 127.0.0.1:${port};\napp ${hello};\n`,
-  });
+  const { sink, m } = await notifiedMaster(t, 1);
   m.signal('SIGUSR2');
   await m.waitLog(/is ready; WINCH and QUIT/, { pid: m.masterPid });
   const m2 = Number(fs.readFileSync(m.pidFile, 'utf8'));
@@ -109,12 +108,9 @@ t.test('socket activation: LISTEN_FDS/LISTEN_PID sockets are used instead of bin
   await waitFor('exit', () => isGone(child.pid!));
 });
 
-t.test('systemd-analyze verify accepts the shipped units', async (t) => {
-  const analyze = spawnSync('systemd-analyze', ['--version']);
-  if (analyze.error) {
-    t.skip('systemd-analyze is not installed');
-    return;
-  }
+const hasAnalyze = !spawnSync('systemd-analyze', ['--version']).error;
+
+t.test('systemd-analyze verify accepts the shipped units', { skip: hasAnalyze ? false : 'systemd-analyze is not installed' }, async (t) => {
   const dir = tempDir(t);
   const cliPath = path.join(root, 'dist', 'cli', 'main.js');
   fs.chmodSync(cliPath, 0o755);

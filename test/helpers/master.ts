@@ -87,6 +87,33 @@ export function workersOf(masterPid: number): number[] {
   return childrenOf(masterPid).filter((p) => cmdline(p).startsWith('tsmaster: worker process'));
 }
 
+/** Inodes of the sockets a process holds (/proc/PID/fd). */
+export function socketInodes(pid: number): Set<string> {
+  const out = new Set<string>();
+  for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) out.add(m[1]!);
+    } catch {
+      // fd closed meanwhile
+    }
+  }
+  return out;
+}
+
+/** Inodes of the TCP sockets in `state` (01 established, 0A listening) held by `pid`. */
+export function tcpSockets(pid: number, state: '01' | '0A'): string[] {
+  const mine = socketInodes(pid);
+  const out: string[] = [];
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of fs.readFileSync(file, 'utf8').split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f[3] === state && mine.has(f[9]!)) out.push(f[9]!);
+    }
+  }
+  return out.sort();
+}
+
 export interface LogLine {
   level: string;
   pid: number;
