@@ -1,6 +1,7 @@
 // Exec workers in another language, given the sockets by systemd's socket activation
 // protocol: they serve through tsmaster and survive HUP and upgrade with zero failures.
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { startLoad } from './helpers/load.js';
@@ -54,4 +55,17 @@ t.test('exec workers leave when the master is SIGKILLed: no orphan keeps the por
   m.signal('SIGKILL');
   await waitFor('exec workers gone', () => kids.every(isGone), 3000);
   t.pass('both exec workers exited');
+});
+
+t.test('worker_stop_signal: exec workers get the configured signal for a graceful stop', async (t) => {
+  const port = await freePort();
+  const script = "trap 'echo stopped-by-INT; exit 0' INT; while :; do sleep 0.1; done";
+  const m = await startMaster(t, {
+    conf: `worker_processes 1;\nworker_stop_signal INT;\nlisten 127.0.0.1:${port};\nexec /bin/sh -c "${script}";\n`,
+  });
+  const [worker] = childrenOf(m.masterPid);
+  m.signal('SIGQUIT');
+  await waitFor('master exit', () => isGone(m.masterPid));
+  t.ok(m.lines().some((l) => l.text === `worker process ${worker} exited with code 0`), 'the worker exited by itself');
+  t.match(fs.readFileSync(m.log, 'utf8'), /^stopped-by-INT$/m, 'its INT trap ran');
 });
