@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import type { Config } from '../config/types.js';
 import { TsmError } from '../errors.js';
+import { levels } from '../log/logger.js';
 import { isAlive, isLiveMaster } from '../master/pidfile.js';
 import { LogWatch, waitFor, type LogLine } from './log-watch.js';
 
@@ -26,8 +27,10 @@ export function masterPid(pidPath: string): number {
   return pid;
 }
 
+/** The master's log, when it is a file that has the notice lines a command waits for. */
 export function logWatch(config: Config): LogWatch | null {
-  return config.errorLog.path === 'stderr' ? null : new LogWatch(config.errorLog.path);
+  const quiet = levels.indexOf(config.errorLog.level) > levels.indexOf('notice');
+  return config.errorLog.path === 'stderr' || quiet ? null : new LogWatch(config.errorLog.path);
 }
 
 /** The master's own account of a failure: its emerg/alert/crit/error lines. */
