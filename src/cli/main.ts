@@ -11,6 +11,7 @@ import { version } from '../version.js';
 import { parseArgs, usage, type CliOptions } from './args.js';
 import { DAEMON_ENV, launchDaemon } from './launch.js';
 import { reload, reopen, stopMaster, type Outcome } from './signal.js';
+import { status } from './status.js';
 import { upgrade } from './upgrade.js';
 
 function print(o: Outcome): never {
@@ -104,7 +105,7 @@ async function main(argv: string[]): Promise<never> {
       case 'upgrade':
         return print(await upgrade(config));
       case 'status':
-        return fail('"-s status" needs the control socket, which this version does not have yet', 'error');
+        return print(await status(config, o.json));
       case null:
         break;
     }

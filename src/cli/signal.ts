@@ -3,6 +3,7 @@ import type { Config } from '../config/types.js';
 import { TsmError } from '../errors.js';
 import { levels } from '../log/logger.js';
 import { isAlive, isLiveMaster } from '../master/pidfile.js';
+import { ask, isSocket } from './control-client.js';
 import { LogWatch, waitFor, type LogLine } from './log-watch.js';
 
 /** Output of a command: lines for stdout and stderr, and the exit code. */
@@ -53,9 +54,16 @@ export function reopen(config: Config): Outcome {
   return { code: 0, out: [], err: [] };
 }
 
-/** HUP, then wait for the master's verdict in its log. */
+/**
+ * Reload and wait for the real outcome: over the control socket when there is one,
+ * otherwise HUP and the master's verdict in its log.
+ */
 export async function reload(config: Config): Promise<Outcome> {
   const pid = masterPid(config.pid);
+  if (config.controlSocket && isSocket(config.controlSocket)) {
+    const res = await ask(config.controlSocket, { cmd: 'reload' }, config.readyTimeoutMs + 10_000);
+    return res.ok ? { code: 0, out: [], err: [] } : { code: 1, out: [], err: [`[error] ${res.error}`] };
+  }
   const watch = logWatch(config);
   process.kill(pid, 'SIGHUP');
   if (!watch) return { code: 0, out: [], err: [] };

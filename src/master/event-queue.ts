@@ -11,6 +11,7 @@ export type MasterEvent =
   | { type: 'worker-notify'; pid: number; msg: string }
   | { type: 'tick' }
   | { type: 'respawn'; generation: number }
+  | { type: 'control-reload'; done: (error: string | null) => void }
   | { type: 'ready-timeout'; generation: number }
   | { type: 'kill-timeout'; pid: number }
   | { type: 'upgrade-exit'; pid: number; code: number | null; signal: NodeJS.Signals | null; error?: string }

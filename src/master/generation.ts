@@ -22,6 +22,8 @@ export interface Generation {
   readyTimer: NodeJS.Timeout | null;
   /** All its workers have been ready at least once. */
   everReady: boolean;
+  /** Unexpected exits per slot, for status. */
+  slotRestarts: number[];
   /** worker_max_memory is below a fresh worker's RSS; said once. */
   memoryWarned: boolean;
 }

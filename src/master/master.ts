@@ -6,6 +6,8 @@ import { Logger } from '../log/logger.js';
 import { version } from '../version.js';
 import * as native from '../native/index.js';
 import { INHERIT_ENV, type InheritEnv, type ParentMessage } from '../protocol.js';
+import { ControlServer } from '../control/server.js';
+import { oldbinControlPath } from '../control/protocol.js';
 import { activatedSockets } from '../sockets/activation.js';
 import { SocketSet, describe } from '../sockets/listen.js';
 import { Notifier } from '../systemd/notify.js';
@@ -61,6 +63,9 @@ export class Master {
   stateBeforeReload: MasterState = 'running';
   readonly startedAt = Date.now();
   readonly notifier: Notifier;
+  control: ControlServer | null = null;
+  /** Control clients waiting for the outcome of a reload. */
+  reloadWaiters: Array<(error: string | null) => void> = [];
   /** Where exec workers send sd_notify datagrams; opened on first use. */
   private workerNotify: native.NotifySocket | null = null;
   private ticker: NodeJS.Timeout | null = null;
@@ -98,6 +103,7 @@ export class Master {
       for (const s of this.sockets.all()) this.log.notice(`listening on ${describe(s)} (fd ${s.fd})`);
       // A new master publishes its pid only once its workers are ready.
       if (this.oldMaster === null) pidfile.writePid(this.config.pid);
+      if (this.config.controlSocket) this.control = new ControlServer(this, this.config.controlSocket);
       this.log.notice(`tsmaster/${version} master process started, ${this.config.workerProcesses} worker(s)`);
       this.tellParent({ t: 'started', pid: process.pid });
       startGeneration(this, this.config, sockets, 'active');
@@ -107,6 +113,7 @@ export class Master {
       if (process.connected) this.tellParent({ t: 'failed', pid: process.pid, lines: [message] });
       else if (this.log.path !== 'stderr') process.stderr.write(`tsmaster: [emerg] ${message}\n`);
       this.sockets.closeAll(true);
+      this.control?.close(true);
       pidfile.removeIfOurs(this.config.pid);
       this.queue.unsubscribeSignals();
       return 1;
@@ -139,6 +146,11 @@ export class Master {
         return onWorkerNotify(this, ev.pid, ev.msg);
       case 'tick':
         return checkWorkers(this);
+      case 'control-reload':
+        // An ignored reload answers only its own client, not those waiting on one under way.
+        if (this.state === 'stopping' || this.state === 'reloading') ev.done(`reload ignored: the master is ${this.state}`);
+        else this.reloadWaiters.push(ev.done);
+        return startReload(this);
       case 'respawn': {
         const gen = this.generations.get(ev.generation);
         if (gen) gen.respawnTimer = null;
@@ -250,8 +262,25 @@ export class Master {
     return this.workerNotify.path;
   }
 
+  /** Tell control clients waiting on a reload how it ended. */
+  settleReload(error: string | null): void {
+    for (const done of this.reloadWaiters.splice(0)) done(error);
+  }
+
+  /** The control socket path while this master is the old one of an upgrade, and back. */
+  moveControl(toOldbin: boolean): void {
+    const path = this.config.controlSocket;
+    if (!this.control || !path) return;
+    try {
+      this.control.moveTo(toOldbin ? oldbinControlPath(path) : path);
+    } catch (err) {
+      this.log.alert(`control socket: rename failed: ${(err as Error).message}`);
+    }
+  }
+
   exit(code: number): void {
     this.workerNotify?.close();
+    this.control?.close(true);
     this.exitCode = code;
     this.queue.push({ type: 'tick' });
   }

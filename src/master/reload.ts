@@ -19,6 +19,7 @@ export function startReload(m: Master): void {
     // nginx's manual rollback: the old master serves again with the config it has.
     m.log.notice('starting the workers again with the current configuration');
     restartWorkers(m);
+    m.settleReload(null);
     return;
   }
   m.notifier.reloading('reloading configuration');
@@ -33,8 +34,10 @@ export function startReload(m: Master): void {
 }
 
 function rejectReload(m: Master, err: unknown): void {
-  m.log.emerg(err instanceof Error ? err.message : String(err));
+  const why = err instanceof Error ? err.message : String(err);
+  m.log.emerg(why);
   m.log.alert(`reload failed: generation ${m.current} keeps serving`);
+  m.settleReload(why);
   m.notifier.send('READY=1', `STATUS=${m.statusLine()}, last reload failed`);
 }
 
@@ -79,6 +82,7 @@ export function finishReload(m: Master, gen: Generation): void {
   m.state = 'running';
   m.log.notice(`reload finished: generation ${gen.id} serves, generation ${previous} is stopping`);
   m.notifier.send('READY=1', `STATUS=${m.statusLine()}`);
+  m.settleReload(null);
 }
 
 export function failReload(m: Master, gen: Generation, reason: string): void {
@@ -86,4 +90,5 @@ export function failReload(m: Master, gen: Generation, reason: string): void {
   stopGeneration(m, gen);
   m.state = m.stateBeforeReload;
   m.notifier.send('READY=1', `STATUS=${m.statusLine()}, last reload failed`);
+  m.settleReload(reason);
 }

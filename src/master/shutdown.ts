@@ -84,6 +84,7 @@ export function checkExit(m: Master): void {
   if (m.state !== 'stopping' || m.table.size > 0) return;
   // A new master that inherited our unix sockets still serves on those paths.
   m.sockets.closeAll(m.upgrade === null);
+  m.settleReload('the master exited');
   removeIfOurs(m.config.pid);
   removeIfOurs(oldbinPath(m.config.pid));
   m.log.notice('exit');

@@ -40,6 +40,7 @@ export function startGeneration(m: Master, config: Config, sockets: SocketGroup[
     respawnTimer: null,
     readyTimer: null,
     everReady: false,
+    slotRestarts: [],
     memoryWarned: false,
   };
   m.generations.set(gen.id, gen);
@@ -168,6 +169,7 @@ export function onWorkerExit(m: Master, ev: Extract<MasterEvent, { type: 'worker
     fastShutdown(m, 1);
   } else {
     m.totals.restarts++;
+    gen.slotRestarts[w.slot] = (gen.slotRestarts[w.slot] ?? 0) + 1;
     if (!gen.everReady) m.tellParent({ t: 'failed', pid: process.pid, lines: [`worker process ${w.pid} ${how} before it was ready; the master keeps its sockets and retries`] });
     const stable = w.readyAt !== null && Date.now() - w.readyAt >= STABLE_MS;
     if (!w.recycling) scheduleRespawn(m, gen, stable, `worker process ${w.pid} ${how}${w.killedFor ? ` (${w.killedFor})` : ''}`);

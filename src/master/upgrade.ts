@@ -40,6 +40,7 @@ export function startUpgrade(m: Master): void {
     m.log.alert(`upgrade failed: rename() "${m.config.pid}" failed: ${(err as Error).message}`);
     return;
   }
+  m.moveControl(true);
   const sockets = m.sockets.all();
   const inherit: InheritEnv = {
     parentPid: process.pid,
@@ -108,6 +109,7 @@ export function onUpgradeExit(m: Master, ev: Extract<MasterEvent, { type: 'upgra
   } catch (err) {
     m.log.alert(`rollback: ${(err as Error).message}`);
   }
+  m.moveControl(false);
   if (m.state === 'stopping' && m.stopMode === 'graceful') {
     m.log.alert('graceful shutdown cancelled: no new master took over');
     m.stopMode = null;

@@ -60,7 +60,12 @@ async function stopGracefully(orphan: boolean): Promise<void> {
     }
   }
   await tracker.drain(orphan ? ORPHAN_IDLE_MS : undefined);
-  process.exit(0);
+  // The last counts, so the master's request total misses nothing this worker served.
+  if (process.connected) {
+    process.send?.({ t: 'pong', seq: 0, connections: 0, requests: tracker.requests, rss: process.memoryUsage.rss() }, () => process.exit(0));
+  } else {
+    process.exit(0);
+  }
 }
 
 function reopenLog(): void {
