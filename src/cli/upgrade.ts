@@ -1,24 +1,9 @@
 import fs from 'node:fs';
 import type { Config } from '../config/types.js';
 import { isAlive, isLiveMaster, oldbinPath, readPid } from '../master/pidfile.js';
+import { childrenOf } from '../proc.js';
 import { waitFor } from './log-watch.js';
 import { logWatch, masterPid, problemLines, type Outcome } from './signal.js';
-
-/** Worker pids of a master: its children other than the new master. */
-function childrenOf(pid: number, except: number): number[] {
-  const kids: number[] = [];
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[1]) === pid && Number(entry) !== except && fields[0] !== 'Z') kids.push(Number(entry));
-    } catch {
-      // The process exited while we looked.
-    }
-  }
-  return kids;
-}
 
 /**
  * The whole binary upgrade, safely: USR2, wait until the new master is ready, WINCH, wait
@@ -66,7 +51,8 @@ export async function upgrade(config: Config): Promise<Outcome> {
   const drained = await waitFor(() => {
     const bad = rolledBack();
     if (bad) return bad;
-    return childrenOf(oldPid, newPid).length === 0 ? '' : undefined;
+    // The old master's children other than the new master are its workers.
+    return childrenOf(oldPid).filter((p) => p !== newPid).length === 0 ? '' : undefined;
   }, config.workerShutdownTimeoutMs + 10_000);
   if (drained === undefined) return failure(`the old workers did not exit within ${config.workerShutdownTimeoutMs + 10_000}ms`);
   if (drained) return failure(drained);

@@ -1,21 +1,8 @@
 import fs from 'node:fs';
 import { TsmError, openFailed } from '../errors.js';
+import { isAlive } from '../proc.js';
 
-/** The state letter of /proc/PID/stat, or null when there is no such process. */
-export function processState(pid: number): string | null {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-  } catch {
-    return null;
-  }
-}
-
-/** Alive and not a zombie: kill(pid, 0) succeeds on zombies, /proc does not lie. */
-export function isAlive(pid: number): boolean {
-  const state = processState(pid);
-  return state !== null && state !== 'Z' && state !== 'X';
-}
+export { isAlive } from '../proc.js';
 
 /** A live process whose title says it is a tsmaster master. */
 export function isLiveMaster(pid: number): boolean {

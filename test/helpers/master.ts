@@ -6,6 +6,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { childrenOf, isAlive } from '../../src/proc.js';
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const cli = path.join(root, 'dist', 'cli', 'main.js');
@@ -44,34 +45,11 @@ export function tempDir(t: Teardown, prefix = 'tsm-'): string {
   return dir;
 }
 
-/** /proc/PID/stat state letter; null when gone. Z counts as gone for callers via isGone. */
-export function procState(pid: number): string | null {
-  try {
-    const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return s.slice(s.lastIndexOf(')') + 2, s.lastIndexOf(')') + 3);
-  } catch {
-    return null;
-  }
-}
+export { childrenOf, isAlive } from '../../src/proc.js';
 
+/** Gone: no such process, or a zombie nobody reaped yet (kill -0 would still succeed). */
 export function isGone(pid: number): boolean {
-  const s = procState(pid);
-  return s === null || s === 'Z' || s === 'X';
-}
-
-export function childrenOf(pid: number): number[] {
-  const kids: number[] = [];
-  for (const e of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const s = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
-      const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-      if (Number(f[1]) === pid && f[0] !== 'Z') kids.push(Number(e));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return kids;
+  return !isAlive(pid);
 }
 
 export function cmdline(pid: number): string {
