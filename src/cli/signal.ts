@@ -3,7 +3,7 @@ import type { Config } from '../config/types.js';
 import { TsmError } from '../errors.js';
 import { levels } from '../log/logger.js';
 import { isAlive, isLiveMaster } from '../master/pidfile.js';
-import { ask, isSocket } from './control-client.js';
+import { answers, ask } from '../control/client.js';
 import { LogWatch, waitFor, type LogLine } from './log-watch.js';
 
 /** Output of a command: lines for stdout and stderr, and the exit code. */
@@ -60,9 +60,10 @@ export function reopen(config: Config): Outcome {
  */
 export async function reload(config: Config): Promise<Outcome> {
   const pid = masterPid(config.pid);
-  if (config.controlSocket && isSocket(config.controlSocket)) {
+  if (config.controlSocket && (await answers(config.controlSocket, pid))) {
     const res = await ask(config.controlSocket, { cmd: 'reload' }, config.readyTimeoutMs + 10_000);
-    return res.ok ? { code: 0, out: [], err: [] } : { code: 1, out: [], err: [`[error] ${res.error}`] };
+    if (res.ok) return { code: 0, out: [], err: [] };
+    return { code: 1, out: [], err: [`[error] ${res.error.startsWith('reload ') ? res.error : `reload failed: ${res.error}`}`] };
   }
   const watch = logWatch(config);
   process.kill(pid, 'SIGHUP');

@@ -1,68 +1,120 @@
-import { Chalk } from 'chalk';
+import { Chalk, type ChalkInstance } from 'chalk';
 import type { Config } from '../config/types.js';
-import { oldbinControlPath, type MasterStatus } from '../control/protocol.js';
+import { askStatus, isSocket } from '../control/client.js';
+import { oldbinControlPath, type MasterStatus, type UpgradeStatus } from '../control/protocol.js';
 import { TsmError } from '../errors.js';
-import { ask, isSocket } from './control-client.js';
 import type { Outcome } from './signal.js';
 
 function duration(ms: number): string {
   const s = Math.floor(ms / 1000);
   if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${s % 60}s`;
-  return `${Math.floor(s / 3600)}h${Math.floor((s % 3600) / 60)}m`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+  return `${Math.floor(s / 86400)}d${String(Math.floor((s % 86400) / 3600)).padStart(2, '0')}h`;
 }
 
 function bytes(n: number | null): string {
-  return n === null ? '-' : `${(n / 1024 / 1024).toFixed(1)}M`;
+  if (n === null) return '-';
+  return n >= 1024 ** 3 ? `${(n / 1024 ** 3).toFixed(1)}G` : `${(n / 1024 ** 2).toFixed(1)}M`;
 }
 
-function table(rows: string[][]): string[] {
+function upgradeText(u: UpgradeStatus): string {
+  switch (u.role) {
+    case 'none':
+      return u.lastRollback ? `upgrade none (rolled back ${duration(Date.now() - u.lastRollback.at)} ago: ${u.lastRollback.reason})` : 'upgrade none';
+    case 'old':
+      return `upgrade: new master ${u.newPid} ${u.newReady ? 'ready' : 'starting'}`;
+    case 'new':
+      return `upgrade: old master ${u.oldPid} running`;
+  }
+}
+
+/** Columns padded to the widest cell; colour is applied after padding so escapes do not count. */
+function table(rows: string[][], paint: (row: number, col: number, cell: string) => string): string[] {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  '));
+  return rows.map((r, y) =>
+    r
+      .map((cell, x) => paint(y, x, x === r.length - 1 ? cell : cell.padEnd(widths[x]!)))
+      .join('  ')
+      .trimEnd(),
+  );
 }
 
-/** The human form: one block per master, its workers in a table. Colours only on a terminal. */
+function stateColor(c: ChalkInstance, state: string): (s: string) => string {
+  if (state === 'ready' || state === 'running') return c.green;
+  if (state === 'starting' || state === 'reloading') return c.yellow;
+  return c.red;
+}
+
+/**
+ * The human form: a line per master, then its workers as a table. Colours only when `color`
+ * (stdout is a terminal); the plain text is the same either way.
+ */
 export function render(masters: MasterStatus[], color: boolean): string[] {
   const c = new Chalk({ level: color ? 1 : 0 });
-  const state = (s: string) => (s === 'ready' || s === 'running' ? c.green(s) : s === 'starting' || s === 'reloading' ? c.yellow(s) : c.red(s));
   const out: string[] = [];
   for (const m of masters) {
-    const up =
-      m.upgrade.role === 'old'
-        ? `upgrading: new master ${m.upgrade.newPid} ${m.upgrade.newReady ? 'ready' : 'starting'}`
-        : m.upgrade.role === 'new'
-          ? `new master; old master ${m.upgrade.oldPid} ${m.upgrade.oldAlive ? 'still running' : 'gone'}`
-          : 'no upgrade';
+    if (out.length > 0) out.push('');
     out.push(
-      `${c.bold(`master ${m.pid}`)}  generation ${m.generation}  ${state(m.state)}  up ${duration(m.uptimeMs)}  ${up}  requests ${m.totals.requests}  restarts ${m.totals.restarts}`,
+      [
+        c.bold(`master ${m.pid}`),
+        `generation ${m.generation}`,
+        stateColor(c, m.state)(m.state),
+        `up ${duration(m.uptimeMs)}`,
+        m.upgrade.role === 'none' ? upgradeText(m.upgrade) : c.cyan(upgradeText(m.upgrade)),
+        `requests ${m.totals.requests}`,
+        `restarts ${m.totals.restarts}`,
+      ].join('  '),
     );
-    const rows = [['PID', 'GEN', 'SLOT', 'STATE', 'UPTIME', 'RESTARTS', 'CPU%', 'RSS', 'CONNS', 'REQUESTS']];
-    for (const w of m.workers) {
-      rows.push([String(w.pid), String(w.generation), String(w.slot), w.state, duration(w.uptimeMs), String(w.restarts), w.cpu === null ? '-' : w.cpu.toFixed(1), bytes(w.rss), String(w.connections), String(w.requests)]);
+    if (m.workers.length === 0) {
+      out.push('  no workers');
+      continue;
     }
-    // Pad before colouring, so escape codes do not skew the columns.
-    const lines = table(rows);
-    out.push(c.dim(lines[0]!), ...lines.slice(1).map((l, i) => l.replace(m.workers[i]!.state, state(m.workers[i]!.state))));
+    const rows = [['PID', 'GEN', 'SLOT', 'STATE', 'UPTIME', 'RESTARTS', 'CPU%', 'RSS', 'CONNS', 'REQUESTS']];
+    const workers = [...m.workers].sort((a, b) => a.generation - b.generation || a.slot - b.slot || a.pid - b.pid);
+    for (const w of workers) {
+      rows.push([
+        String(w.pid),
+        String(w.generation),
+        String(w.slot),
+        w.state,
+        duration(w.uptimeMs),
+        String(w.restarts),
+        w.cpu === null ? '-' : w.cpu.toFixed(1),
+        bytes(w.rss),
+        String(w.connections),
+        String(w.requests),
+      ]);
+    }
+    out.push(...table(rows, (y, x, cell) => (y === 0 ? c.dim(cell) : x === 3 ? stateColor(c, workers[y - 1]!.state)(cell) : cell)));
   }
   return out;
 }
 
-/** Every master answering on the control socket and, during an upgrade, on its .oldbin. */
-export async function collect(config: Config): Promise<MasterStatus[]> {
+/**
+ * Every master answering: on PATH.oldbin (the old master during an upgrade) and on PATH.
+ * One that does not answer is left out; none answering is an error.
+ */
+export async function collect(config: Config): Promise<{ masters: MasterStatus[]; problems: string[] }> {
   const path = config.controlSocket;
   if (!path) throw new TsmError('TSM_ERR_CONTROL', 'control_socket is off: -s status needs it');
+  const paths = isSocket(oldbinControlPath(path)) ? [oldbinControlPath(path), path] : [path];
+  const answers = await Promise.allSettled(paths.map((p) => askStatus(p)));
   const masters: MasterStatus[] = [];
-  for (const p of [oldbinControlPath(path), path]) {
-    if (p !== path && !isSocket(p)) continue;
-    const res = await ask(p, { cmd: 'status' });
-    if (!res.ok) throw new TsmError('TSM_ERR_CONTROL', `control socket "${p}": ${res.error}`);
-    if ('status' in res) masters.push(res.status);
+  const problems: string[] = [];
+  for (const a of answers) {
+    if (a.status === 'fulfilled') masters.push(a.value);
+    else problems.push((a.reason as Error).message);
   }
-  return masters;
+  // None answered: the reason for PATH itself (ENOENT, ECONNREFUSED, EACCES) says most.
+  if (masters.length === 0) throw (answers[answers.length - 1] as PromiseRejectedResult).reason;
+  return { masters, problems };
 }
 
+/** `-s status [--json]`. */
 export async function status(config: Config, json: boolean): Promise<Outcome> {
-  const masters = await collect(config);
-  if (json) return { code: 0, out: [JSON.stringify({ masters }, null, 2)], err: [] };
-  return { code: 0, out: render(masters, Boolean(process.stdout.isTTY)), err: [] };
+  const { masters, problems } = await collect(config);
+  const err = problems.map((p) => `[warn] ${p}`);
+  if (json) return { code: 0, out: [JSON.stringify({ masters })], err };
+  return { code: 0, out: render(masters, Boolean(process.stdout.isTTY)), err };
 }

@@ -4,14 +4,28 @@ import { isAlive, isLiveMaster, oldbinPath, readPid } from '../master/pidfile.js
 import { childrenOf } from '../proc.js';
 import { waitFor } from './log-watch.js';
 import { logWatch, masterPid, problemLines, type Outcome } from './signal.js';
+import { OldMasterProbe, upgradeUnderWay } from './upgrade-probe.js';
 
 /**
  * The whole binary upgrade, safely: USR2, wait until the new master is ready, WINCH, wait
  * until the old workers are gone, QUIT. Any failure leaves the old master serving (it
- * rolls back by itself) and reports the new master's own error lines.
+ * rolls back by itself) and reports the new master's own error lines. With a control
+ * socket the old master's status says when each step is done; without one, the pidfile,
+ * /proc and the error log do.
  */
 export async function upgrade(config: Config): Promise<Outcome> {
+  const busy = await upgradeUnderWay(config);
+  if (busy) return { code: 1, out: [], err: [`[error] upgrade not started: ${busy}`] };
   const oldPid = masterPid(config.pid);
+  const probe = await OldMasterProbe.start(config, oldPid);
+  try {
+    return await dance(config, oldPid, probe);
+  } finally {
+    probe?.stop();
+  }
+}
+
+async function dance(config: Config, oldPid: number, probe: OldMasterProbe | null): Promise<Outcome> {
   const out: string[] = [];
   const watch = logWatch(config);
   const bound = config.readyTimeoutMs + 15_000;
@@ -20,6 +34,9 @@ export async function upgrade(config: Config): Promise<Outcome> {
     const lines = watch ? problemLines(watch.lines, newPid ? [oldPid, newPid] : [oldPid]) : [];
     return { code: 1, out, err: [`[error] upgrade failed: ${why}`, ...lines, `master process ${oldPid} keeps serving`] };
   };
+  const refused = probe?.refusal();
+  if (refused) return { code: 1, out, err: [`[error] upgrade not started: ${refused}`] };
+  const sentAt = Date.now();
   /** The old master's word that it gave up or rolled back. */
   const rolledBack = (): string | undefined => {
     for (const l of watch?.poll() ?? []) {
@@ -28,7 +45,7 @@ export async function upgrade(config: Config): Promise<Outcome> {
       if (started) newPid = Number(started[1]);
       if (l.text.includes('rolling back') || l.text.startsWith('USR2 ignored') || l.text.startsWith('upgrade failed')) return l.text;
     }
-    return undefined;
+    return probe?.rolledBack(sentAt);
   };
 
   process.kill(oldPid, 'SIGUSR2');
@@ -36,6 +53,8 @@ export async function upgrade(config: Config): Promise<Outcome> {
   const ready = await waitFor(() => {
     const bad = rolledBack();
     if (bad) return { bad };
+    const ready = probe?.newReady();
+    if (ready !== undefined) return { pid: ready };
     const pid = readPid(config.pid);
     // The new master writes `pid` only once its workers are ready.
     if (pid !== null && pid !== oldPid && isLiveMaster(pid) && fs.existsSync(oldbinPath(config.pid))) return { pid };
@@ -51,6 +70,7 @@ export async function upgrade(config: Config): Promise<Outcome> {
   const drained = await waitFor(() => {
     const bad = rolledBack();
     if (bad) return bad;
+    if (probe) return probe.workersLeft() === 0 ? '' : undefined;
     // The old master's children other than the new master are its workers.
     return childrenOf(oldPid).filter((p) => p !== newPid).length === 0 ? '' : undefined;
   }, config.workerShutdownTimeoutMs + 10_000);

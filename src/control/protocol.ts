@@ -1,30 +1,58 @@
-// The control socket speaks line-delimited JSON: one request line, one response line.
+// The control socket speaks line-delimited JSON: one request per line, one answer line per
+// request, in order. Kept apart from the server so the CLI can share the types.
 
-export type ControlRequest = { cmd: 'status' } | { cmd: 'reload' } | { cmd: 'ping' };
+export interface Totals {
+  requests: number;
+  restarts: number;
+}
+
+export type ControlRequest =
+  | { cmd: 'status' }
+  | { cmd: 'reload' }
+  | { cmd: 'ping' }
+  /** From the old master of an upgrade, as it exits: what its workers did after USR2. */
+  | { cmd: 'handover'; totals: Totals };
+
+export type WorkerState = 'starting' | 'ready' | 'draining';
 
 export interface WorkerStatus {
   pid: number;
   generation: number;
   slot: number;
-  state: 'starting' | 'ready' | 'draining';
+  state: WorkerState;
   uptimeMs: number;
   /** Restarts of this worker's slot in its generation. */
   restarts: number;
-  /** CPU % since the last sample (pidusage); null when the process is gone. */
+  /**
+   * CPU % (100 = one core): since the previous status request when that was less than a
+   * minute ago, else since the worker started (as ps). null when the process is gone.
+   */
   cpu: number | null;
+  /** Resident set size in bytes (pidusage); null when the process is gone. */
   rss: number | null;
+  /** From the worker's last heartbeat (every second). */
   connections: number;
   requests: number;
 }
+
+/**
+ * `none` (with the last rollback, if any: `at` in ms since the epoch); `old`: this master
+ * started a new one on USR2 (`newReady` once all its workers are ready); `new`: an old
+ * master started this one and is still running.
+ */
+export type UpgradeStatus =
+  | { role: 'none'; lastRollback?: { newPid: number; reason: string; at: number } }
+  | { role: 'old'; newPid: number; newReady: boolean }
+  | { role: 'new'; oldPid: number };
 
 export interface MasterStatus {
   pid: number;
   generation: number;
   state: string;
   uptimeMs: number;
-  /** `old`: this master started a new one (USR2); `new`: an old master started this one. */
-  upgrade: { role: 'none' } | { role: 'old'; newPid: number; newReady: boolean } | { role: 'new'; oldPid: number; oldAlive: boolean };
-  totals: { requests: number; restarts: number };
+  upgrade: UpgradeStatus;
+  /** Since the first master of this line started: handed to each new master on upgrade. */
+  totals: Totals;
   workers: WorkerStatus[];
 }
 
@@ -32,12 +60,39 @@ export type ControlResponse =
   | { ok: true; status: MasterStatus }
   | { ok: true; reload: 'finished' }
   | { ok: true; pong: number }
+  | { ok: true; handover: 'accepted' }
   | { ok: false; error: string };
 
 /** Longest request line accepted; a longer one is answered with an error and the connection closed. */
 export const MAX_LINE = 64 * 1024;
 
-/** Where the old master's control socket is during an upgrade. */
+/** Where the old master's control socket is during an upgrade (as its pidfile). */
 export function oldbinControlPath(path: string): string {
   return `${path}.oldbin`;
+}
+
+/** A request line as a request, or why it is not one. */
+export function parseRequest(line: string): ControlRequest | string {
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch {
+    return 'malformed JSON';
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'a request is a JSON object with "cmd"';
+  const req = v as { cmd?: unknown; totals?: unknown };
+  switch (req.cmd) {
+    case 'status':
+    case 'reload':
+    case 'ping':
+      return { cmd: req.cmd };
+    case 'handover': {
+      const t = req.totals as Partial<Totals> | undefined;
+      const count = (n: unknown) => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
+      if (!t || !count(t.requests) || !count(t.restarts)) return 'handover needs totals {requests, restarts}';
+      return { cmd: 'handover', totals: { requests: t.requests!, restarts: t.restarts! } };
+    }
+    default:
+      return `unknown command ${JSON.stringify(req.cmd ?? null)}`.slice(0, 200);
+  }
 }

@@ -1,52 +1,76 @@
 import fs from 'node:fs';
 import net from 'node:net';
+import { TsmError, isErrno } from '../errors.js';
 import type { Master } from '../master/master.js';
 import * as native from '../native/index.js';
-import { MAX_LINE, type ControlRequest, type ControlResponse } from './protocol.js';
+import { MAX_LINE, parseRequest, type ControlRequest, type ControlResponse } from './protocol.js';
 import { snapshot } from './snapshot.js';
 
-/** A connection is dropped if its request line does not arrive in this time. */
+/** A client that sends nothing for this long (between requests) is dropped. */
 const IDLE_MS = 10_000;
+/** More clients at once than any operator or script needs; the rest are closed at once. */
+const MAX_CLIENTS = 32;
+/** After an over-long line is refused, the rest of it is read and dropped for this long. */
+const DISCARD_MS = 2000;
 
-function reply(socket: net.Socket, res: ControlResponse): void {
-  if (!socket.destroyed) socket.end(`${JSON.stringify(res)}\n`);
+interface Peer {
+  pid: number;
+  uid: number;
 }
 
-function parse(line: string): ControlRequest | string {
-  let v: unknown;
+/**
+ * SO_PEERCRED of an accepted connection. Node has no API for it, so the fd comes from the
+ * socket's libuv handle (`_handle.fd`, a Pipe on Linux); no fd or no credentials: uid -1.
+ */
+function peerOf(socket: net.Socket): Peer {
+  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
   try {
-    v = JSON.parse(line);
+    const { pid, uid } = native.getPeerCred(fd);
+    return { pid, uid };
   } catch {
-    return 'malformed JSON';
+    return { pid: 0, uid: -1 };
   }
-  const cmd = typeof v === 'object' && v !== null ? (v as { cmd?: unknown }).cmd : undefined;
-  if (cmd === 'status' || cmd === 'reload' || cmd === 'ping') return { cmd };
-  return `unknown command ${JSON.stringify(cmd ?? null)}`;
 }
 
 /**
  * The master's control socket: a unix socket, mode 0600, where root or the master's own uid
- * (SO_PEERCRED) asks for status or a reload with one JSON line. It is bound through the
- * addon, not by path in libuv, because libuv unlinks a path it bound when it closes it, and
- * after an upgrade that path belongs to the new master.
+ * (SO_PEERCRED) asks for status or a reload, one JSON object per line. It is not a service
+ * socket: the master accepts here, and only here.
+ *
+ * Bound through the addon and handed to net.Server by fd, not by path: libuv unlinks a path
+ * it bound when it closes it, and after an upgrade that path belongs to the new master.
+ * The addon also removes a stale socket file (nobody answers: a master killed by KILL) and
+ * refuses to bind over a live one.
  */
 export class ControlServer {
   private readonly server: net.Server;
-  private fd: number;
+  private handedOver = false;
+  /** Where it is bound now: `home`, or its .oldbin while this master is the old one of an upgrade. */
+  path: string;
 
   constructor(
     private readonly m: Master,
-    public path: string,
+    /** The configured path, bound at start; a reload does not move it. */
+    readonly home: string,
   ) {
-    this.fd = native.listenUnix({ path, backlog: 64, mode: 0o600 });
-    this.server = net.createServer((socket) => this.onConnection(socket));
+    const path = (this.path = home);
+    let fd: number;
+    try {
+      fd = native.listenUnix({ path, backlog: 64, mode: 0o600 });
+    } catch (err) {
+      const why = isErrno(err) && err.code === 'EADDRINUSE' ? 'in use: another master answers there' : (err as Error).message;
+      throw new TsmError('TSM_ERR_CONTROL', `control socket "${path}": ${why}`, { cause: err });
+    }
+    // allowHalfOpen: a client that sends its request and shuts down its side still gets the answer.
+    this.server = net.createServer({ allowHalfOpen: true }, (socket) => this.onConnection(socket));
+    this.server.maxConnections = MAX_CLIENTS;
     this.server.on('error', (err) => m.log.alert(`control socket "${this.path}": ${err.message}`));
-    this.server.listen({ fd: this.fd });
-    // The master lives on its own signals and children, not on this socket.
+    this.server.listen({ fd });
+    // The master lives on its signals and children, not on this socket.
     this.server.unref();
   }
 
-  /** During an upgrade the old master answers on PATH.oldbin, the new one on PATH. */
+  /** During an upgrade the old master answers on PATH.oldbin, the new one on PATH: a renamed socket keeps working. */
   moveTo(path: string): void {
     fs.renameSync(this.path, path);
     this.path = path;
@@ -59,53 +83,116 @@ export class ControlServer {
 
   private onConnection(socket: net.Socket): void {
     socket.on('error', () => undefined);
-    socket.setTimeout(IDLE_MS, () => socket.destroy());
-    // Node has no SO_PEERCRED: ask the accepted fd itself.
-    const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
-    let uid = -1;
-    try {
-      uid = native.getPeerCred(fd).uid;
-    } catch {
-      // no credentials: refused below
-    }
-    if (uid !== 0 && uid !== process.getuid?.()) {
-      this.m.log.warn(`control socket: refused a client with uid ${uid}`);
-      reply(socket, { ok: false, error: `permission denied: uid ${uid}` });
+    const peer = peerOf(socket);
+    if (peer.uid !== 0 && peer.uid !== process.getuid?.()) {
+      this.m.log.warn(`control socket: refused a client with uid ${peer.uid} (pid ${peer.pid})`);
+      socket.end(`${JSON.stringify({ ok: false, error: `permission denied: uid ${peer.uid}` } satisfies ControlResponse)}\n`);
+      socket.resume();
+      setTimeout(() => socket.destroy(), DISCARD_MS).unref();
       return;
     }
-    let buf = '';
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => {
-      buf += chunk;
-      const nl = buf.indexOf('\n');
-      if (nl < 0 && buf.length > MAX_LINE) {
-        reply(socket, { ok: false, error: `request longer than ${MAX_LINE} bytes` });
-        socket.destroy();
-        return;
+    new Connection(socket, (req) => this.answer(req, peer));
+  }
+
+  private async answer(req: ControlRequest, peer: Peer): Promise<ControlResponse> {
+    switch (req.cmd) {
+      case 'ping':
+        return { ok: true, pong: process.pid };
+      case 'status':
+        return { ok: true, status: await snapshot(this.m) };
+      case 'reload': {
+        // Decided in the loop like a HUP; the answer comes when the reload has an outcome.
+        const error = await new Promise<string | null>((done) => this.m.queue.push({ type: 'control-reload', done }));
+        return error === null ? { ok: true, reload: 'finished' } : { ok: false, error };
       }
-      if (nl < 0) return;
-      socket.removeAllListeners('data');
-      socket.pause();
-      void this.answer(socket, buf.slice(0, nl));
+      case 'handover':
+        // Only the old master that started this one, and only once.
+        if (this.m.oldMaster === null || peer.pid !== this.m.oldMaster || this.handedOver) {
+          return { ok: false, error: 'handover refused: only the old master, once' };
+        }
+        this.handedOver = true;
+        await new Promise<void>((done) => this.m.queue.push({ type: 'control-handover', pid: peer.pid, totals: req.totals, done }));
+        return { ok: true, handover: 'accepted' };
+    }
+  }
+}
+
+/**
+ * One client: request lines are answered one at a time, in order. An over-long line, the
+ * client going idle, or the end of its input after the last answer closes it.
+ */
+class Connection {
+  private buf: Buffer = Buffer.alloc(0);
+  private busy = false;
+  private ended = false;
+
+  constructor(
+    private readonly socket: net.Socket,
+    private readonly answer: (req: ControlRequest) => Promise<ControlResponse>,
+  ) {
+    socket.setTimeout(IDLE_MS, () => socket.destroy());
+    socket.on('data', (chunk: Buffer) => {
+      this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+      this.next();
+    });
+    socket.on('end', () => {
+      this.ended = true;
+      this.next();
     });
   }
 
-  private async answer(socket: net.Socket, line: string): Promise<void> {
-    const req = parse(line);
-    if (typeof req === 'string') return reply(socket, { ok: false, error: req });
-    try {
-      switch (req.cmd) {
-        case 'ping':
-          return reply(socket, { ok: true, pong: process.pid });
-        case 'status':
-          return reply(socket, { ok: true, status: await snapshot(this.m) });
-        case 'reload':
-          // Decided in the loop like a HUP; the answer comes when the reload has an outcome.
-          this.m.queue.push({ type: 'control-reload', done: (error) => reply(socket, error ? { ok: false, error } : { ok: true, reload: 'finished' }) });
-          return;
+  /** False when the client does not read its answers fast enough (wait for 'drain'). */
+  private reply(res: ControlResponse): boolean {
+    return this.socket.writable ? this.socket.write(`${JSON.stringify(res)}\n`) : true;
+  }
+
+  /** Answer the next complete line, if there is one and none is being answered. */
+  private next(): void {
+    if (this.busy || this.socket.destroyed) return;
+    let line = '';
+    while (line === '') {
+      const nl = this.buf.indexOf(0x0a);
+      if (nl < 0 || nl > MAX_LINE) {
+        if (this.buf.length > MAX_LINE) return this.refuse(`request longer than ${MAX_LINE} bytes`);
+        if (!this.ended) return;
+        if (this.buf.toString('utf8').trim() !== '') this.reply({ ok: false, error: 'incomplete request: no newline before the end of input' });
+        this.socket.end();
+        return;
       }
-    } catch (err) {
-      reply(socket, { ok: false, error: (err as Error).message });
+      line = this.buf.subarray(0, nl).toString('utf8').trim();
+      this.buf = this.buf.subarray(nl + 1);
     }
+    // No idle limit and no more reading while an answer is pending (a reload takes as long as
+    // it takes) or while the client has not read the answers already sent.
+    this.busy = true;
+    this.socket.pause();
+    this.socket.setTimeout(0);
+    const req = parseRequest(line);
+    const res = typeof req === 'string' ? Promise.resolve<ControlResponse>({ ok: false, error: req }) : this.answer(req);
+    res
+      .catch((err: unknown): ControlResponse => ({ ok: false, error: err instanceof Error ? err.message : String(err) }))
+      .then((r) => {
+        if (this.reply(r)) this.resume();
+        else this.socket.once('drain', () => this.resume());
+      })
+      .catch(() => this.socket.destroy());
+  }
+
+  private resume(): void {
+    this.busy = false;
+    if (this.socket.destroyed) return;
+    this.socket.setTimeout(IDLE_MS);
+    this.socket.resume();
+    this.next();
+  }
+
+  /** Answer once, then drop whatever else the client sends for a while, and close. */
+  private refuse(error: string): void {
+    this.buf = Buffer.alloc(0);
+    this.socket.removeAllListeners('data');
+    this.socket.removeAllListeners('end');
+    this.socket.end(`${JSON.stringify({ ok: false, error } satisfies ControlResponse)}\n`);
+    this.socket.resume();
+    setTimeout(() => this.socket.destroy(), DISCARD_MS).unref();
   }
 }

@@ -1,42 +1,82 @@
 import pidusage from 'pidusage';
 import type { Master } from '../master/master.js';
-import { isAlive } from '../master/pidfile.js';
-import type { MasterStatus } from './protocol.js';
+import { isLiveMaster } from '../master/pidfile.js';
+import type { MasterStatus, UpgradeStatus } from './protocol.js';
 
-/** What `-s status` shows: the master, its upgrade partner, its workers, with CPU and RSS. */
-export async function snapshot(m: Master): Promise<MasterStatus> {
-  const now = Date.now();
-  const workers = m.table.all();
-  // One pidusage call for every worker: 64 workers cost one /proc sweep, not 64.
-  let usage: Record<number, { cpu: number; memory: number }> = {};
-  if (workers.length > 0) {
-    try {
-      usage = await pidusage(workers.map((w) => w.pid));
-    } catch {
-      // A worker exited between the table read and /proc: report without usage.
-    }
+/** pidusage keeps a sample per pid this long; CPU % is measured from it. */
+const SAMPLE_MAXAGE_MS = 60_000;
+
+/** When each pid was last sampled here: a CPU % from pidusage needs a previous sample. */
+const sampled = new Map<number, number>();
+
+interface Usage {
+  cpu: number;
+  rss: number;
+}
+
+/**
+ * CPU and RSS of every worker with one pidusage call (one /proc sweep for 64 workers, not
+ * 64 calls). CPU %: since the previous sample if pidusage still has it, else (the first
+ * sample of a pid, which pidusage reports as 0) the lifetime average, as ps.
+ */
+async function usageOf(pids: number[]): Promise<Map<number, Usage>> {
+  const out = new Map<number, Usage>();
+  if (pids.length === 0) return out;
+  let stats: Awaited<ReturnType<typeof pidusage>>;
+  try {
+    stats = await pidusage(pids, { maxage: SAMPLE_MAXAGE_MS });
+  } catch {
+    // Every pid vanished meanwhile (a lone failure is dropped by pidusage itself).
+    return out;
   }
-  const upgrade: MasterStatus['upgrade'] = m.upgrade
-    ? { role: 'old', newPid: m.upgrade.pid, newReady: m.upgrade.ready }
-    : m.oldMaster !== null
-      ? { role: 'new', oldPid: m.oldMaster, oldAlive: isAlive(m.oldMaster) }
-      : { role: 'none' };
+  const now = Date.now();
+  for (const pid of pids) {
+    const s = stats[pid];
+    if (!s) continue;
+    const previous = sampled.get(pid);
+    // pidusage drops a sample SAMPLE_MAXAGE_MS after its last use, not before.
+    const fresh = previous !== undefined && now - previous < SAMPLE_MAXAGE_MS - 1000;
+    out.set(pid, { cpu: fresh ? s.cpu : s.elapsed > 0 ? (s.ctime / s.elapsed) * 100 : 0, rss: s.memory });
+    sampled.set(pid, now);
+  }
+  for (const pid of sampled.keys()) if (!pids.includes(pid)) sampled.delete(pid);
+  return out;
+}
+
+/** The old master of this one has exited (remembered: its pid may be reused later). */
+let oldMasterGone = false;
+
+function upgradeOf(m: Master): UpgradeStatus {
+  if (m.upgrade) return { role: 'old', newPid: m.upgrade.pid, newReady: m.upgrade.ready };
+  if (m.oldMaster !== null && !oldMasterGone) {
+    if (isLiveMaster(m.oldMaster)) return { role: 'new', oldPid: m.oldMaster };
+    oldMasterGone = true;
+  }
+  return m.lastRollback ? { role: 'none', lastRollback: { ...m.lastRollback } } : { role: 'none' };
+}
+
+/** What `-s status` shows of one master: itself, its upgrade partner, its workers. */
+export async function snapshot(m: Master): Promise<MasterStatus> {
+  const workers = m.table.all();
+  const usage = await usageOf(workers.map((w) => w.pid));
+  // Read after the await: the table may have changed meanwhile, the answer is as of now.
+  const now = Date.now();
   return {
     pid: process.pid,
     generation: m.current,
     state: m.state,
     uptimeMs: now - m.startedAt,
-    upgrade,
-    totals: { ...m.totals },
-    workers: workers.map((w) => ({
+    upgrade: upgradeOf(m),
+    totals: { requests: m.totals.requests, restarts: m.totals.restarts },
+    workers: m.table.all().map((w) => ({
       pid: w.pid,
       generation: w.generation,
       slot: w.slot,
       state: w.state,
       uptimeMs: now - w.startedAt,
       restarts: m.generations.get(w.generation)?.slotRestarts[w.slot] ?? 0,
-      cpu: usage[w.pid]?.cpu ?? null,
-      rss: usage[w.pid]?.memory ?? null,
+      cpu: usage.get(w.pid)?.cpu ?? null,
+      rss: usage.get(w.pid)?.rss ?? null,
       connections: w.connections,
       requests: w.requests,
     })),

@@ -12,6 +12,7 @@ export type MasterEvent =
   | { type: 'tick' }
   | { type: 'respawn'; generation: number }
   | { type: 'control-reload'; done: (error: string | null) => void }
+  | { type: 'control-handover'; pid: number; totals: { requests: number; restarts: number }; done: () => void }
   | { type: 'ready-timeout'; generation: number }
   | { type: 'kill-timeout'; pid: number }
   | { type: 'upgrade-exit'; pid: number; code: number | null; signal: NodeJS.Signals | null; error?: string }

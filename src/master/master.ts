@@ -8,6 +8,7 @@ import * as native from '../native/index.js';
 import { INHERIT_ENV, type InheritEnv, type ParentMessage } from '../protocol.js';
 import { ControlServer } from '../control/server.js';
 import { oldbinControlPath } from '../control/protocol.js';
+import { addHandedOver, handOverTotals } from '../control/handover.js';
 import { activatedSockets } from '../sockets/activation.js';
 import { SocketSet, describe } from '../sockets/listen.js';
 import { Notifier } from '../systemd/notify.js';
@@ -53,6 +54,8 @@ export class Master {
   current = 0;
   nextGeneration = 1;
   upgrade: Upgrade | null = null;
+  /** The last upgrade that rolled back, for status. */
+  lastRollback: { newPid: number; reason: string; at: number } | null = null;
   /** Set when this master was started by USR2: the old master's pid. */
   readonly oldMaster: number | null;
   readonly totals: InheritEnv['totals'];
@@ -131,6 +134,7 @@ export class Master {
     }
     clearInterval(this.ticker);
     this.queue.unsubscribeSignals();
+    await this.closeControl();
     return this.exitCode;
   }
 
@@ -151,6 +155,8 @@ export class Master {
         if (this.state === 'stopping' || this.state === 'reloading') ev.done(`reload ignored: the master is ${this.state}`);
         else this.reloadWaiters.push(ev.done);
         return startReload(this);
+      case 'control-handover':
+        return addHandedOver(this, ev);
       case 'respawn': {
         const gen = this.generations.get(ev.generation);
         if (gen) gen.respawnTimer = null;
@@ -269,18 +275,24 @@ export class Master {
 
   /** The control socket path while this master is the old one of an upgrade, and back. */
   moveControl(toOldbin: boolean): void {
-    const path = this.config.controlSocket;
-    if (!this.control || !path) return;
+    if (!this.control) return;
     try {
-      this.control.moveTo(toOldbin ? oldbinControlPath(path) : path);
+      this.control.moveTo(toOldbin ? oldbinControlPath(this.control.home) : this.control.home);
     } catch (err) {
       this.log.alert(`control socket: rename failed: ${(err as Error).message}`);
     }
   }
 
+  /** Last thing before exit: an old master whose successor took over hands it its last counts. */
+  private async closeControl(): Promise<void> {
+    if (!this.control) return;
+    if (this.upgrade?.ready) await handOverTotals(this, this.upgrade, this.control.home);
+    this.control.close(true);
+    this.control = null;
+  }
+
   exit(code: number): void {
     this.workerNotify?.close();
-    this.control?.close(true);
     this.exitCode = code;
     this.queue.push({ type: 'tick' });
   }

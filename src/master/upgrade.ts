@@ -14,6 +14,8 @@ export interface Upgrade {
   ready: boolean;
   timer: NodeJS.Timeout | null;
   killing: boolean;
+  /** The totals handed to the new master at USR2; what is counted after is handed over at exit. */
+  totalsAtStart: InheritEnv['totals'];
 }
 
 /**
@@ -53,7 +55,7 @@ export function startUpgrade(m: Master): void {
   const pid = child.pid;
   if (pid === undefined) {
     child.once('error', (err) => m.queue.push({ type: 'upgrade-exit', pid: 0, code: null, signal: null, error: err.message }));
-    m.upgrade = { pid: 0, child, ready: false, timer: null, killing: false };
+    m.upgrade = { pid: 0, child, ready: false, timer: null, killing: false, totalsAtStart: { ...m.totals } };
     return;
   }
   child.once('exit', (code, signal) => m.queue.push({ type: 'upgrade-exit', pid, code, signal }));
@@ -70,6 +72,7 @@ export function startUpgrade(m: Master): void {
     ready: false,
     timer: m.queue.after(m.config.readyTimeoutMs, { type: 'upgrade-timeout', pid }),
     killing: false,
+    totalsAtStart: { ...m.totals },
   };
   m.log.notice(`start new master process ${pid}`);
 }
@@ -104,6 +107,7 @@ export function onUpgradeExit(m: Master, ev: Extract<MasterEvent, { type: 'upgra
   m.upgrade = null;
   const how = ev.error ?? (ev.signal ? `exited on signal ${ev.signal}` : `exited with code ${ev.code}`);
   m.log.alert(`new master process ${ev.pid || '(not started)'} ${how}; rolling back`);
+  m.lastRollback = { newPid: ev.pid, reason: `new master process ${ev.pid || '(not started)'} ${how}`, at: Date.now() };
   try {
     restoreFromOldbin(m.config.pid);
   } catch (err) {

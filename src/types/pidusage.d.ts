@@ -9,6 +9,10 @@ declare module 'pidusage' {
     elapsed: number;
     timestamp: number;
   }
-  function pidusage(pids: number[]): Promise<Record<number, Stat>>;
+  interface Options {
+    /** How long the previous sample of a pid is kept for the next CPU %, in ms. */
+    maxage?: number;
+  }
+  function pidusage(pids: number[], options?: Options): Promise<Record<number, Stat>>;
   export default pidusage;
 }

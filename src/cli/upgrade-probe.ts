@@ -1,0 +1,97 @@
+import type { Config } from '../config/types.js';
+import { answers, askStatus, isSocket } from '../control/client.js';
+import { oldbinControlPath, type MasterStatus } from '../control/protocol.js';
+import { sleep } from './log-watch.js';
+
+const EVERY_MS = 100;
+
+/**
+ * An upgrade under way, as the old master on PATH.oldbin tells it (the pidfile is moved
+ * away meanwhile, so this is asked first); undefined when there is none or no socket.
+ */
+export async function upgradeUnderWay(config: Config): Promise<string | undefined> {
+  if (!config.controlSocket || !isSocket(oldbinControlPath(config.controlSocket))) return undefined;
+  try {
+    const st = await askStatus(oldbinControlPath(config.controlSocket), 2000);
+    return st.upgrade.role === 'old' ? `an upgrade is under way (new master process ${st.upgrade.newPid})` : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * `-s upgrade` watching the old master on its control socket: it answers on PATH, and on
+ * PATH.oldbin from USR2 until it exits or rolls back. Polls in the background, so that the
+ * synchronous checks of the upgrade dance read the latest status; null when there is no
+ * control socket (the dance then follows the pidfile and the error log).
+ */
+export class OldMasterProbe {
+  /** The old master's latest status; null until it answered once, or after it is gone. */
+  latest: MasterStatus | null = null;
+  private stopped = false;
+
+  private constructor(
+    private readonly path: string,
+    private readonly pid: number,
+  ) {}
+
+  static async start(config: Config, pid: number): Promise<OldMasterProbe | null> {
+    if (!config.controlSocket || !(await answers(config.controlSocket, pid))) return null;
+    const probe = new OldMasterProbe(config.controlSocket, pid);
+    await probe.poll();
+    void probe.loop();
+    return probe;
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+
+  /** Why a USR2 now would be ignored, in the master's words; undefined when it would not. */
+  refusal(): string | undefined {
+    const st = this.latest;
+    if (!st) return undefined;
+    if (st.upgrade.role === 'old') return `an upgrade is under way (new master process ${st.upgrade.newPid})`;
+    if (st.upgrade.role === 'new') return `the old master process ${st.upgrade.oldPid} is still running`;
+    if (st.state !== 'running' && st.state !== 'draining') return `the master is ${st.state}`;
+    return undefined;
+  }
+
+  /** The new master's pid once the old master says all its workers are ready. */
+  newReady(): number | undefined {
+    const u = this.latest?.upgrade;
+    return u?.role === 'old' && u.newReady ? u.newPid : undefined;
+  }
+
+  /** The old master's account of a rollback that happened at or after `since` (ms since the epoch). */
+  rolledBack(since: number): string | undefined {
+    const u = this.latest?.upgrade;
+    return u?.role === 'none' && u.lastRollback && u.lastRollback.at >= since ? `${u.lastRollback.reason}; rolled back` : undefined;
+  }
+
+  /** How many workers the old master still has; undefined when unknown. */
+  workersLeft(): number | undefined {
+    return this.latest?.workers.length;
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopped) {
+      await sleep(EVERY_MS);
+      await this.poll();
+    }
+  }
+
+  private async poll(): Promise<void> {
+    for (const p of [oldbinControlPath(this.path), this.path]) {
+      try {
+        const st = await askStatus(p, 2000);
+        if (st.pid === this.pid) {
+          this.latest = st;
+          return;
+        }
+      } catch {
+        // Not there (yet, or any more): try the other path.
+      }
+    }
+  }
+}
