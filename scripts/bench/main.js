@@ -1,0 +1,493 @@
+// `npm run bench`: tsmaster against one Node process, Node's cluster module (SCHED_RR and
+// SCHED_NONE) and PM2 cluster mode, serving the same hello-world app with the same number
+// of workers, measured side by side in one run on this machine. See report.js for what is
+// printed and written. Knobs (environment): BENCH_WORKERS (2), BENCH_ROUNDS (3),
+// BENCH_SECONDS per round (4), BENCH_CHANGES per reload test (3), BENCH_CONNECTIONS (50),
+// BENCH_STALL seconds a worker is stopped (3, 0 = skip), BENCH_BUDGET seconds before optional
+// parts are skipped (520), BENCH_SKIP_PM2=1.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { autocannonVersion, probe, runAutocannon, runWrk, startNodeClient, startWrk, wrkVersion } from './load.js';
+import { cleanup, clockTicks, installHandlers, onExitSync, procStat, rssKb, run, sleep, tempRoot, wasInterrupted } from './procs.js';
+import { writeReport } from './report.js';
+import { cli, makeConfigs, readCounts, repo, Tsmaster } from './servers.js';
+import { cv, max, median, min, sum } from './stats.js';
+
+function knob(name, def) {
+  const v = Number(process.env[name]);
+  return Number.isFinite(v) && v > 0 ? v : def;
+}
+
+const opts = {
+  workers: Math.round(knob('BENCH_WORKERS', 2)),
+  rounds: Math.round(knob('BENCH_ROUNDS', 3)),
+  seconds: knob('BENCH_SECONDS', 4),
+  changes: Math.round(knob('BENCH_CHANGES', 3)),
+  connections: Math.round(knob('BENCH_CONNECTIONS', 50)),
+  clientConcurrency: 8,
+  budgetSeconds: knob('BENCH_BUDGET', 520),
+  statusWorkers: 64,
+  skipPm2: process.env.BENCH_SKIP_PM2 === '1',
+  stallSeconds: process.env.BENCH_STALL === '0' ? 0 : knob('BENCH_STALL', 3),
+};
+
+const started = Date.now();
+const remaining = () => opts.budgetSeconds - (Date.now() - started) / 1000;
+const notes = [];
+
+function log(msg) {
+  process.stderr.write(`[${String(Math.round((Date.now() - started) / 1000)).padStart(4)}s] ${msg}\n`);
+}
+
+function note(msg) {
+  notes.push(msg);
+  log(`note: ${msg}`);
+}
+
+function interruptedCheck() {
+  if (wasInterrupted()) throw new Error('interrupted');
+}
+
+// ---- environment -------------------------------------------------------------------
+
+function readFirst(file, re) {
+  try {
+    return re.exec(fs.readFileSync(file, 'utf8'))?.[1]?.trim() ?? null;
+  } catch {
+    return null;
+  }
+}
+
+async function environment(hasWrk) {
+  const v = await run(process.execPath, [cli, '-v']);
+  const head = await run('git', ['-C', repo, 'rev-parse', '--short', 'HEAD']);
+  const dirty = await run('git', ['-C', repo, 'status', '--porcelain', '--', 'src', 'native']);
+  return {
+    date: new Date().toISOString(),
+    machine: {
+      nproc: os.availableParallelism(),
+      cpu: readFirst('/proc/cpuinfo', /^model name\s*:\s*(.*)$/m) ?? os.cpus()[0]?.model ?? 'unknown',
+      memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+      os: readFirst('/etc/os-release', /^PRETTY_NAME="?([^"\n]*)"?$/m) ?? os.type(),
+      kernel: os.release(),
+    },
+    versions: {
+      node: process.version,
+      tsmaster: /tsmaster\/(\S+)/.exec(v.stderr)?.[1] ?? 'unknown',
+      tsmasterCommit: head.stdout.trim() + (dirty.stdout.trim() ? ' (src/ has uncommitted changes)' : ''),
+      autocannon: autocannonVersion(),
+      wrk: hasWrk,
+      pm2: null,
+    },
+    loadAverageAtStart: os.loadavg().map((x) => Number(x.toFixed(2))),
+    sysctl: {
+      tcp_migrate_req: readFirst('/proc/sys/net/ipv4/tcp_migrate_req', /^(.*)$/m),
+      somaxconn: readFirst('/proc/sys/net/core/somaxconn', /^(.*)$/m),
+    },
+  };
+}
+
+// ---- steady-state throughput --------------------------------------------------------
+
+/** Listening TCP sockets on 127.0.0.1:port, from /proc/net/tcp. */
+function listeningSockets(port) {
+  const hex = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  try {
+    return fs
+      .readFileSync('/proc/net/tcp', 'utf8')
+      .split('\n')
+      .slice(1)
+      .filter((l) => {
+        const f = l.trim().split(/\s+/);
+        return f[1] === hex && f[3] === '0A';
+      }).length;
+  } catch {
+    return null;
+  }
+}
+
+/** CPU and peak RSS of one process while a load runs. */
+function sampler(pid) {
+  if (!pid) return { stop: () => ({ cpuPct: null, rssMaxKb: null }) };
+  const s0 = procStat(pid);
+  const t0 = performance.now();
+  let rssMax = rssKb(pid) ?? 0;
+  const iv = setInterval(() => {
+    rssMax = Math.max(rssMax, rssKb(pid) ?? 0);
+  }, 200);
+  return {
+    stop() {
+      clearInterval(iv);
+      const s1 = procStat(pid);
+      const secs = (performance.now() - t0) / 1000;
+      const cpuPct = s0 && s1 ? ((s1.utime + s1.stime - s0.utime - s0.stime) / clockTicks() / secs) * 100 : null;
+      return { cpuPct, rssMaxKb: rssMax || null };
+    },
+  };
+}
+
+async function runLoad(load, port, seconds) {
+  if (load.tool === 'autocannon') return runAutocannon({ port, connections: opts.connections, seconds });
+  if (load.tool === 'wrk') return runWrk({ port, close: load.close, connections: opts.connections, seconds });
+  const c = startNodeClient({ port, mode: load.close ? 'close' : 'ka', concurrency: opts.connections });
+  await sleep(seconds * 1000);
+  const r = await c.stop();
+  delete r.timeline;
+  delete r.errorTimes;
+  return r;
+}
+
+async function measure(cfg, load, seconds) {
+  const before = readCounts(cfg.statsDir);
+  const s = sampler(cfg.managerPid());
+  const res = await runLoad(load, cfg.port, seconds);
+  const manager = s.stop();
+  const workerPids = cfg.workerPids();
+  const workersRssKb = sum(workerPids.map((p) => rssKb(p) ?? 0));
+  await sleep(300); // app.cjs writes its counts every 100 ms
+  const after = readCounts(cfg.statsDir);
+  // Every live worker counts, also one that answered nothing.
+  const pids = [...new Set([...workerPids.filter((p) => p !== cfg.managerPid()), ...after.keys()])];
+  const perWorker = pids
+    .map((p) => ({ p, n: (after.get(p) ?? 0) - (before.get(p) ?? 0) }))
+    .filter((x) => x.n > 0 || workerPids.includes(x.p))
+    .map((x) => x.n);
+  return { ...res, perWorker, cv: cv(perWorker), manager, workersRssKb };
+}
+
+async function throughput(configs, loads) {
+  const perRun = configs.length * loads.reduce((a, l) => a + opts.seconds + (l.tool === 'autocannon' ? 1.8 : 0.8), 0);
+  const reserve = 210; // stalled worker, reload tests, upgrade timing, status, report
+  let rounds = opts.rounds;
+  while (rounds > 1 && rounds * perRun > remaining() - reserve) rounds--;
+  if (rounds < opts.rounds) note(`throughput: ${rounds} round(s) instead of ${opts.rounds} to stay within the time budget`);
+  const runs = [];
+  for (let r = 0; r < rounds; r++) {
+    // Rotate the order so no configuration always runs first or last.
+    const order = configs.map((_, i) => configs[(i + r) % configs.length]);
+    for (const load of loads) {
+      for (const cfg of order) {
+        interruptedCheck();
+        const m = await measure(cfg, load, opts.seconds);
+        runs.push({ round: r + 1, load: load.key, config: cfg.key, ...m });
+        log(`round ${r + 1}/${rounds} ${load.label.padEnd(22)} ${cfg.label.padEnd(26)} ${Math.round(m.rps).toString().padStart(6)} req/s  p99 ${m.p99?.toFixed(1)} ms  failed ${m.failed}  per worker [${m.perWorker.join(', ')}]`);
+      }
+    }
+  }
+  const summary = {};
+  for (const cfg of configs) {
+    summary[cfg.key] = { label: cfg.label, workers: cfg.workers, loads: {} };
+    for (const load of loads) {
+      const rs = runs.filter((x) => x.config === cfg.key && x.load === load.key);
+      summary[cfg.key].loads[load.key] = {
+        rps: median(rs.map((x) => x.rps)),
+        p99: median(rs.map((x) => x.p99)),
+        max: max(rs.map((x) => x.max)),
+        failed: sum(rs.map((x) => x.failed)),
+        cv: median(rs.map((x) => x.cv)),
+        managerCpuPct: median(rs.map((x) => x.manager.cpuPct)),
+        managerRssMaxKb: max(rs.map((x) => x.manager.rssMaxKb)),
+        workersRssKb: median(rs.map((x) => x.workersRssKb)),
+      };
+    }
+  }
+  for (const [base, field] of [['cluster-rr', 'vsClusterRr'], ['cluster-none', 'vsClusterNone']]) {
+    for (const cfg of configs) {
+      for (const load of loads) {
+        const b = summary[base]?.loads[load.key]?.rps;
+        const x = summary[cfg.key].loads[load.key];
+        x[field] = b && x.rps ? x.rps / b : null;
+      }
+    }
+  }
+  return { rounds, secondsPerRun: opts.seconds, runs, summary };
+}
+
+// ---- one worker stalled -------------------------------------------------------------------
+
+/**
+ * SIGSTOP one worker for `stallSec` under Connection: close load, as a long GC pause, a
+ * blocking call or a hang not yet caught by the heartbeat would. With one accept queue per
+ * worker (reuseport, or the RR primary's hand-off) the connections meant for it wait.
+ */
+async function stall(cfg, stallSec, hasWrk) {
+  const w = hasWrk ? startWrk({ port: cfg.port, close: true, connections: opts.connections, timeoutSec: stallSec + 5 }) : null;
+  const client = startNodeClient({ port: cfg.port, mode: 'close', concurrency: opts.clientConcurrency });
+  await sleep(1000);
+  const victim = cfg.workerPids()[0];
+  const cont = () => {
+    try {
+      process.kill(victim, 'SIGCONT');
+    } catch {
+      // gone
+    }
+  };
+  const forget = onExitSync(cont);
+  try {
+    process.kill(victim, 'SIGSTOP');
+    await sleep(stallSec * 1000);
+  } finally {
+    cont();
+    forget();
+  }
+  await sleep(1000);
+  const [wr, cl] = await Promise.all([w ? w.stop() : null, client.stop()]);
+  const r = {
+    config: cfg.key,
+    stalledSeconds: stallSec,
+    wrk: wr && { rps: wr.rps, p99: wr.p99, max: wr.max, failed: wr.failed },
+    client: { ok: cl.ok, rps: cl.rps, p99: cl.p99, max: cl.max, failed: cl.failed, slowerThan1s: cl.slowerThan1s },
+  };
+  log(`${cfg.label}: one worker stopped ${stallSec}s, close: ${wr ? `wrk ${Math.round(wr.rps)} req/s p99 ${wr.p99.toFixed(0)} ms max ${wr.max.toFixed(0)} ms; ` : ''}client.js ${cl.slowerThan1s} of ${cl.ok} answers > 1 s, max ${cl.max?.toFixed(0)} ms`);
+  return r;
+}
+
+// ---- reload / upgrade under load ---------------------------------------------------------
+
+async function changeUnderLoad(cfg, kind, mode, hasWrk) {
+  const wrk = hasWrk ? startWrk({ port: cfg.port, close: mode === 'close', connections: opts.connections }) : null;
+  const client = startNodeClient({ port: cfg.port, mode, concurrency: opts.clientConcurrency });
+  await sleep(1500);
+  const changes = [];
+  for (let i = 0; i < opts.changes; i++) {
+    interruptedCheck();
+    const masterBefore = cfg.managerPid();
+    const start = Date.now();
+    const r = await cfg.change(kind);
+    const end = Date.now();
+    const c = { start, end, ms: Math.round(r.ms), code: r.code };
+    if (r.code !== 0) c.output = `${r.stdout}\n${r.stderr}`.trim().split('\n').slice(-8);
+    if (kind === 'upgrade') c.masters = [masterBefore, cfg.managerPid()];
+    changes.push(c);
+    await sleep(1500);
+  }
+  await sleep(500);
+  const [w, cl] = await Promise.all([wrk ? wrk.stop() : null, client.stop()]);
+  const during = (t) => changes.some((c) => t >= c.start - 100 && t <= c.end + 1500);
+  const buckets = cl.timeline;
+  const result = {
+    config: cfg.key,
+    kind,
+    mode,
+    changes: changes.length,
+    changesFailed: changes.filter((c) => c.code !== 0).length,
+    commandMs: { median: median(changes.map((c) => c.ms)), max: max(changes.map((c) => c.ms)) },
+    changeDetails: changes,
+    wrk: w && { ok: w.ok, failed: w.failed, errorKinds: w.errorKinds, p99: w.p99, max: w.max, rps: w.rps },
+    client: {
+      ok: cl.ok,
+      failed: cl.failed,
+      failedDuringChanges: cl.errorTimes.filter(([t]) => during(t)).length,
+      errorKinds: cl.errorKinds,
+      p99: cl.p99,
+      worstDuringChanges: max(buckets.filter((b) => during(b[0])).map((b) => b[2])),
+      worstOtherwise: max(buckets.filter((b) => !during(b[0])).map((b) => b[2])),
+    },
+    workersAfter: cfg.workerPids().length,
+    answersAfter: await probe(cfg.port),
+  };
+  const wtxt = w ? `wrk failed ${w.failed} ${JSON.stringify(w.errorKinds)} max ${w.max.toFixed(0)} ms; ` : '';
+  log(`${cfg.label} ${kind} x${changes.length} ${mode}: ${wtxt}client.js failed ${cl.failed} worst ${result.client.worstDuringChanges?.toFixed(0)} ms; command ${result.commandMs.median} ms${result.changesFailed ? `; ${result.changesFailed} command(s) FAILED` : ''}`);
+  return result;
+}
+
+// ---- master overhead -------------------------------------------------------------------
+
+async function upgradeTiming(tsm, times) {
+  const out = [];
+  for (let i = 0; i < times; i++) {
+    interruptedCheck();
+    try {
+      const r = await tsm.timeUpgrade();
+      out.push(r);
+      log(`USR2 -> new master's workers ready: ${r.ms.toFixed(0)} ms (master ${r.oldPid} -> ${r.newPid})`);
+    } catch (err) {
+      note(`USR2 timing ${i + 1}: ${err.message}`);
+    }
+    await sleep(300);
+  }
+  const ms = out.map((r) => r.ms);
+  return { runs: ms.map((x) => Math.round(x)), median: median(ms), min: min(ms), max: max(ms) };
+}
+
+async function statusLatency(tsm) {
+  const probeRun = await tsm.tsm('-s', 'status');
+  const said = `${probeRun.stdout}\n${probeRun.stderr}`.trim();
+  if (probeRun.code !== 0) {
+    return { skipped: true, reason: `\`tsmaster -s status\` exits ${probeRun.code}: ${said.split('\n')[0]}` };
+  }
+  if (remaining() < 60) return { skipped: true, reason: 'not enough time left in the budget' };
+  const big = new Tsmaster({ key: 'tsm-64', label: `tsmaster, ${opts.statusWorkers} workers`, workers: opts.statusWorkers, reuseport: false, extra: ['ready_timeout 120s;'] });
+  const t0 = performance.now();
+  await big.start(150_000);
+  const startMs = performance.now() - t0;
+  log(`${opts.statusWorkers} workers ready in ${(startMs / 1000).toFixed(1)} s`);
+  const baseline = [];
+  for (let i = 0; i < 3; i++) baseline.push((await big.tsm('-v')).ms);
+  const human = [];
+  const json = [];
+  let lines = 0;
+  let jsonWorkers = null;
+  let failures = [];
+  for (let i = 0; i < 5; i++) {
+    const r = await big.tsm('-s', 'status');
+    human.push(r.ms);
+    lines = r.stdout.trim().split('\n').length;
+    if (r.code !== 0) failures.push(r.stderr.trim());
+  }
+  for (let i = 0; i < 3; i++) {
+    const r = await big.tsm('-s', 'status', '--json');
+    json.push(r.ms);
+    if (r.code !== 0) failures.push(r.stderr.trim());
+    try {
+      const j = JSON.parse(r.stdout);
+      const count = (o) => (Array.isArray(o) ? o.reduce((a, x) => a + count(x), 0) : o && typeof o === 'object' ? ('pid' in o && 'state' in o ? 1 : 0) + Object.values(o).reduce((a, x) => a + count(x), 0) : 0);
+      jsonWorkers = count(j);
+    } catch {
+      jsonWorkers = null;
+    }
+  }
+  const masterRssKb = rssKb(big.managerPid());
+  await big.stop();
+  return {
+    skipped: false,
+    workers: opts.statusWorkers,
+    startupMs: Math.round(startMs),
+    cliBaselineMs: median(baseline),
+    statusMs: { median: median(human), max: max(human) },
+    statusJsonMs: { median: median(json), max: max(json) },
+    statusLines: lines,
+    jsonObjectsWithPidAndState: jsonWorkers,
+    masterRssKb,
+    failures: failures.slice(0, 3),
+  };
+}
+
+// ---- reuseport kernel check ---------------------------------------------------------------
+
+async function reuseportDemo() {
+  const demo = path.join(path.dirname(new URL(import.meta.url).pathname), 'reuseport-demo.js');
+  const out = [];
+  for (const migrate of [0, 1]) {
+    const r = await run('unshare', ['-n', 'sh', '-c', `ip link set lo up && sysctl -qw net.ipv4.tcp_migrate_req=${migrate} && exec "$0" "$1"`, process.execPath, demo], { timeout: 30_000 });
+    if (r.code !== 0) return { skipped: true, reason: `unshare -n failed (needs root and iproute2): ${(r.stderr || r.error || '').trim().split('\n')[0]}` };
+    out.push(JSON.parse(r.stdout));
+  }
+  return { skipped: false, runs: out };
+}
+
+// ---- main ------------------------------------------------------------------------------
+
+async function bench() {
+  if (!fs.existsSync(cli)) throw new Error(`${cli} is missing: run \`npm run build\` first`);
+  const hasWrk = wrkVersion();
+  const env = await environment(hasWrk);
+  const result = { ...env, options: opts, notes };
+  log(`tmp dir ${tempRoot()}; ${env.machine.nproc} CPU(s) ${env.machine.cpu}; Node ${env.versions.node}; tsmaster ${env.versions.tsmaster} ${env.versions.tsmasterCommit}; wrk ${hasWrk ?? 'not installed'}`);
+  if (env.loadAverageAtStart[0] > 0.5) note(`the machine was not idle at the start (load average ${env.loadAverageAtStart.join(' ')}): other work competes for the CPUs`);
+  if (!hasWrk) note('wrk is not installed (apt-get install wrk): Connection: close load comes from client.js (node:http) instead, reload tests use client.js only');
+
+  const configs = makeConfigs(opts.workers);
+  const pm2 = configs.find((c) => c.key === 'pm2');
+  let active = configs;
+  if (opts.skipPm2) {
+    note('PM2 skipped (BENCH_SKIP_PM2=1)');
+    active = configs.filter((c) => c !== pm2);
+  } else {
+    log('installing PM2 into the temp dir');
+    try {
+      env.versions.pm2 = await pm2.install();
+      result.pm2InstallSeconds = pm2.installSeconds;
+      log(`PM2 ${env.versions.pm2} installed in ${pm2.installSeconds.toFixed(1)} s`);
+    } catch (err) {
+      note(`PM2 skipped: ${err.message.split('\n')[0]}`);
+      active = configs.filter((c) => c !== pm2);
+    }
+  }
+  for (const cfg of active) {
+    interruptedCheck();
+    await cfg.start();
+    log(`${cfg.label}: port ${cfg.port}, ${cfg.workerPids().length} worker process(es), manager ${cfg.managerPid() ?? '-'}`);
+  }
+  result.listeningSockets = Object.fromEntries(active.map((c) => [c.key, listeningSockets(c.port)]));
+
+  const loads = [
+    { key: 'ac-ka', label: 'autocannon keep-alive', tool: 'autocannon', close: false },
+    { key: 'wrk-ka', label: 'wrk keep-alive', tool: 'wrk', close: false },
+    { key: 'wrk-close', label: 'wrk Connection: close', tool: 'wrk', close: true },
+  ];
+  if (!hasWrk) loads.splice(1, 2, { key: 'client-close', label: 'client.js close', tool: 'client', close: true });
+  result.loads = loads;
+  result.throughput = await throughput(active, loads);
+
+  if (opts.stallSeconds > 0 && remaining() > 200) {
+    result.stall = [];
+    for (const cfg of active.filter((c) => c.key !== 'single')) {
+      interruptedCheck();
+      result.stall.push(await stall(cfg, opts.stallSeconds, hasWrk));
+    }
+  } else if (opts.stallSeconds > 0) note('stalled-worker test skipped: time budget');
+
+  // Reloads: the single process and the cluster module have nothing to compare.
+  for (const cfg of active.filter((c) => ['single', 'cluster-rr', 'cluster-none'].includes(c.key))) await cfg.stop();
+  const scenarios = [];
+  for (const cfg of active) {
+    if (cfg.key === 'tsm' || cfg.key === 'tsm-reuseport') scenarios.push([cfg, 'reload'], [cfg, 'upgrade']);
+    if (cfg.key === 'pm2') scenarios.push([cfg, 'reload']);
+  }
+  result.changes = [];
+  for (const [cfg, kind] of scenarios) {
+    for (const mode of ['ka', 'close']) {
+      interruptedCheck();
+      if (remaining() < 90) {
+        note(`reload test ${cfg.key} ${kind} ${mode} skipped: time budget`);
+        continue;
+      }
+      result.changes.push(await changeUnderLoad(cfg, kind, mode, hasWrk));
+    }
+  }
+
+  result.listeningSocketsAfterChanges = Object.fromEntries(active.filter((c) => c.key.startsWith('tsm')).map((c) => [c.key, listeningSockets(c.port)]));
+  const tsm = active.find((c) => c.key === 'tsm');
+  for (const cfg of active.filter((c) => c !== tsm)) await cfg.stop();
+  log('timing USR2 -> new workers ready (idle), 3 times');
+  result.upgradeReady = await upgradeTiming(tsm, 3);
+
+  log('-s status latency');
+  try {
+    result.status = await statusLatency(tsm);
+  } catch (err) {
+    result.status = { skipped: true, reason: `failed: ${err.message.split('\n')[0]}` };
+  }
+  if (result.status.skipped) note(`-s status with ${opts.statusWorkers} workers skipped: ${result.status.reason}`);
+  await tsm.stop();
+
+  log('reuseport kernel check in a private network namespace');
+  result.reuseportDemo = await reuseportDemo();
+  if (result.reuseportDemo.skipped) note(`reuseport kernel check skipped: ${result.reuseportDemo.reason}`);
+  result.loadAverageAtEnd = os.loadavg().map((x) => Number(x.toFixed(2)));
+  result.runSeconds = Math.round((Date.now() - started) / 1000);
+  return result;
+}
+
+export async function main() {
+  installHandlers();
+  let result = null;
+  let failed = null;
+  try {
+    result = await bench();
+  } catch (err) {
+    failed = err;
+    if (!wasInterrupted()) process.stderr.write(`bench: ${err.stack ?? err}\n`);
+  }
+  log('stopping every process the benchmark started');
+  await cleanup();
+  if (result) {
+    const { files, markdown } = writeReport(result, path.join(repo, 'results'));
+    process.stdout.write(`\n${markdown}\n`);
+    log(`wrote ${files.map((f) => path.relative(repo, f)).join(', ')}`);
+  }
+  log(`done in ${Math.round((Date.now() - started) / 1000)} s`);
+  if (failed) process.exitCode = 1;
+}

@@ -1,0 +1,208 @@
+// The benchmark's output: a markdown report (printed, and written to
+// results/bench-latest.md ready to paste into the README) and the full JSON
+// (results/bench-<date>.json). results/ is ignored by git.
+import fs from 'node:fs';
+import path from 'node:path';
+
+const int = (x) => (x === null || x === undefined ? '–' : Math.round(x).toLocaleString('en-US'));
+const ms = (x, digits = 1) => (x === null || x === undefined ? '–' : x >= 100 ? Math.round(x).toLocaleString('en-US') : x.toFixed(digits));
+const ratio = (x) => (x === null || x === undefined ? '' : ` (${x.toFixed(2)}×)`);
+const mb = (kb) => (kb === null || kb === undefined ? '–' : (kb / 1024).toFixed(1));
+const pct = (x) => (x === null || x === undefined ? '–' : x.toFixed(1));
+
+function table(head, rows) {
+  return [`| ${head.join(' | ')} |`, `|${head.map((h, i) => (i === 0 ? '---' : '---:')).join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+}
+
+function kinds(k) {
+  const parts = Object.entries(k ?? {}).filter(([, n]) => n > 0);
+  return parts.length ? ` (${parts.map(([name, n]) => `${name} ${n}`).join(', ')})` : '';
+}
+
+const changeLabel = {
+  'tsm reload': 'tsmaster, shared socket: `-s reload`',
+  'tsm upgrade': 'tsmaster, shared socket: `-s upgrade`',
+  'tsm-reuseport reload': 'tsmaster, reuseport: `-s reload`',
+  'tsm-reuseport upgrade': 'tsmaster, reuseport: `-s upgrade`',
+  'pm2 reload': 'PM2: `pm2 reload`',
+};
+
+export function markdown(r) {
+  const out = [];
+  const v = r.versions;
+  const m = r.machine;
+  const t = r.throughput;
+  out.push(`### Benchmark results (${r.date.slice(0, 10)})`);
+  out.push('');
+  out.push(
+    `Measured ${r.date.replace('T', ' ').slice(0, 16)} UTC by \`npm run bench\` in ${r.runSeconds} s on ${m.nproc} CPU(s) (${m.cpu}), ${m.memoryGiB} GiB, ${m.os}, Linux ${m.kernel}; ` +
+      `Node ${v.node}, tsmaster ${v.tsmaster} (${v.tsmasterCommit}), PM2 ${v.pm2 ?? 'not measured'}, autocannon ${v.autocannon}, wrk ${v.wrk ?? 'not installed'}. ` +
+      `${r.options.workers} workers in every configuration except the single process; the load generator runs on the same ${m.nproc} CPU(s), ` +
+      `${r.options.connections} connections. Same hello-world app (scripts/bench/app.cjs) everywhere. ` +
+      `Load average at start ${r.loadAverageAtStart?.[0] ?? '?'}, at end ${r.loadAverageAtEnd?.[0] ?? '?'}.`,
+  );
+  out.push('');
+
+  if (t) {
+    const loads = r.loads;
+    out.push(`**Steady-state throughput**: requests/s, median of ${t.rounds} runs of ${t.secondsPerRun} s; in parentheses the ratio to Node's cluster module with SCHED_RR (Node's default on Linux); p99 latency in ms.`);
+    out.push('');
+    const head = ['Configuration'];
+    for (const l of loads) head.push(`${l.label} req/s`, 'p99 ms');
+    const rows = [];
+    for (const [key, s] of Object.entries(t.summary)) {
+      const row = [`${s.label}${key === 'single' ? ' (1 process)' : ''}`];
+      for (const l of loads) {
+        const x = s.loads[l.key];
+        row.push(`${int(x.rps)}${ratio(x.vsClusterRr)}${x.failed ? ` ⚠ ${int(x.failed)} failed` : ''}`, ms(x.p99));
+      }
+      rows.push(row);
+    }
+    out.push(table(head, rows));
+    out.push('');
+    out.push('**Spread of requests over workers**: coefficient of variation of the requests each worker answered (0 = perfectly even), median over the runs.');
+    out.push('');
+    out.push(
+      table(
+        ['Configuration', ...loads.map((l) => l.label)],
+        Object.entries(t.summary)
+          .filter(([key]) => key !== 'single')
+          .map(([, s]) => [s.label, ...loads.map((l) => (s.loads[l.key].cv === null ? '–' : s.loads[l.key].cv.toFixed(3)))]),
+      ),
+    );
+    out.push('');
+  }
+
+  if (r.stall?.length) {
+    const labels = Object.fromEntries(Object.entries(t?.summary ?? {}).map(([k, s]) => [k, s.label]));
+    const steady = (k) => t?.summary?.[k]?.loads?.['wrk-close']?.rps;
+    const secs = r.stall[0].stalledSeconds;
+    out.push(
+      `**One worker stalled**: one worker stopped (SIGSTOP) for ${secs} s under Connection: close load, as a long GC pause or a blocking call would (well within the heartbeat timeout); numbers over the ${secs + 2} s around it. ` +
+        `With one accept queue per worker (\`reuseport\`, or the SCHED_RR primary handing connections out in turn) the connections meant for the stalled worker wait for it; with a shared socket the other workers take them, and only what the stalled worker had already accepted waits.`,
+    );
+    out.push('');
+    const withWrk = r.stall.some((x) => x.wrk);
+    const head = ['Configuration', ...(withWrk ? ['wrk req/s (steady)', 'wrk max ms'] : []), 'client.js answers > 1 s', 'client.js max ms'];
+    out.push(
+      table(
+        head,
+        r.stall.map((x) => [
+          labels[x.config] ?? x.config,
+          ...(withWrk ? [`${int(x.wrk?.rps)} (${int(steady(x.config))})`, ms(x.wrk?.max, 0)] : []),
+          `${int(x.client.slowerThan1s)} of ${int(x.client.ok)}`,
+          ms(x.client.max, 0),
+        ]),
+      ),
+    );
+    out.push('');
+  }
+
+  if (r.changes?.length) {
+    const tools = r.versions.wrk ? 'wrk (socket errors + non-2xx) and client.js (node:http, non-2xx + errors)' : 'client.js (node:http, non-2xx + errors)';
+    out.push(
+      `**Reload and upgrade under load**: ${r.options.changes} changes per line, 1.5 s apart, while ${tools} send requests without retrying. ` +
+        `"Worst latency" is the slowest answer client.js got from the start of a change to 1.5 s after the command returned. "Command" is the median wall time of the command.`,
+    );
+    out.push('');
+    const rows = r.changes.map((c) => [
+      changeLabel[`${c.config} ${c.kind}`] ?? `${c.config} ${c.kind}`,
+      c.mode === 'ka' ? 'keep-alive' : 'close',
+      c.wrk ? `${int(c.wrk.failed)}${kinds(c.wrk.errorKinds)}` : '–',
+      c.wrk ? ms(c.wrk.max, 0) : '–',
+      `${int(c.client.failed)}${kinds(c.client.errorKinds)}`,
+      ms(c.client.worstDuringChanges, 0),
+      `${int(c.commandMs.median)}${c.changesFailed ? ` ⚠ ${c.changesFailed} failed` : ''}`,
+    ]);
+    out.push(table(['Change (×' + r.options.changes + ')', 'Load', 'wrk failed', 'wrk max latency ms', 'client.js failed', 'client.js worst latency ms', 'Command ms'], rows));
+    out.push('');
+  }
+
+  if (t) {
+    const shown = r.loads.filter((l) => l.tool !== 'autocannon');
+    out.push(
+      `**Manager process overhead**: CPU of the process that manages the workers while the load runs (median over the runs; with SCHED_RR the cluster primary accepts every connection itself), its peak RSS, and the workers' total RSS.`,
+    );
+    out.push('');
+    const names = { single: '–', 'cluster-rr': 'cluster primary', 'cluster-none': 'cluster primary', pm2: 'PM2 daemon (cluster primary)', tsm: 'tsmaster master', 'tsm-reuseport': 'tsmaster master' };
+    out.push(
+      table(
+        ['Configuration', 'Manager', ...shown.map((l) => `CPU % (${l.label})`), 'Peak RSS MB', 'Workers RSS MB'],
+        Object.entries(t.summary).map(([k, s]) => [
+          s.label,
+          names[k] ?? '',
+          ...shown.map((l) => pct(s.loads[l.key].managerCpuPct)),
+          mb(Math.max(...shown.map((l) => s.loads[l.key].managerRssMaxKb ?? 0)) || null),
+          mb(s.loads[shown[0].key].workersRssKb),
+        ]),
+      ),
+    );
+    out.push('');
+  }
+  const lines = [];
+  if (r.upgradeReady?.median) {
+    const u = r.upgradeReady;
+    lines.push(`- USR2 → the new master's workers all ready (its "generation 1: all ${r.options.workers} worker(s) ready" log line), idle: median ${int(u.median)} ms (${u.runs.join(', ')} ms).`);
+  }
+  if (r.status) {
+    if (r.status.skipped) lines.push(`- \`tsmaster -s status\` with ${r.options.statusWorkers} workers: not measured (${r.status.reason}).`);
+    else {
+      const s = r.status;
+      lines.push(
+        `- \`tsmaster -s status\` with ${s.workers} workers: median ${int(s.statusMs.median)} ms (\`--json\` ${int(s.statusJsonMs.median)} ms), of which ~${int(s.cliBaselineMs)} ms is starting the CLI (\`tsmaster -v\`); ` +
+          `${s.workers} workers started in ${(s.startupMs / 1000).toFixed(1)} s; master RSS ${mb(s.masterRssKb)} MB.`,
+      );
+    }
+  }
+  if (r.pm2InstallSeconds) lines.push(`- PM2 was installed by the benchmark into a temporary directory in ${r.pm2InstallSeconds.toFixed(0)} s, PM2_HOME isolated, and removed afterwards.`);
+  if (lines.length) {
+    out.push(...lines);
+    out.push('');
+  }
+
+  out.push('**reuseport**:');
+  out.push('');
+  const ls = r.listeningSockets ?? {};
+  const after = r.listeningSocketsAfterChanges ?? {};
+  const rp = ls['tsm-reuseport'];
+  out.push(
+    `- Listening sockets on the port (/proc/net/tcp): tsmaster shared ${ls.tsm ?? '–'}, tsmaster \`reuseport\` ${rp ?? '–'}` +
+      (after['tsm-reuseport'] !== undefined ? ` (${after['tsm-reuseport']} after the reloads and upgrades)` : '') +
+      (rp === r.options.workers && rp > 1 ? `: one SO_REUSEPORT socket per worker slot, so the kernel spreads new connections over the workers by hash.` : '.'),
+  );
+  const rpChanges = (r.changes ?? []).filter((c) => c.config === 'tsm-reuseport');
+  if (rpChanges.length) {
+    const failedW = rpChanges.reduce((a, c) => a + (c.wrk?.failed ?? 0), 0);
+    const failedC = rpChanges.reduce((a, c) => a + c.client.failed, 0);
+    const kinds = [...new Set(rpChanges.map((c) => c.kind))].map((k) => `\`-s ${k}\``).join(' and ');
+    out.push(
+      `- Failed requests with \`reuseport\` during ${rpChanges.reduce((a, c) => a + c.changes, 0)} changes (${kinds}, keep-alive and close): wrk ${failedW}, client.js ${failedC}.`,
+    );
+  }
+  if (r.reuseportDemo && !r.reuseportDemo.skipped) {
+    const d = r.reuseportDemo.runs;
+    const desc = d
+      .map((x) => `net.ipv4.tcp_migrate_req=${x.tcp_migrate_req}: ${Object.entries(x.outcomes).map(([k, n]) => `${n} ${k}`).join(', ')}`)
+      .join('; ');
+    out.push(
+      `- Kernel check (two SO_REUSEPORT sockets on one port, ${d[0].clients} connections queued, one socket closed, in a private network namespace): ${desc}. Host value: ${r.sysctl.tcp_migrate_req ?? 'absent'}.`,
+    );
+  }
+  out.push('');
+  if (r.notes.length) {
+    out.push('Notes: ' + r.notes.join('; ') + '.');
+    out.push('');
+  }
+  return out.join('\n');
+}
+
+export function writeReport(result, dir) {
+  fs.mkdirSync(dir, { recursive: true });
+  const stamp = result.date.replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
+  const json = path.join(dir, `bench-${stamp}.json`);
+  fs.writeFileSync(json, `${JSON.stringify(result, null, 2)}\n`);
+  const md = markdown(result);
+  const latest = path.join(dir, 'bench-latest.md');
+  fs.writeFileSync(latest, `${md}\n`);
+  return { files: [json, latest], markdown: md };
+}
