@@ -2,25 +2,26 @@ import http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
 
-interface ConnState {
-  active: number;
-  idleSince: number;
-}
-
 /** Node's default keepAliveTimeout; also the idle grace for servers that have none. */
 const DEFAULT_IDLE_GRACE_MS = 5000;
 const SWEEP_MS = 200;
+
+/** The response an HTTP connection is working on. Node keeps it there; it has no public accessor. */
+function busyWith(socket: net.Socket): http.ServerResponse | undefined {
+  return (socket as net.Socket & { _httpMessage?: http.ServerResponse | null })._httpMessage ?? undefined;
+}
 
 /**
  * Tracks the connections and requests of the servers a worker serves, and drains them
  * without the keep-alive race: a draining server answers the next request on each
  * connection with `Connection: close`, and closes a connection only once it has been idle
  * for as long as the server's keep-alive timeout (the time clients were told they may
- * reuse it), never at the moment a client may be sending on it.
+ * reuse it), never at the moment a client may be sending on it. Nothing is allocated per
+ * request: the hot path only counts.
  */
 export class ConnectionTracker {
-  private readonly conns = new Map<net.Socket, ConnState>();
-  private readonly pending = new Set<http.ServerResponse>();
+  /** Open connections, and since when each has been seen idle while draining. */
+  private readonly conns = new Map<net.Socket, number | null>();
   private draining = false;
   private keepAliveMs: number | null = null;
   private graceMs = DEFAULT_IDLE_GRACE_MS;
@@ -37,7 +38,10 @@ export class ConnectionTracker {
     const event = server instanceof tls.Server ? 'secureConnection' : 'connection';
     // Before the app's own listeners: a response it ends at once must already know.
     server.prependListener(event, (socket: net.Socket) => this.onConnection(socket));
-    server.prependListener('request', (req: http.IncomingMessage, res: http.ServerResponse) => this.onRequest(req, res));
+    server.prependListener('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
+      this.requests++;
+      if (this.draining) res.shouldKeepAlive = false;
+    });
     if (server instanceof http.Server && server.keepAliveTimeout > 0) {
       this.keepAliveMs = Math.max(this.keepAliveMs ?? 0, server.keepAliveTimeout);
     }
@@ -45,37 +49,25 @@ export class ConnectionTracker {
 
   private onConnection(socket: net.Socket): void {
     if (this.conns.has(socket)) return;
-    this.conns.set(socket, { active: 0, idleSince: Date.now() });
+    this.conns.set(socket, null);
     socket.once('close', () => {
       this.conns.delete(socket);
       this.checkEmpty();
     });
   }
 
-  private onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
-    this.requests++;
-    const state = this.conns.get(req.socket);
-    if (state) state.active++;
-    if (this.draining) res.shouldKeepAlive = false;
-    else this.pending.add(res);
-    res.once('close', () => {
-      this.pending.delete(res);
-      if (state) {
-        state.active--;
-        state.idleSince = Date.now();
-      }
-    });
-  }
-
   /**
    * Stop keeping connections alive; resolve when none is left. `graceMs` overrides the idle
-   * grace (0 when the master is gone and the worker must leave quickly).
+   * grace (short when the master is gone and the worker must leave quickly).
    */
   drain(graceMs?: number): Promise<void> {
     this.draining = true;
     this.graceMs = graceMs ?? this.keepAliveMs ?? DEFAULT_IDLE_GRACE_MS;
-    for (const res of this.pending) if (!res.headersSent) res.shouldKeepAlive = false;
-    this.pending.clear();
+    // Requests already in flight whose answer has not started close their connection too.
+    for (const socket of this.conns.keys()) {
+      const res = busyWith(socket);
+      if (res && !res.headersSent) res.shouldKeepAlive = false;
+    }
     return new Promise((resolve) => {
       this.onEmpty = resolve;
       this.sweeper = setInterval(() => this.sweep(), SWEEP_MS);
@@ -83,10 +75,17 @@ export class ConnectionTracker {
     });
   }
 
+  /** Close connections that stayed idle for the whole grace; a busy one starts over. */
   private sweep(): void {
     const now = Date.now();
-    for (const [socket, state] of this.conns) {
-      if (state.active === 0 && now - state.idleSince >= this.graceMs) socket.destroy();
+    for (const [socket, idleSince] of this.conns) {
+      if (busyWith(socket)) {
+        this.conns.set(socket, null);
+        continue;
+      }
+      const since = idleSince ?? now;
+      if (idleSince === null) this.conns.set(socket, now);
+      if (now - since >= this.graceMs) socket.destroy();
     }
     this.checkEmpty();
   }
