@@ -68,6 +68,15 @@ export function tokenize(text: string, file: string): Token[] {
   let i = 0;
   const n = text.length;
   if (text.charCodeAt(0) === 0xfeff) i = 1; // UTF-8 byte order mark
+  /** A backslash and the character it protects, kept raw for unescape(); null at the end of the text. */
+  const escapePair = (): string | null => {
+    if (i + 1 >= n) return null;
+    const next = text[i + 1]!;
+    if (next === '\0') fail('unexpected NUL character', file, line);
+    if (next === '\n') line++;
+    i += 2;
+    return `\\${next}`;
+  };
 
   while (i < n) {
     const ch = text[i]!;
@@ -99,12 +108,9 @@ export function tokenize(text: string, file: string): Token[] {
         const c = text[i]!;
         if (c === '\0') fail('unexpected NUL character', file, line);
         if (c === '\\') {
-          if (i + 1 >= n) break;
-          const next = text[i + 1]!;
-          if (next === '\0') fail('unexpected NUL character', file, line);
-          if (next === '\n') line++;
-          raw += c + next;
-          i += 2;
+          const pair = escapePair();
+          if (pair === null) break;
+          raw += pair;
           continue;
         }
         if (c === quote) {
@@ -138,12 +144,9 @@ export function tokenize(text: string, file: string): Token[] {
       const c = text[i]!;
       if (c === '\0') fail('unexpected NUL character', file, line);
       if (c === '\\') {
-        if (i + 1 >= n) fail(file === COMMAND_LINE ? 'unexpected end of parameter after "\\"' : 'unexpected end of file after "\\"', file, line);
-        const next = text[i + 1]!;
-        if (next === '\0') fail('unexpected NUL character', file, line);
-        if (next === '\n') line++;
-        raw += c + next;
-        i += 2;
+        const pair = escapePair();
+        if (pair === null) fail(file === COMMAND_LINE ? 'unexpected end of parameter after "\\"' : 'unexpected end of file after "\\"', file, line);
+        raw += pair;
         continue;
       }
       if (BLANK.has(c) || c === ';' || c === '{' || c === '}') break;
