@@ -79,7 +79,8 @@ export function markdown(r) {
     const secs = r.stall[0].stalledSeconds;
     out.push(
       `**One worker stalled**: one worker stopped (SIGSTOP) for ${secs} s under Connection: close load, as a long GC pause or a blocking call would (well within the heartbeat timeout); numbers over the ${secs + 2} s around it. ` +
-        `With one accept queue per worker (\`reuseport\`, or the SCHED_RR primary handing connections out in turn) the connections meant for the stalled worker wait for it; with a shared socket the other workers take them, and only what the stalled worker had already accepted waits.`,
+        `With \`reuseport\` each worker has its own accept queue, and the connections the kernel hashes to the stalled worker's socket wait for it. ` +
+        `With a shared socket the other workers take the new connections, and so does Node's round-robin primary (it hands a connection only to a worker that acknowledged the previous one): only what the stalled worker had already accepted waits.`,
     );
     out.push('');
     const withWrk = r.stall.some((x) => x.wrk);
