@@ -8,10 +8,12 @@ import { WORKER_ENV, isObject, type WorkerEnv, type WorkerMessage } from '../pro
 import type { EventQueue } from './event-queue.js';
 
 /**
- * util-linux's setpriv sets PR_SET_PDEATHSIG and execs, in the worker's own pid: an exec
- * worker then gets TERM when the master dies, as Node workers do (they set it themselves).
+ * util-linux's setpriv sets PR_SET_PDEATHSIG and execs, in the worker's own pid, so a
+ * worker gets TERM when the master dies even if it hangs before its own code runs (a Node
+ * worker then sets HUP itself, to drain quickly instead).
  */
 const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => fs.existsSync(p)) ?? null;
+const PDEATHSIG = ['--pdeathsig', 'TERM', '--'];
 
 const workerMain = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'worker', 'main.js');
 
@@ -48,7 +50,8 @@ export function spawnWorker(opts: {
       log: opts.logPath,
     };
     const stdio: StdioOptions = ['ignore', opts.logFd, opts.logFd, ...fds, 'ipc'];
-    child = spawn(process.execPath, [...process.execArgv, workerMain], {
+    const argv = [process.execPath, ...process.execArgv, workerMain];
+    child = spawn(setpriv ?? argv[0]!, setpriv ? [...PDEATHSIG, ...argv] : argv.slice(1), {
       ...common,
       stdio,
       env: { ...config.env, [WORKER_ENV]: JSON.stringify(env) },
@@ -57,7 +60,7 @@ export function spawnWorker(opts: {
     // systemd's socket activation protocol wants LISTEN_PID to be the worker's own pid,
     // known only after fork: a shell sets it and execs the command in the same process.
     const stdio: StdioOptions = ['ignore', opts.logFd, opts.logFd, ...fds];
-    const wrap = setpriv ? `exec ${setpriv} --pdeathsig TERM --` : 'exec';
+    const wrap = setpriv ? `exec ${setpriv} ${PDEATHSIG.join(' ')}` : 'exec';
     child = spawn('/bin/sh', ['-c', `LISTEN_PID=$$ ${wrap} "$@"`, 'tsmaster-exec', ...config.worker.argv], {
       ...common,
       stdio,
