@@ -61,3 +61,18 @@ t.test('reloads, TTIN/TTOU and an upgrade under load with reuseport: zero failur
   const inherited = workersOf(m2).flatMap(listeningInodes);
   t.equal(new Set(inherited).size, 3, 'the new master inherited all three sockets');
 });
+
+t.test('a failed reload that would add workers leaves no reuseport socket without a worker', async (t) => {
+  const port = await freePort();
+  const hello = path.join(fixtures, 'apps', 'hello.mjs');
+  const m = await startMaster(t, { conf: `worker_processes 2;\nready_timeout 2s;\nlisten 127.0.0.1:${port} reuseport;\napp ${hello};\n` });
+  t.equal(listeningInodes(m.masterPid).length, 2);
+  fs.writeFileSync(m.conf, fs.readFileSync(m.conf, 'utf8').replace('worker_processes 2;', 'worker_processes 4;').replace(hello, path.join(fixtures, 'apps', 'never-ready.mjs')));
+  const r = await m.cli(['-s', 'reload']);
+  t.equal(r.code, 1, 'the reload fails');
+  await waitFor('the failed generation is gone', () => workersOf(m.masterPid).length === 2);
+  t.equal(listeningInodes(m.masterPid).length, 2, 'the two sockets only the failed generation served are closed');
+  // Every new connection lands on a socket a worker accepts on: none waits in a dead queue.
+  const answers = await Promise.all(Array.from({ length: 64 }, () => get({ port })));
+  t.ok(answers.every((a) => a.status === 200), '64 new connections all answered');
+});

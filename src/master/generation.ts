@@ -22,6 +22,8 @@ export interface Generation {
   readyTimer: NodeJS.Timeout | null;
   /** All its workers have been ready at least once. */
   everReady: boolean;
+  /** Members of each reuseport group when it started: what its workers accept on. */
+  groupSizes: Record<string, number>;
   /** Unexpected exits per slot, for status. */
   slotRestarts: number[];
   /** worker_max_memory is below a fresh worker's RSS; said once. */

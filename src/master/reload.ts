@@ -3,7 +3,7 @@ import type { Generation } from './generation.js';
 import { Logger } from '../log/logger.js';
 import type { Master } from './master.js';
 import { restartWorkers } from './shutdown.js';
-import { startGeneration, stopGeneration } from './supervise.js';
+import { releaseUnservedSockets, startGeneration, stopGeneration } from './supervise.js';
 
 /**
  * HUP: read the config again; if it is valid, bind the new sockets and start a new
@@ -63,6 +63,7 @@ export function replaceGeneration(m: Master, config: Config): void {
     // e.g. the worker_log cannot be opened: nothing was started, the old generation serves.
     m.state = m.stateBeforeReload;
     m.sockets.closeUnused(new Set([...m.generations.values()].flatMap((g) => g.sockets.map((s) => s.key))));
+    releaseUnservedSockets(m, null);
     rejectReload(m, err);
   }
 }
@@ -88,6 +89,7 @@ export function finishReload(m: Master, gen: Generation): void {
 export function failReload(m: Master, gen: Generation, reason: string): void {
   m.log.alert(`reload failed: ${reason}; generation ${m.current} keeps serving`);
   stopGeneration(m, gen);
+  releaseUnservedSockets(m, gen);
   m.state = m.stateBeforeReload;
   m.notifier.send('READY=1', `STATUS=${m.statusLine()}, last reload failed`);
   m.settleReload(reason);

@@ -40,6 +40,7 @@ export function startGeneration(m: Master, config: Config, sockets: SocketGroup[
     respawnTimer: null,
     readyTimer: null,
     everReady: false,
+    groupSizes: Object.fromEntries(sockets.map((g) => [g.key, g.members.length])),
     slotRestarts: [],
     memoryWarned: false,
   };
@@ -145,6 +146,20 @@ function forgetGenerationIfEmpty(m: Master, gen: Generation): void {
   for (const g of m.generations.values()) for (const s of g.sockets) keep.add(s.key);
   if (m.state !== 'stopping') m.sockets.closeUnused(keep);
   m.log.info(`generation ${gen.id} has exited`);
+}
+
+/**
+ * After a failed reload or count change: reuseport members that only the failed generation
+ * was to serve would queue connections no worker accepts, so they are closed (queued
+ * connections on them are reset; serving groups are never shrunk).
+ */
+export function releaseUnservedSockets(m: Master, failed: Generation | null): void {
+  for (const group of failed?.sockets ?? m.sockets.groups()) {
+    if (!group.spec.reuseport) continue;
+    let keep = 0;
+    for (const g of m.generations.values()) if (g !== failed) keep = Math.max(keep, g.groupSizes[group.key] ?? 0);
+    if (keep > 0) m.sockets.trim(group.key, keep);
+  }
 }
 
 function describeExit(code: number | null, signal: NodeJS.Signals | null): string {

@@ -125,6 +125,16 @@ export class SocketSet {
     this.inherited = [];
   }
 
+  groups(): SocketGroup[] {
+    return [...this.byKey.values()];
+  }
+
+  /** Close the members of a reuseport group from index `size` on (none of them is served). */
+  trim(key: string, size: number): void {
+    const group = this.byKey.get(key);
+    while (group && group.members.length > size) this.closeOne(group.members.pop()!, false);
+  }
+
   /** Every open socket, e.g. to hand them all to a new master. */
   all(): OpenSocket[] {
     return [...this.byKey.values()].flatMap((g) => g.members);
