@@ -18,7 +18,7 @@ import * as pidfile from './pidfile.js';
 import { ProcessTable } from './process-table.js';
 import { startReload } from './reload.js';
 import { drainWorkers, fastShutdown, gracefulShutdown, reopenLogs } from './shutdown.js';
-import { changeWorkerCount, checkWorkers, onWorkerExit, onWorkerMessage, onWorkerNotify, startGeneration } from './supervise.js';
+import { changeWorkerCount, checkWorkers, onReadyTimeout, onRespawn, onWorkerExit, onWorkerMessage, onWorkerNotify, startGeneration } from './supervise.js';
 import { onUpgradeExit, onUpgradeReady, onUpgradeTimeout, startUpgrade, type Upgrade } from './upgrade.js';
 
 export type MasterState = 'starting' | 'running' | 'reloading' | 'draining' | 'stopping';
@@ -157,13 +157,10 @@ export class Master {
         return startReload(this);
       case 'control-handover':
         return addHandedOver(this, ev);
-      case 'respawn': {
-        const gen = this.generations.get(ev.generation);
-        if (gen) gen.respawnTimer = null;
-        return checkWorkers(this);
-      }
+      case 'respawn':
+        return onRespawn(this, ev.generation);
       case 'ready-timeout':
-        return checkWorkers(this, ev.generation);
+        return onReadyTimeout(this, ev.generation);
       case 'kill-timeout': {
         const w = this.table.get(ev.pid);
         if (w) {

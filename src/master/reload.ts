@@ -3,7 +3,7 @@ import type { Generation } from './generation.js';
 import { Logger } from '../log/logger.js';
 import type { Master } from './master.js';
 import { restartWorkers } from './shutdown.js';
-import { releaseUnservedSockets, startGeneration, stopGeneration } from './supervise.js';
+import { closeSocketsNoGenerationUses, releaseUnservedSockets, startGeneration, stopGeneration } from './supervise.js';
 
 /**
  * HUP: read the config again; if it is valid, bind the new sockets and start a new
@@ -62,7 +62,7 @@ export function replaceGeneration(m: Master, config: Config): void {
   } catch (err) {
     // e.g. the worker_log cannot be opened: nothing was started, the old generation serves.
     m.state = m.stateBeforeReload;
-    m.sockets.closeUnused(new Set([...m.generations.values()].flatMap((g) => g.sockets.map((s) => s.key))));
+    closeSocketsNoGenerationUses(m);
     releaseUnservedSockets(m, null);
     rejectReload(m, err);
   }

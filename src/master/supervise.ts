@@ -142,10 +142,13 @@ function forgetGenerationIfEmpty(m: Master, gen: Generation): void {
   if (gen.role !== 'retiring' || m.table.ofGeneration(gen.id).length > 0) return;
   m.generations.delete(gen.id);
   closeWorkerLog(gen);
-  const keep = new Set<string>();
-  for (const g of m.generations.values()) for (const s of g.sockets) keep.add(s.key);
-  if (m.state !== 'stopping') m.sockets.closeUnused(keep);
+  if (m.state !== 'stopping') closeSocketsNoGenerationUses(m);
   m.log.info(`generation ${gen.id} has exited`);
+}
+
+/** Close the listens that no generation's config has any more. */
+export function closeSocketsNoGenerationUses(m: Master): void {
+  m.sockets.closeUnused(new Set([...m.generations.values()].flatMap((g) => g.sockets.map((s) => s.key))));
 }
 
 /**
@@ -266,21 +269,29 @@ function checkGenerationReady(m: Master, gen: Generation): void {
   else if (gen.id === 1) m.onFirstReady();
 }
 
-/**
- * The periodic arm of the loop: heartbeats, hung workers, memory limits, workers that are
- * not ready in time. With `only`, just that generation's ready timeout is checked.
- */
-export function checkWorkers(m: Master, only?: number): void {
-  const now = Date.now();
-  for (const gen of m.generations.values()) {
-    if (only !== undefined && gen.id !== only) continue;
-    if (only !== undefined && gen.role === 'pending' && !gen.everReady) {
-      failReload(m, gen, `the workers of generation ${gen.id} were not ready within ${gen.config.readyTimeoutMs}ms`);
-      continue;
-    }
-    maintainWorkerCount(m, gen);
+/** A generation's backoff step is over: start the workers it is missing. */
+export function onRespawn(m: Master, generation: number): void {
+  const gen = m.generations.get(generation);
+  if (!gen) return;
+  gen.respawnTimer = null;
+  maintainWorkerCount(m, gen);
+}
+
+/** ready_timeout of a generation: a reload whose workers are not all ready by now fails. */
+export function onReadyTimeout(m: Master, generation: number): void {
+  const gen = m.generations.get(generation);
+  if (gen?.role === 'pending' && !gen.everReady) {
+    failReload(m, gen, `the workers of generation ${gen.id} were not ready within ${gen.config.readyTimeoutMs}ms`);
   }
-  if (only !== undefined) return;
+}
+
+/**
+ * The periodic arm of the loop: missing workers, heartbeats, hung workers, memory limits,
+ * workers that are not ready in time.
+ */
+export function checkWorkers(m: Master): void {
+  const now = Date.now();
+  for (const gen of m.generations.values()) maintainWorkerCount(m, gen);
   for (const w of m.table.all()) {
     const gen = m.generations.get(w.generation);
     if (!gen || w.state === 'draining') continue;
