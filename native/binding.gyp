@@ -9,7 +9,8 @@
         "sockets.cc",
         "fds.cc",
         "process.cc",
-        "notify.cc"
+        "notify.cc",
+        "files.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")"

@@ -102,16 +102,12 @@ Napi::Value ListenUnix(const Napi::CallbackInfo& info) {
   FdGuard guard(fd);
 
   ReclaimStaleSocket(env, path, addr, SOCK_STREAM);
-  if (bind(fd, reinterpret_cast<const sockaddr*>(&addr.sa), addr.len) != 0) ThrowErrno(env, errno, "bind", d);
-
-  // Nobody can connect before listen(), so setting the mode in between leaves no window.
-  // If either step fails, remove the file this call created.
-  auto fail = [&](int err, const char* syscall) {
+  if (int err = BindUnix(fd, addr, mode)) ThrowErrno(env, err, "bind", d);
+  if (listen(fd, backlog) != 0) {
+    int err = errno;
     if (!addr.abstract) unlink(path.c_str());
-    ThrowErrno(env, err, syscall, d);
-  };
-  if (mode >= 0 && !addr.abstract && chmod(path.c_str(), static_cast<mode_t>(mode)) != 0) fail(errno, "chmod");
-  if (listen(fd, backlog) != 0) fail(errno, "listen");
+    ThrowErrno(env, err, "listen", d);
+  }
   return Napi::Number::New(env, guard.release());
 }
 
@@ -165,6 +161,28 @@ Napi::Value GetPeerCred(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// socketInfo(fd) -> { family, type, listening }: what an inherited fd really is, so that
+// a datagram socket or a non-listening one is never taken for a listener.
+Napi::Value SocketInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgInt32(info, 0);
+  struct stat st;
+  if (fstat(fd, &st) != 0) ThrowErrno(env, errno, "fstat");
+  if (!S_ISSOCK(st.st_mode)) ThrowErrno(env, ENOTSOCK, "getsockopt");
+  int domain = 0, type = 0, listening = 0;
+  socklen_t len = sizeof(int);
+  if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0) ThrowErrno(env, errno, "getsockopt");
+  len = sizeof(int);
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0) ThrowErrno(env, errno, "getsockopt");
+  len = sizeof(int);
+  if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0) ThrowErrno(env, errno, "getsockopt");
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("family", domain == AF_INET ? "IPv4" : domain == AF_INET6 ? "IPv6" : domain == AF_UNIX ? "unix" : "other");
+  out.Set("type", type == SOCK_STREAM ? "stream" : type == SOCK_DGRAM ? "dgram" : type == SOCK_SEQPACKET ? "seqpacket" : "other");
+  out.Set("listening", Napi::Boolean::New(env, listening != 0));
+  return out;
+}
+
 }  // namespace
 
 void RegisterSockets(Napi::Env env, Napi::Object exports) {
@@ -172,6 +190,7 @@ void RegisterSockets(Napi::Env env, Napi::Object exports) {
   exports.Set("listenUnix", Napi::Function::New(env, ListenUnix, "listenUnix"));
   exports.Set("getsockname", Napi::Function::New(env, GetSockName, "getsockname"));
   exports.Set("getPeerCred", Napi::Function::New(env, GetPeerCred, "getPeerCred"));
+  exports.Set("socketInfo", Napi::Function::New(env, SocketInfo, "socketInfo"));
 }
 
 }  // namespace tsm

@@ -7,6 +7,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tsm::RegisterFds(env, exports);
   tsm::RegisterProcess(env, exports);
   tsm::RegisterNotify(env, exports);
+  tsm::RegisterFiles(env, exports);
   return exports;
 }
 

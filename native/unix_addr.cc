@@ -60,4 +60,16 @@ void ReclaimStaleSocket(Napi::Env env, const std::string& path, const UnixAddr& 
   }
 }
 
+int BindUnix(int fd, const UnixAddr& addr, int mode) {
+  const bool set = mode >= 0 && !addr.abstract;
+  // Linux takes a unix socket file's mode from the socket inode, less the umask: fchmod the
+  // socket first and clear the umask for the bind alone (the master binds on one thread).
+  if (set && fchmod(fd, static_cast<mode_t>(mode)) != 0) return errno;
+  mode_t old = set ? umask(0) : 0;
+  int rc = bind(fd, reinterpret_cast<const sockaddr*>(&addr.sa), addr.len);
+  int err = errno;
+  if (set) umask(old);
+  return rc == 0 ? 0 : err;
+}
+
 }  // namespace tsm

@@ -28,4 +28,9 @@ std::string UnixPathFromSockaddr(const sockaddr_un& sa, socklen_t len);
 // SOCK_DGRAM. Throws only if unlinking a stale socket fails.
 void ReclaimStaleSocket(Napi::Env env, const std::string& path, const UnixAddr& addr, int type);
 
+// bind() with the socket file created at `mode` (-1: the umask's) by the kernel itself, so
+// no chmod by path follows that a symlink swapped in by a user who can write the directory
+// could redirect. Returns 0 or an errno value.
+int BindUnix(int fd, const UnixAddr& addr, int mode);
+
 }  // namespace tsm

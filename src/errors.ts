@@ -32,10 +32,13 @@ export interface ErrnoError extends Error {
 }
 
 /** nginx's wording for a failed open: `open() "/var/log/x.log" failed (ENOENT: no such file or directory)`. */
-export function openFailed(code: TsmErrorCode, path: string, err: unknown): TsmError {
+export function openFailed(code: TsmErrorCode, path: string, err: unknown, as?: string): TsmError {
   const e = err as NodeJS.ErrnoException;
-  const why = e.code ? `${e.code}: ${e.message.split(':')[1]?.split(',')[0]?.trim() ?? e.message}` : String(err);
-  return new TsmError(code, `open() "${path}" failed (${why})`, { cause: err });
+  // Node's "ENOENT: no such file or directory, open '/x'" and the addon's "open ENOENT: no such file or directory /x".
+  let text = e.message.slice(e.message.indexOf(':') + 1).split(',')[0]!.trim();
+  if (text.endsWith(` ${path}`)) text = text.slice(0, -path.length - 1);
+  const why = e.code ? `${e.code}: ${text}` : String(err);
+  return new TsmError(code, `open() "${path}" failed (${why})${as ? ` ${as}` : ''}`, { cause: err });
 }
 
 export function isErrno(err: unknown): err is ErrnoError {

@@ -19,12 +19,15 @@ export function isAlive(pid: number): boolean {
   return state !== undefined && state !== 'Z' && state !== 'X';
 }
 
+/** Every pid in /proc now. */
+export function processes(): number[] {
+  return fs.readdirSync('/proc').filter((e) => /^\d+$/.test(e)).map(Number);
+}
+
 /** Live children of `pid`, by a scan of /proc. */
 export function childrenOf(pid: number): number[] {
   const kids: number[] = [];
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const child = Number(entry);
+  for (const child of processes()) {
     const st = procStat(child);
     if (st && st.ppid === pid && st.state !== 'Z') kids.push(child);
   }

@@ -118,7 +118,7 @@ t.test('a second start with the same pidfile is refused; the first keeps serving
   const m = await startMaster(t, { conf: `listen 127.0.0.1:${port};\napp ${hello};\n` });
   const r = await runCli(['-p', m.dir, '-c', m.conf]);
   t.equal(r.code, 1);
-  t.match(r.stderr.trim(), new RegExp(`^tsmaster: \\[emerg\\] pid file ".*tsmaster\\.pid" names a running tsmaster master \\(pid ${m.masterPid}\\)$`));
+  t.match(r.stderr.trim(), new RegExp(`^tsmaster: \\[emerg\\] pid file ".*tsmaster\\.pid" is locked by a running tsmaster master \\(pid ${m.masterPid}\\)$`));
   t.equal(Number(fs.readFileSync(m.pidFile, 'utf8')), m.masterPid, 'pidfile untouched');
   t.ok(m.proc && m.proc.exitCode === null, 'first master still running');
 });

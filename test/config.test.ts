@@ -252,11 +252,11 @@ t.test('user', async (t) => {
   const passwd = readFileSync('/etc/passwd', 'utf8').split('\n').filter((l) => /^[^#:]+:[^:]*:\d+:\d+:/.test(l)).map((l) => l.split(':'));
   const groups = readFileSync('/etc/group', 'utf8').split('\n').filter((l) => /^[^#:]+:[^:]*:\d+:/.test(l)).map((l) => l.split(':'));
   const root = passwd.find((f) => f[0] === 'root')!;
-  t.same(conf('user root;').user, { name: 'root', uid: 0, gid: Number(root[3]) });
+  t.same(conf('user root;').user, { name: 'root', uid: 0, gid: Number(root[3]), home: root[5] });
   const other = passwd.find((f) => f[2] !== '0') ?? root;
-  t.same(conf(`user ${other[0]};`).user, { name: other[0], uid: Number(other[2]), gid: Number(other[3]) }, 'primary group by default');
+  t.same(conf(`user ${other[0]};`).user, { name: other[0], uid: Number(other[2]), gid: Number(other[3]), home: other[5] }, 'primary group by default');
   const grp = groups.find((g) => g[2] !== other[3]) ?? groups[0]!;
-  t.same(conf(`user ${other[0]} ${grp[0]};`).user, { name: other[0], uid: Number(other[2]), gid: Number(grp[2]) }, 'explicit group');
+  t.same(conf(`user ${other[0]} ${grp[0]};`).user, { name: other[0], uid: Number(other[2]), gid: Number(grp[2]), home: other[5] }, 'explicit group');
   rejects(t, 'user tsm_no_such_user;', 'getpwnam("tsm_no_such_user") failed in /etc/x.conf:1');
   rejects(t, 'user root tsm_no_such_group;', 'getgrnam("tsm_no_such_group") failed in /etc/x.conf:1');
   rejects(t, 'user "";', 'getpwnam("") failed in /etc/x.conf:1');
@@ -409,6 +409,12 @@ t.test('env', async (t) => {
   const d = conf('');
   t.same(Object.keys(d.env).sort(), ['HOME', 'LANG', 'NODE_ENV', 'PATH', 'TZ'].filter((k) => process.env[k] !== undefined).sort());
   t.equal(conf('env X=1;\nenv X=2;').env.X, '2', 'the last one wins');
+  const nobody = readFileSync('/etc/passwd', 'utf8').split('\n').map((l) => l.split(':')).find((f) => f[0] === 'nobody');
+  if (nobody) {
+    const u = conf('user nobody;').env;
+    t.same([u.HOME, u.USER, u.LOGNAME], [nobody[5], 'nobody', 'nobody'], "workers running as `user` get its HOME, not the master's");
+    t.equal(conf('user nobody;\nenv HOME=/srv/app;').env.HOME, '/srv/app', 'an explicit env HOME wins');
+  }
   delete process.env.TZ;
   t.notOk('TZ' in conf('env TZ=x;\nenv TZ;').env, 'the last one wins, also when it removes');
   rejects(t, 'env =x;', 'invalid value "=x" in "env" directive in /etc/x.conf:1');

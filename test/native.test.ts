@@ -590,6 +590,17 @@ t.test('sdNotify and openNotifySocket', async t => {
     );
     t.same(await next(), { msg: 'WATCHDOG=1', pid: child.pid }, "child's pid");
     sock.close();
+    // The name is free once the reader thread has woken from poll(), which held the socket.
+    const deadline = Date.now() + 5000;
+    for (;;) {
+      try {
+        native.sdNotify(name, 'READY=1');
+      } catch {
+        break;
+      }
+      if (Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
     throwsErrno(t, () => native.sdNotify(name, 'READY=1'), { code: 'ECONNREFUSED', syscall: 'sendto', path: name }, 'after close');
   });
 

@@ -27,7 +27,12 @@ t.test('user nobody: workers run as nobody, the master (root) binds a port below
   t.match(status(m.masterPid, 'Uid'), /^0\s/, 'the master stays root');
   t.equal((await get({ port: low })).status, 200, 'serves on the privileged port');
   const log = fs.statSync(path.join(dir, 'error.log'));
-  t.equal(log.uid, 65534, 'the worker log belongs to the worker user (USR1 reopens it by path)');
+  t.equal(log.uid, 0, "the master's error log (the default worker log) stays root's");
+  t.equal(status(workersOf(m.masterPid)[0]!, 'Uid').split(/\s+/)[0], '65534');
+  for (const w of workersOf(m.masterPid)) {
+    const env = fs.readFileSync(`/proc/${w}/environ`, 'utf8').split('\0');
+    t.ok(env.includes('HOME=/nonexistent') && env.includes('USER=nobody'), `worker ${w} has nobody's HOME and USER, not root's`);
+  }
 });
 
 t.test('rlimit, priority and affinity are applied to each worker', async (t) => {

@@ -3,6 +3,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadConfig } from '../config/index.js';
+import { readConfigFile } from '../config/parser.js';
+import { unsafeDirectories } from '../config/strict-modes.js';
 import type { Config } from '../config/types.js';
 import { TsmError } from '../errors.js';
 import { Master } from '../master/master.js';
@@ -62,8 +64,9 @@ function configPaths(o: CliOptions): { prefix: string; file: string } {
 function testConfig(o: CliOptions, file: string, config: Config | null, error: string | null): never {
   if (error !== null) print({ code: 1, out: [], err: [`[emerg] ${error}`, `configuration file ${file} test failed`] });
   const out: string[] = [];
-  if (o.dump && config) out.push(`# configuration file ${config.file}:`, fs.readFileSync(config.file, 'utf8'));
-  return print({ code: 0, out, err: [`the configuration file ${file} syntax is ok`, `configuration file ${file} test is successful`] });
+  if (o.dump && config) out.push(`# configuration file ${config.file}:`, readConfigFile(config.file));
+  const warnings = config ? unsafeDirectories(config).map((w) => `[warn] ${w}`) : [];
+  return print({ code: 0, out, err: [...warnings, `the configuration file ${file} syntax is ok`, `configuration file ${file} test is successful`] });
 }
 
 async function main(argv: string[]): Promise<never> {

@@ -3,7 +3,7 @@ import type { Config } from '../config/types.js';
 import { isAlive, isLiveMaster, oldbinPath, readPid } from '../master/pidfile.js';
 import { childrenOf } from '../proc.js';
 import { waitFor } from './log-watch.js';
-import { logWatch, masterPid, problemLines, type Outcome } from './signal.js';
+import { logWatch, masterPid, problemLines, signalMaster, type Outcome } from './signal.js';
 import { OldMasterProbe, upgradeUnderWay } from './upgrade-probe.js';
 
 /**
@@ -25,10 +25,18 @@ export async function upgrade(config: Config): Promise<Outcome> {
   }
 }
 
+/** How long a master takes at most to act on USR2 (rename its pidfile) when it accepts it. */
+const USR2_ACCEPT_MS = 5000;
+
+/**
+ * The verdicts come from channels the workers cannot write: the old master's control
+ * socket, or without one the pidfiles and /proc. Log lines are only shown, on failure.
+ */
 async function dance(config: Config, oldPid: number, probe: OldMasterProbe | null): Promise<Outcome> {
   const out: string[] = [];
   const watch = logWatch(config);
   const bound = config.readyTimeoutMs + 15_000;
+  const oldbin = oldbinPath(config.pid);
   let newPid = 0;
   const failure = (why: string): Outcome => {
     const lines = watch ? problemLines(watch.lines, newPid ? [oldPid, newPid] : [oldPid]) : [];
@@ -37,27 +45,30 @@ async function dance(config: Config, oldPid: number, probe: OldMasterProbe | nul
   const refused = probe?.refusal();
   if (refused) return { code: 1, out, err: [`[error] upgrade not started: ${refused}`] };
   const sentAt = Date.now();
-  /** The old master's word that it gave up or rolled back. */
+  let accepted = false;
+  /** Why the upgrade is over without a new master: the old master's word, or what the pidfiles and /proc show. */
   const rolledBack = (): string | undefined => {
-    for (const l of watch?.poll() ?? []) {
-      if (l.pid !== oldPid) continue;
-      const started = /^start new master process (\d+)/.exec(l.text);
-      if (started) newPid = Number(started[1]);
-      if (l.text.includes('rolling back') || l.text.startsWith('USR2 ignored') || l.text.startsWith('upgrade failed')) return l.text;
-    }
-    return probe?.rolledBack(sentAt);
+    watch?.poll();
+    if (probe) return probe.rolledBack(sentAt);
+    newPid ||= childrenOf(oldPid).find(isLiveMaster) ?? 0;
+    if (fs.existsSync(oldbin)) accepted = true;
+    else if (!accepted && Date.now() - sentAt > USR2_ACCEPT_MS) return `master process ${oldPid} did not start an upgrade (see its error log)`;
+    if (accepted && newPid && !isAlive(newPid)) return `new master process ${newPid} exited; rolled back`;
+    if (accepted && !fs.existsSync(oldbin) && readPid(config.pid) === oldPid) return 'rolled back';
+    return undefined;
   };
 
-  process.kill(oldPid, 'SIGUSR2');
+  signalMaster(oldPid, 'SIGUSR2');
   out.push(`sent USR2 to master process ${oldPid}`);
   const ready = await waitFor(() => {
     const bad = rolledBack();
     if (bad) return { bad };
     const ready = probe?.newReady();
     if (ready !== undefined) return { pid: ready };
+    if (probe) return undefined;
     const pid = readPid(config.pid);
     // The new master writes `pid` only once its workers are ready.
-    if (pid !== null && pid !== oldPid && isLiveMaster(pid) && fs.existsSync(oldbinPath(config.pid))) return { pid };
+    if (pid !== null && pid !== oldPid && isLiveMaster(pid) && fs.existsSync(oldbin)) return { pid };
     return undefined;
   }, bound);
   if (!ready) return failure(`no new master was ready within ${bound}ms`);
@@ -65,7 +76,7 @@ async function dance(config: Config, oldPid: number, probe: OldMasterProbe | nul
   newPid = ready.pid!;
   out.push(`new master process ${newPid} is ready`);
 
-  process.kill(oldPid, 'SIGWINCH');
+  signalMaster(oldPid, 'SIGWINCH');
   out.push(`sent WINCH to master process ${oldPid}`);
   const drained = await waitFor(() => {
     const bad = rolledBack();
@@ -78,7 +89,7 @@ async function dance(config: Config, oldPid: number, probe: OldMasterProbe | nul
   if (drained) return failure(drained);
   out.push(`old workers have exited`);
 
-  process.kill(oldPid, 'SIGQUIT');
+  signalMaster(oldPid, 'SIGQUIT');
   out.push(`sent QUIT to master process ${oldPid}`);
   const gone = await waitFor(() => (isAlive(oldPid) ? undefined : true), 10_000);
   if (!gone) return failure(`master process ${oldPid} did not exit`);

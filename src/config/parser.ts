@@ -8,7 +8,7 @@
 // pattern that starts with `.`, and a pattern that matches nothing is not an error (as nginx).
 // A file that is being included already (an include cycle) is an error.
 
-import { readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import { closeSync, constants as fsConstants, fstatSync, openSync, readSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { COMMAND_LINE, ConfigError, fail, syscallFailure } from './errors.js';
 import { tokenize, type Token } from './lexer.js';
@@ -35,14 +35,37 @@ function realOr(path: string): string {
   }
 }
 
-/** Reads a configuration file. Throws `open() "PATH" failed (2: No such file or directory)[ in FILE:LINE]`. */
+/** No configuration is this big; `include /dev/zero` or a runaway file must not fill the memory. */
+export const MAX_CONFIG_BYTES = 1 << 20;
+
+/**
+ * Reads a configuration file: a regular file of at most MAX_CONFIG_BYTES. Throws
+ * `open() "PATH" failed (2: No such file or directory)[ in FILE:LINE]`.
+ */
 export function readConfigFile(path: string, from?: { file: string; line: number }): string {
+  const failed = (msg: string, cause?: unknown): never => {
+    if (from) fail(msg, from.file, from.line, cause);
+    throw new ConfigError(msg, path, 0, { cause });
+  };
+  let fd: number;
   try {
-    return readFileSync(path, 'utf8');
+    // O_NONBLOCK: opening a FIFO must not wait for a writer before the check below refuses it.
+    fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
   } catch (err) {
-    const msg = syscallFailure(err, 'open', path);
-    if (from) fail(msg, from.file, from.line, err);
-    throw new ConfigError(msg, path, 0, { cause: err });
+    return failed(syscallFailure(err, 'open', path), err);
+  }
+  try {
+    if (!fstatSync(fd).isFile()) return failed(`"${path}" is not a regular file`);
+    const buf = Buffer.alloc(MAX_CONFIG_BYTES + 1);
+    let len = 0;
+    for (let n = -1; n !== 0 && len < buf.length; len += n) n = readSync(fd, buf, len, buf.length - len, null);
+    if (len > MAX_CONFIG_BYTES) return failed(`"${path}" is larger than ${MAX_CONFIG_BYTES} bytes`);
+    return buf.toString('utf8', 0, len);
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    return failed(syscallFailure(err, 'read', path), err);
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -304,9 +304,9 @@ function readAccounts(file: string): string[][] {
     .map((l) => l.split(':'));
 }
 
-export function lookupUser(name: string, passwdFile = '/etc/passwd'): { uid: number; gid: number } | null {
+export function lookupUser(name: string, passwdFile = '/etc/passwd'): { uid: number; gid: number; home: string } | null {
   for (const f of readAccounts(passwdFile)) {
-    if (f[0] === name && f.length >= 4 && /^\d+$/.test(f[2]!) && /^\d+$/.test(f[3]!)) return { uid: Number(f[2]), gid: Number(f[3]) };
+    if (f[0] === name && f.length >= 4 && /^\d+$/.test(f[2]!) && /^\d+$/.test(f[3]!)) return { uid: Number(f[2]), gid: Number(f[3]), home: f[5] || '/' };
   }
   return null;
 }
@@ -460,7 +460,7 @@ interface Draft {
   pid?: string;
   errorLog?: { path: string | 'stderr'; level: LogLevel };
   daemon?: boolean;
-  user?: { name: string; uid: number; gid: number };
+  user?: Config['user'];
   workerProcesses?: number;
   workerShutdownTimeoutMs?: number;
   workerHeartbeatTimeoutMs?: number | null;
@@ -503,7 +503,7 @@ const HANDLERS: Record<Exclude<DirectiveName, 'include'>, Handler> = {
       if (g === null) fail(`getgrnam("${d.args[1]}") failed`, d.file, d.line);
       gid = g;
     }
-    st.user = { name, uid: pw.uid, gid };
+    st.user = { name, uid: pw.uid, gid, home: pw.home };
   },
   worker_processes(d, st) {
     const v = d.args[0]!;
@@ -608,12 +608,14 @@ const HANDLERS: Record<Exclude<DirectiveName, 'include'>, Handler> = {
   },
 };
 
-function resolveEnv(entries: Draft['env']): Record<string, string> {
+function resolveEnv(entries: Draft['env'], user: Config['user']): Record<string, string> {
   const env: Record<string, string> = {};
   for (const name of DEFAULT_WORKER_ENV) {
     const v = process.env[name];
     if (v !== undefined) env[name] = v;
   }
+  // Workers running as `user` are that user: root's HOME would point them at root's files.
+  if (user) Object.assign(env, { HOME: user.home, USER: user.name, LOGNAME: user.name });
   for (const { name, value } of entries) {
     const v = value ?? process.env[name];
     if (v !== undefined) env[name] = v;
@@ -677,7 +679,7 @@ export function buildConfig(list: readonly Directive[], opts: { file: string; pr
     workerLog: st.workerLog === undefined ? errorLog.path : st.workerLog,
     workerStopSignal: st.workerStopSignal ?? 'SIGQUIT',
     readyTimeoutMs: st.readyTimeoutMs ?? 30_000,
-    env: resolveEnv(st.env),
+    env: resolveEnv(st.env, st.user ?? null),
     listens: st.listens,
     worker: st.worker,
     controlSocket,

@@ -47,7 +47,8 @@ export interface Config {
   pid: string;
   errorLog: { path: string | 'stderr'; level: LogLevel };
   daemon: boolean;
-  user: { name: string; uid: number; gid: number } | null;
+  /** Workers run as this user; `home` is its passwd home, their HOME. */
+  user: { name: string; uid: number; gid: number; home: string } | null;
   /** `auto` is already resolved to os.availableParallelism() (at most 1024). */
   workerProcesses: number;
   workerShutdownTimeoutMs: number;

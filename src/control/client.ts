@@ -36,9 +36,12 @@ export function ask(path: string, req: ControlRequest, timeoutMs = 10_000): Prom
       resolve(res);
     });
     socket.on('end', () => fail('closed without an answer'));
+    let connected = false;
+    socket.once('connect', () => (connected = true));
     socket.on('error', (err: NodeJS.ErrnoException) => {
       const denied = err.code === 'EACCES' || err.code === 'EPERM';
-      fail(`${err.code ?? err.message}: ${denied ? "permission denied (root or the master's user only)" : 'is tsmaster running?'}`, err);
+      const why = denied ? "permission denied (root or the master's user only)" : connected ? 'the master closed the connection' : 'is tsmaster running?';
+      fail(`${err.code ?? err.message}: ${why}`, err);
     });
   });
 }

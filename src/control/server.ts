@@ -8,8 +8,12 @@ import { snapshot } from './snapshot.js';
 
 /** A client that sends nothing for this long (between requests) is dropped. */
 const IDLE_MS = 10_000;
-/** More clients at once than any operator or script needs; the rest are closed at once. */
+/** A client that does not read an answer for this long is dropped: it holds a slot otherwise. */
+const WRITE_MS = 5000;
+/** More clients at once than any operator or script needs; the rest are told so and closed. */
 const MAX_CLIENTS = 32;
+/** Requests a client may have sent ahead of the answers it has read. */
+const MAX_PIPELINED = 16;
 /** After an over-long line is refused, the rest of it is read and dropped for this long. */
 const DISCARD_MS = 2000;
 
@@ -63,7 +67,6 @@ export class ControlServer {
     }
     // allowHalfOpen: a client that sends its request and shuts down its side still gets the answer.
     this.server = net.createServer({ allowHalfOpen: true }, (socket) => this.onConnection(socket));
-    this.server.maxConnections = MAX_CLIENTS;
     this.server.on('error', (err) => m.log.alert(`control socket "${this.path}": ${err.message}`));
     this.server.listen({ fd });
     // The master lives on its signals and children, not on this socket.
@@ -81,8 +84,17 @@ export class ControlServer {
     if (unlink) fs.rmSync(this.path, { force: true });
   }
 
+  private clients = 0;
+
   private onConnection(socket: net.Socket): void {
     socket.on('error', () => undefined);
+    if (this.clients >= MAX_CLIENTS) {
+      socket.end(`${JSON.stringify({ ok: false, error: `busy: ${MAX_CLIENTS} control clients are connected` } satisfies ControlResponse)}\n`);
+      setTimeout(() => socket.destroy(), WRITE_MS).unref();
+      return;
+    }
+    this.clients++;
+    socket.once('close', () => this.clients--);
     const peer = peerOf(socket);
     if (peer.uid !== 0 && peer.uid !== process.getuid?.()) {
       this.m.log.warn(`control socket: refused a client with uid ${peer.uid} (pid ${peer.pid})`);
@@ -115,6 +127,12 @@ export class ControlServer {
         return { ok: true, handover: 'accepted' };
     }
   }
+}
+
+function countLines(buf: Buffer): number {
+  let n = 0;
+  for (let i = buf.indexOf(0x0a); i >= 0; i = buf.indexOf(0x0a, i + 1)) n++;
+  return n;
 }
 
 /**
@@ -162,6 +180,7 @@ class Connection {
       line = this.buf.subarray(0, nl).toString('utf8').trim();
       this.buf = this.buf.subarray(nl + 1);
     }
+    if (countLines(this.buf) >= MAX_PIPELINED) return this.refuse(`more than ${MAX_PIPELINED} requests ahead of their answers`);
     // No idle limit and no more reading while an answer is pending (a reload takes as long as
     // it takes) or while the client has not read the answers already sent.
     this.busy = true;
@@ -172,8 +191,14 @@ class Connection {
     res
       .catch((err: unknown): ControlResponse => ({ ok: false, error: err instanceof Error ? err.message : String(err) }))
       .then((r) => {
-        if (this.reply(r)) this.resume();
-        else this.socket.once('drain', () => this.resume());
+        if (this.reply(r)) return this.resume();
+        // A client that does not read its answers is dropped, not waited for.
+        const deadline = setTimeout(() => this.socket.destroy(), WRITE_MS);
+        deadline.unref();
+        this.socket.once('drain', () => {
+          clearTimeout(deadline);
+          this.resume();
+        });
       })
       .catch(() => this.socket.destroy());
   }

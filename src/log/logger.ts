@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import type { LogLevel } from '../config/types.js';
 import { openFailed } from '../errors.js';
+import * as native from '../native/index.js';
 
 export const levels: readonly LogLevel[] = ['debug', 'info', 'notice', 'warn', 'error', 'crit', 'alert', 'emerg'];
 
@@ -18,6 +19,19 @@ export function formatLine(level: LogLevel, message: string, pid = process.pid):
 }
 
 /**
+ * Opens a log file for appending, as the root master does in directories others may write:
+ * never through a symlink, only a regular file. With `as`, with that user's rights (a file
+ * the worker user writes is its own, never chowned). Throws TSM_ERR_LOG.
+ */
+export function openLogFile(path: string, as?: { uid: number; gid: number }): number {
+  try {
+    return native.openFile(path, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT, 0o644, as);
+  } catch (err) {
+    throw openFailed('TSM_ERR_LOG', path, err, as ? `as uid ${as.uid}` : undefined);
+  }
+}
+
+/**
  * One log function with the nginx line format. Writes are synchronous and O_APPEND, so
  * lines from the master and its workers sharing a file never interleave mid-line.
  */
@@ -31,12 +45,7 @@ export class Logger {
   }
 
   static open(path: string | 'stderr'): number {
-    if (path === 'stderr') return 2;
-    try {
-      return fs.openSync(path, 'a', 0o644);
-    } catch (err) {
-      throw openFailed('TSM_ERR_LOG', path, err);
-    }
+    return path === 'stderr' ? 2 : openLogFile(path);
   }
 
   /** The fd lines go to; the master points its own stderr at it once daemonized. */

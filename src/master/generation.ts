@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import type { Config } from '../config/types.js';
 import type { SocketGroup } from '../sockets/listen.js';
+import { openLogFile } from '../log/logger.js';
 
 /**
  * One set of workers started from one config. `active` serves; `pending` is a reload
@@ -30,15 +31,23 @@ export interface Generation {
   memoryWarned: boolean;
 }
 
-/** Where a generation's workers write stdout/stderr: their own file, opened by the master. */
+/**
+ * Where a generation's workers write stdout/stderr: their own file, opened by the master.
+ * A file of the worker user is opened (or created) with its rights, so that workers can
+ * reopen it by path on USR1; the master's own error_log is opened with the master's rights
+ * and is never the worker user's: workers then keep the descriptor they started with.
+ */
 export function openWorkerLog(config: Config): { logFd: Generation['logFd']; logPath: string | null } {
   const target = config.workerLog;
   if (target === null) return { logFd: 'ignore', logPath: null };
   if (target === 'stderr') return { logFd: 'inherit', logPath: null };
-  const logFd = fs.openSync(target, 'a', 0o644);
-  // Workers running as `user` reopen this file by path on USR1.
-  if (config.user) fs.fchownSync(logFd, config.user.uid, config.user.gid);
-  return { logFd, logPath: target };
+  const theirs = workerOwnsLog(config);
+  return { logFd: openLogFile(target, theirs ? config.user! : undefined), logPath: theirs || !config.user ? target : null };
+}
+
+/** With `user`, a worker_log other than the error_log belongs to the worker user. */
+function workerOwnsLog(config: Config): boolean {
+  return config.user !== null && config.workerLog !== config.errorLog.path;
 }
 
 export function closeWorkerLog(gen: Generation): void {
@@ -48,8 +57,8 @@ export function closeWorkerLog(gen: Generation): void {
 
 /** USR1: the next workers of this generation write to the file at its path now. */
 export function reopenWorkerLog(gen: Generation): void {
-  if (gen.logPath === null || typeof gen.logFd !== 'number') return;
-  const fd = fs.openSync(gen.logPath, 'a', 0o644);
+  if (typeof gen.logFd !== 'number' || typeof gen.config.workerLog !== 'string') return;
+  const fd = openLogFile(gen.config.workerLog, workerOwnsLog(gen.config) ? gen.config.user! : undefined);
   fs.closeSync(gen.logFd);
   gen.logFd = fd;
 }

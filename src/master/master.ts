@@ -1,19 +1,22 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { loadConfig } from '../config/index.js';
+import { unsafeDirectories } from '../config/strict-modes.js';
 import type { Config } from '../config/types.js';
 import { Logger } from '../log/logger.js';
 import { version } from '../version.js';
 import * as native from '../native/index.js';
-import { INHERIT_ENV, type InheritEnv, type ParentMessage } from '../protocol.js';
+import type { InheritEnv, ParentMessage } from '../protocol.js';
 import { ControlServer } from '../control/server.js';
 import { oldbinControlPath } from '../control/protocol.js';
 import { addHandedOver, handOverTotals } from '../control/handover.js';
 import { activatedSockets } from '../sockets/activation.js';
 import { SocketSet, describe } from '../sockets/listen.js';
 import { Notifier } from '../systemd/notify.js';
+import { WorkerNotifySockets } from '../systemd/worker-notify.js';
 import { EventQueue, type MasterEvent, type MasterSignal } from './event-queue.js';
 import type { Generation } from './generation.js';
+import { closeStrayFds, takeInheritEnv } from './inherited.js';
 import * as pidfile from './pidfile.js';
 import { ProcessTable } from './process-table.js';
 import { startReload } from './reload.js';
@@ -70,7 +73,7 @@ export class Master {
   /** Control clients waiting for the outcome of a reload. */
   reloadWaiters: Array<(error: string | null) => void> = [];
   /** Where exec workers send sd_notify datagrams; opened on first use. */
-  private workerNotify: native.NotifySocket | null = null;
+  private readonly workerNotify = new WorkerNotifySockets((msg, pid) => this.queue.push({ type: 'worker-notify', pid, msg }));
   private ticker: NodeJS.Timeout | null = null;
   private announced = false;
 
@@ -79,13 +82,16 @@ export class Master {
     readonly opts: MasterOptions,
   ) {
     this.log = new Logger(config.errorLog.path, config.errorLog.level);
-    const inherit = process.env[INHERIT_ENV];
-    delete process.env[INHERIT_ENV];
-    const parsed = inherit ? (JSON.parse(inherit) as InheritEnv) : null;
+    const warn = (m: string) => this.log.warn(m);
+    const parsed = takeInheritEnv(warn);
+    const activated = activatedSockets(warn);
     this.oldMaster = parsed?.parentPid ?? null;
     this.totals = parsed?.totals ?? { requests: 0, restarts: 0 };
+    const channel = (process.channel as { fd?: number } | undefined)?.fd;
+    const keep = new Set([...(parsed?.fds ?? []), ...activated].map((d) => d.fd).concat(channel ?? []));
+    for (const what of closeStrayFds(keep)) this.log.info(`closed ${what}, inherited but not ours to pass on`);
     if (parsed) this.sockets.offer(parsed.fds);
-    this.sockets.offer(activatedSockets());
+    this.sockets.offer(activated);
     this.notifier = new Notifier(process.env.NOTIFY_SOCKET, (m) => this.log.warn(m));
   }
 
@@ -101,6 +107,7 @@ export class Master {
     this.queue.subscribeSignals();
     try {
       if (this.oldMaster === null) pidfile.checkNotRunning(this.config.pid);
+      for (const w of unsafeDirectories(this.config)) this.log.warn(w);
       const sockets = this.sockets.acquire(this.config.listens, this.config.workerProcesses);
       this.sockets.dropInherited();
       for (const s of this.sockets.all()) this.log.notice(`listening on ${describe(s)} (fd ${s.fd})`);
@@ -257,12 +264,9 @@ export class Master {
     return `${this.state}, generation ${this.current}, ${ready}/${gen?.target ?? 0} workers ready`;
   }
 
-  /** The NOTIFY_SOCKET exec workers get; their datagrams become queue events. */
-  workerNotifySocket(): string {
-    this.workerNotify ??= native.openNotifySocket(`@tsmaster/${process.pid}/notify`, (msg, pid) =>
-      this.queue.push({ type: 'worker-notify', pid, msg }),
-    );
-    return this.workerNotify.path;
+  /** The NOTIFY_SOCKET exec workers of `config` get; their datagrams become queue events. */
+  workerNotifySocket(config: Config): string {
+    return this.workerNotify.pathFor(config.user);
   }
 
   /** Tell control clients waiting on a reload how it ended. */
@@ -289,7 +293,7 @@ export class Master {
   }
 
   exit(code: number): void {
-    this.workerNotify?.close();
+    this.workerNotify.close();
     this.exitCode = code;
     this.queue.push({ type: 'tick' });
   }

@@ -1,8 +1,20 @@
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
 import { TsmError, openFailed } from '../errors.js';
-import { isAlive } from '../proc.js';
+import * as native from '../native/index.js';
+import { isAlive, processes } from '../proc.js';
 
 export { isAlive } from '../proc.js';
+
+/** A pid and a newline; anything longer is not a pidfile. */
+const MAX_PIDFILE_BYTES = 32;
+
+/**
+ * This master's pidfile, open and flock()ed for as long as it lives: a second master with
+ * the same pidfile sees the lock. Moved along by rename (pid.oldbin), replaced on rollback.
+ */
+let held: number | null = null;
 
 /** A live process whose title says it is a tsmaster master. */
 export function isLiveMaster(pid: number): boolean {
@@ -14,52 +26,120 @@ export function isLiveMaster(pid: number): boolean {
   }
 }
 
-export function readPid(path: string): number | null {
-  let text: string;
+/**
+ * The pid in a pidfile. The file is opened without following a symlink and must be a
+ * regular file owned by root or by us, of a few bytes: a user who can write the directory
+ * cannot make root signal a process of its choosing. Throws the open error, or TsmError.
+ */
+export function readPidFile(file: string): number {
+  const fd = native.openFile(file, fs.constants.O_RDONLY, 0);
   try {
-    text = fs.readFileSync(path, 'utf8');
+    const st = fs.fstatSync(fd);
+    if (st.uid !== 0 && st.uid !== process.geteuid?.()) throw new TsmError('TSM_ERR_PIDFILE', `pid file "${file}" belongs to uid ${st.uid}, not to root: ignored`);
+    const buf = Buffer.alloc(MAX_PIDFILE_BYTES + 1);
+    const text = buf.toString('utf8', 0, fs.readSync(fd, buf, 0, buf.length, 0)).trim();
+    const pid = /^\d{1,10}$/.test(text) ? Number(text) : 0;
+    if (!Number.isSafeInteger(pid) || pid <= 0) throw new TsmError('TSM_ERR_PIDFILE', `invalid PID number "${text.slice(0, MAX_PIDFILE_BYTES)}" in "${file}"`);
+    return pid;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+export function readPid(file: string): number | null {
+  try {
+    return readPidFile(file);
   } catch {
     return null;
   }
-  const pid = Number.parseInt(text.trim(), 10);
-  return Number.isInteger(pid) && pid > 0 ? pid : null;
 }
 
-/** Written to a temp file and renamed, so a reader never sees a half-written pid. */
-export function writePid(path: string, pid = process.pid): void {
-  const tmp = `${path}.${pid}.tmp`;
+/**
+ * Written to a temporary file and renamed, so a reader never sees a half-written pid. The
+ * temporary name is random and created with O_EXCL (never through a symlink); the new file
+ * is locked before it appears under `file`, and stays locked.
+ */
+export function writePid(file: string, pid = process.pid): void {
+  const tmp = `${file}.${randomBytes(8).toString('hex')}.tmp`;
+  let fd: number | null = null;
   try {
-    fs.writeFileSync(tmp, `${pid}\n`, { mode: 0o644 });
-    fs.renameSync(tmp, path);
+    fd = fs.openSync(tmp, 'wx', 0o644);
+    if (!native.flock(fd, true)) throw new Error('lock taken');
+    fs.writeSync(fd, `${pid}\n`);
+    fs.renameSync(tmp, file);
   } catch (err) {
+    if (fd !== null) fs.closeSync(fd);
     fs.rmSync(tmp, { force: true });
-    throw openFailed('TSM_ERR_PIDFILE', path, err);
+    throw openFailed('TSM_ERR_PIDFILE', file, err);
+  }
+  if (held !== null) fs.closeSync(held);
+  held = fd;
+}
+
+/**
+ * Refuse to start over a live master: one that holds the pidfile's lock, or (the file was
+ * deleted under it) one that still has it open. A stale file is simply replaced later.
+ */
+export function checkNotRunning(file: string): void {
+  let fd: number;
+  try {
+    fd = native.openFile(file, fs.constants.O_RDONLY, 0);
+  } catch {
+    // None, or a symlink or other non-file that the rename of writePid replaces.
+    const holder = deletedPidfileHolder(file);
+    if (holder !== null) throw new TsmError('TSM_ERR_PIDFILE', `pid file "${file}" was deleted, but tsmaster master process ${holder} still runs with it`);
+    return;
+  }
+  let locked: boolean;
+  try {
+    locked = !native.flock(fd, false);
+  } finally {
+    fs.closeSync(fd);
+  }
+  const pid = readPid(file);
+  if (locked || (pid !== null && pid !== process.pid && isLiveMaster(pid))) {
+    throw new TsmError('TSM_ERR_PIDFILE', `pid file "${file}" is locked by a running tsmaster master${pid === null ? '' : ` (pid ${pid})`}`);
   }
 }
 
-/** Refuse to start over a live master; a stale file is simply replaced later. */
-export function checkNotRunning(path: string): void {
-  const pid = readPid(path);
-  if (pid !== null && pid !== process.pid && isLiveMaster(pid)) {
-    throw new TsmError('TSM_ERR_PIDFILE', `pid file "${path}" names a running tsmaster master (pid ${pid})`);
+/** A live master that holds `file` open after it was unlinked (as fuser would find it). */
+function deletedPidfileHolder(file: string): number | null {
+  const abs = path.resolve(file);
+  const targets = new Set([`${abs} (deleted)`, `${oldbinPath(abs)} (deleted)`]);
+  for (const pid of processes()) {
+    if (pid === process.pid || !isLiveMaster(pid)) continue;
+    let fds: string[];
+    try {
+      fds = fs.readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      try {
+        if (targets.has(fs.readlinkSync(`/proc/${pid}/fd/${fd}`))) return pid;
+      } catch {
+        // closed meanwhile
+      }
+    }
   }
+  return null;
 }
 
 /** Remove the file only if it still names us: a new master may own it by now. */
-export function removeIfOurs(path: string, pid = process.pid): void {
-  if (readPid(path) === pid) fs.rmSync(path, { force: true });
+export function removeIfOurs(file: string, pid = process.pid): void {
+  if (readPid(file) === pid) fs.rmSync(file, { force: true });
 }
 
-export function oldbinPath(path: string): string {
-  return `${path}.oldbin`;
+export function oldbinPath(file: string): string {
+  return `${file}.oldbin`;
 }
 
-export function moveToOldbin(path: string): void {
-  fs.renameSync(path, oldbinPath(path));
+export function moveToOldbin(file: string): void {
+  fs.renameSync(file, oldbinPath(file));
 }
 
 /** Rollback: the old master names itself in `pid` again. */
-export function restoreFromOldbin(path: string, pid = process.pid): void {
-  writePid(path, pid);
-  removeIfOurs(oldbinPath(path), pid);
+export function restoreFromOldbin(file: string, pid = process.pid): void {
+  writePid(file, pid);
+  removeIfOurs(oldbinPath(file), pid);
 }

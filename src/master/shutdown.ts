@@ -71,9 +71,19 @@ export function restartWorkers(m: Master): void {
 
 /** USR1: the master's log, the workers' log files, and every Node worker's own reopen. */
 export function reopenLogs(m: Master): void {
-  m.log.reopen();
-  m.redirectStdio();
-  for (const gen of m.generations.values()) reopenWorkerLog(gen);
+  // A log that cannot be opened now (a symlink or a FIFO planted there) keeps the old file.
+  const attempt = (fn: () => void) => {
+    try {
+      fn();
+    } catch (err) {
+      m.log.alert(`reopen failed: ${(err as Error).message}`);
+    }
+  };
+  attempt(() => {
+    m.log.reopen();
+    m.redirectStdio();
+  });
+  for (const gen of m.generations.values()) attempt(() => reopenWorkerLog(gen));
   for (const w of m.table.all()) {
     if (m.generations.get(w.generation)?.config.worker.kind === 'app') w.child.kill('SIGUSR1');
   }

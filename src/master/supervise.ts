@@ -60,7 +60,7 @@ function spawnOne(m: Master, gen: Generation, slot: number): void {
     logFd: gen.logFd,
     logPath: gen.logPath,
     queue: m.queue,
-    ...(gen.config.worker.kind === 'exec' ? { notifySocket: m.workerNotifySocket() } : {}),
+    ...(gen.config.worker.kind === 'exec' ? { notifySocket: m.workerNotifySocket(gen.config) } : {}),
   });
   const now = Date.now();
   if (child.pid === undefined) {

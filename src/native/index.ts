@@ -17,6 +17,13 @@ export interface PeerCred {
   gid: number;
 }
 
+export interface SocketInfo {
+  family: 'IPv4' | 'IPv6' | 'unix' | 'other';
+  type: 'stream' | 'dgram' | 'seqpacket' | 'other';
+  /** SO_ACCEPTCONN: listen() was called on it. */
+  listening: boolean;
+}
+
 export interface NotifySocket {
   readonly path: string;
   close(): void;
@@ -28,6 +35,9 @@ interface Binding {
   listenUnix(path: string, backlog: number, mode: number): number;
   getsockname(fd: number): SockName;
   getPeerCred(fd: number): PeerCred;
+  socketInfo(fd: number): SocketInfo;
+  openFile(path: string, flags: number, mode: number, uid: number, gid: number): number;
+  flock(fd: number, exclusive: boolean): boolean;
   getCloexec(fd: number): boolean;
   setCloexec(fd: number, on: boolean): void;
   closeFd(fd: number): void;
@@ -167,6 +177,36 @@ export function getPeerCred(fd: number): PeerCred {
   return native().getPeerCred(fdArg('getPeerCred', 'fd', fd));
 }
 
+/** Family, type and SO_ACCEPTCONN of a socket fd; ENOTSOCK for anything else. */
+export function socketInfo(fd: number): SocketInfo {
+  return native().socketInfo(fdArg('socketInfo', 'fd', fd));
+}
+
+// ---- files -----------------------------------------------------------------------------
+
+/**
+ * open(2) for a file in a directory someone else may write: the last path component is never
+ * followed (ELOOP), an existing file must be a regular file (EINVAL "not a regular file"; a
+ * FIFO or device is never opened for real), a new one is created with O_EXCL. With `as`, the
+ * kernel checks the access as that user and group with no supplementary groups, so a file
+ * the worker user may write is created or opened with its rights, never chowned. `flags`
+ * are fs.constants O_* (access mode, O_CREAT, O_APPEND, O_TRUNC); the fd is FD_CLOEXEC.
+ */
+export function openFile(path: string, flags: number, mode: number, as?: { uid: number; gid: number }): number {
+  const fn = 'openFile';
+  if (typeof path !== 'string' || path.length === 0 || path.includes('\0')) bad(fn, 'path must be a non-empty string without NUL bytes', path);
+  const f = int(fn, 'flags', flags, 0, INT32_MAX);
+  const m = int(fn, 'mode', mode, 0, 0o7777);
+  const uid = as === undefined ? -1 : int(fn, 'uid', as.uid, 0, INT32_MAX);
+  const gid = as === undefined ? -1 : int(fn, 'gid', as.gid, 0, INT32_MAX);
+  return native().openFile(path, f, m, uid, gid);
+}
+
+/** flock(LOCK_NB): true when this open file now holds the lock, false when another one does. */
+export function flock(fd: number, exclusive: boolean): boolean {
+  return native().flock(fdArg('flock', 'fd', fd), bool('flock', 'exclusive', exclusive));
+}
+
 // ---- file descriptors ------------------------------------------------------------------
 
 export function getCloexec(fd: number): boolean {
@@ -239,10 +279,14 @@ export function sdNotify(socketPath: string, message: string): void {
 /**
  * Bind a datagram socket at `path` ('@name' for an abstract one) that receives sd_notify
  * messages; `onMessage` runs on the JS thread for each datagram with the sender's pid from
- * SCM_CREDENTIALS. It does not keep the process alive. A stale socket file at `path` is
- * replaced. `opts.mode` chmods the file (e.g. 0o666 so workers running as another user can
- * send). close() stops reading, closes the fd and unlinks a filesystem path; it is idempotent.
- * An exception thrown by `onMessage` is reported as an uncaught exception.
+ * SCM_CREDENTIALS. A thread of its own reads the socket, so no sender can block the loop:
+ * passed fds are refused (SO_PASSRIGHTS) or closed there, and past 1024 undelivered
+ * datagrams the rest are dropped. It does not keep the process alive. A stale socket file at
+ * `path` is replaced. `opts.mode` is the file's mode, set by bind itself (e.g. 0o666 so
+ * workers running as another user can send). close() stops delivering at once and unlinks a
+ * filesystem path (an abstract name is free a moment later, once the reader thread has woken
+ * up); it is idempotent. An exception thrown by `onMessage` is reported as an
+ * uncaught exception.
  */
 export function openNotifySocket(
   path: string,

@@ -1,0 +1,45 @@
+// sshd's StrictModes for tsmaster: the directories where the root master writes its pidfile,
+// logs and sockets must not be writable by the worker user or by others, or they can swap in
+// a symlink, squat a name or delete a lock. Checked by -t and at start; warnings, not errors.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Config } from './types.js';
+
+/**
+ * Who besides root may write `dir`, or null when nobody may. A sticky directory (/tmp) only
+ * matters where our files are: further up, others cannot move our directories in it.
+ */
+function writers(st: fs.Stats, user: Config['user'], holdsOurFile: boolean): string | null {
+  if (user && st.uid === user.uid) return `the worker user ${user.name}`;
+  if (user && st.gid === user.gid && st.mode & 0o020) return `the worker user ${user.name} (group)`;
+  if (st.mode & 0o002 && !(st.mode & 0o1000)) return 'every user';
+  if (st.mode & 0o002 && holdsOurFile) return 'every user (sticky, but names can be taken first)';
+  if (st.uid !== 0 && st.uid !== process.geteuid?.()) return `uid ${st.uid}`;
+  return null;
+}
+
+/** One line per directory (and parent) that someone other than root may write. */
+export function unsafeDirectories(config: Config): string[] {
+  const paths: Array<[string, string]> = [['pid', config.pid]];
+  if (config.errorLog.path !== 'stderr') paths.push(['error_log', config.errorLog.path]);
+  if (typeof config.workerLog === 'string' && config.workerLog !== 'stderr' && config.workerLog !== config.errorLog.path && !config.user) {
+    paths.push(['worker_log', config.workerLog]);
+  }
+  if (config.controlSocket) paths.push(['control_socket', config.controlSocket]);
+  for (const l of config.listens) if (l.kind === 'unix' && !l.path.startsWith('@')) paths.push([`listen unix:${l.path}`, l.path]);
+  const seen = new Set<string>();
+  const out: string[] = [];
+  for (const [what, file] of paths) {
+    const first = path.dirname(path.resolve(file));
+    for (let dir = first; ; dir = path.dirname(dir)) {
+      const key = `${what}\0${dir}`;
+      if (seen.has(key)) break;
+      seen.add(key);
+      const st = fs.statSync(dir, { throwIfNoEntry: false });
+      const who = st ? writers(st, config.user, dir === first) : null;
+      if (who) out.push(`directory "${dir}" of ${what} "${file}" is writable by ${who}`);
+      if (dir === path.dirname(dir)) break;
+    }
+  }
+  return out;
+}

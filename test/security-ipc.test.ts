@@ -1,0 +1,291 @@
+// The root master and what other processes can send it or leave it: datagrams on the exec
+// workers' notify socket, control-socket clients, inherited fds and environment, forged log
+// lines, a NOTIFY_SOCKET that never reads, signals without permission. Attacks run as nobody.
+import { spawn } from 'node:child_process';
+import dgram from 'node:dgram';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import t from 'tap';
+import { ask } from '../src/control/client.js';
+import { childrenOf, cli, fixtures, freePort, get, killAll, readLog, startMaster, tempDir, waitFor, workersOf } from './helpers/master.js';
+import { PYTHON, asNobody, cannotAttack, daemonAsNobody, pythonAsNobody } from './helpers/nobody.js';
+
+const app = (name: string) => path.join(fixtures, 'apps', name);
+const execFixture = (name: string) => path.join(fixtures, 'exec', name);
+
+function openDir(t: Parameters<typeof tempDir>[0]): string {
+  const dir = tempDir(t, 'tsm-sec-');
+  fs.chmodSync(dir, 0o755);
+  return dir;
+}
+
+function environ(pid: number): Record<string, string> {
+  return Object.fromEntries(
+    fs
+      .readFileSync(`/proc/${pid}/environ`, 'utf8')
+      .split('\0')
+      .filter(Boolean)
+      .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+  );
+}
+
+/** The master's loop answers a ping within `ms` (a blocked loop does not). */
+async function loopAnswers(sock: string, pid: number, ms = 5000): Promise<boolean> {
+  try {
+    const res = await ask(sock, { cmd: 'ping' }, ms);
+    return res.ok && 'pong' in res && res.pong === pid;
+  } catch {
+    return false;
+  }
+}
+
+t.test('notify socket: other users can neither reach nor squat it', { skip: cannotAttack }, async (t) => {
+  // Squat the old predictable abstract names for the next pids first.
+  const last = Number(fs.readFileSync('/proc/sys/kernel/ns_last_pid', 'utf8'));
+  await daemonAsNobody(
+    t,
+    `import socket,sys,time
+held = []
+for p in range(int(sys.argv[1]), int(sys.argv[1]) + 400):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        s.bind("\\0tsmaster/%d/notify" % p); held.append(s)
+    except OSError: pass
+print("ready")
+time.sleep(120)`,
+    String(last),
+  );
+  const dir = openDir(t);
+  const port = await freePort();
+  const m = await startMaster(t, { dir, conf: `worker_processes 1;\nlisten 127.0.0.1:${port};\nexec ${PYTHON} ${execFixture('py_systemd_worker.py')};\n` });
+  t.equal((await get({ port })).status, 200, 'the master started despite the squatted names');
+  const [w] = childrenOf(m.masterPid);
+  const notify = environ(w!).NOTIFY_SOCKET!;
+  t.match(notify, /^\/.+\/notify$/, 'a filesystem path, not an abstract name');
+  const st = fs.statSync(path.dirname(notify));
+  t.equal(st.mode & 0o777, 0o700, 'in a directory only root may enter (workers run as root here)');
+  const send = pythonAsNobody(
+    `import socket,sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+try:
+    s.sendto(b"READY=1", sys.argv[1]); print("sent")
+except OSError as e: print(e.strerror)`,
+    notify,
+  );
+  t.equal(send.stdout.trim(), 'Permission denied', 'nobody cannot send to it');
+});
+
+t.test('notify socket: the worker user may send, but passed fds never block the loop', { skip: cannotAttack }, async (t) => {
+  const dir = openDir(t);
+  const port = await freePort();
+  const logs = path.join(dir, 'logs');
+  fs.mkdirSync(logs);
+  fs.chownSync(logs, 65534, 65534);
+  const m = await startMaster(t, {
+    dir,
+    conf: `user nobody;\nworker_processes 1;\nworker_log ${logs}/worker.log;\nlisten 127.0.0.1:${port};\nexec ${PYTHON} ${execFixture('linger_attack.py')};\n`,
+  });
+  const [w] = childrenOf(m.masterPid);
+  const notify = environ(w!).NOTIFY_SOCKET!;
+  const st = fs.statSync(path.dirname(notify));
+  t.same([st.mode & 0o777, st.uid, st.gid], [0o710, 0, 65534], "root's directory, open to the workers' group only");
+  const said = fs.readFileSync(`${logs}/worker.log`, 'utf8');
+  t.match(said, /^attack: (fd sent|refused)/m, `the attack ran: ${said.split('\n')[0]}`);
+  for (let i = 0; i < 5; i++) {
+    t.ok(await loopAnswers(`${m.pidFile}.sock`, m.masterPid), `ping ${i + 1}: the loop answers while the passed socket would linger 60 s`);
+  }
+  t.equal((await get({ port })).status, 200);
+});
+
+t.test('workers start with fds 0-2, their listeners and the IPC channel only', { skip: cannotAttack }, async (t) => {
+  const dir = openDir(t);
+  const secretPath = path.join(dir, 'secret');
+  fs.writeFileSync(secretPath, 'root only\n', { mode: 0o600 });
+  const secret = fs.openSync(secretPath, 'r');
+  t.teardown(() => fs.closeSync(secret));
+  const port = await freePort();
+  const execPort = await freePort();
+  const pidFile = path.join(dir, 'app.pid');
+  const confs = {
+    app: `daemon off;\npid ${pidFile};\nerror_log ${dir}/app.log info;\nuser nobody;\nworker_processes 1;\nlisten 127.0.0.1:${port};\napp ${app('fd-probe.mjs')};\n`,
+    exec: `daemon off;\npid ${dir}/exec.pid;\nerror_log ${dir}/exec.log info;\ncontrol_socket off;\nworker_processes 1;\nlisten 127.0.0.1:${execPort};\nexec /bin/sleep 600;\n`,
+  };
+  // As a shell would leave it: fd 200 open on a root-only file, without close-on-exec.
+  const stdio: Array<'ignore' | number> = Array.from({ length: 201 }, () => 'ignore');
+  stdio[200] = secret;
+  const masters = Object.entries(confs).map(([name, body]) => {
+    fs.writeFileSync(path.join(dir, `${name}.conf`), body);
+    const p = spawn(process.execPath, [cli, '-p', dir, '-c', `${name}.conf`], { stdio });
+    t.teardown(() => {
+      killAll(childrenOf(p.pid!));
+      p.kill('SIGKILL');
+    });
+    return p;
+  });
+  for (const name of ['app', 'exec']) await waitFor(`${name} ready`, () => readLog(path.join(dir, `${name}.log`)).find((l) => /worker\(s\) ready/.test(l.text)), 20_000);
+
+  const probe = JSON.parse((await get({ port })).body) as { uid: number; fds: Record<string, string>; fd200: string };
+  t.equal(probe.uid, 65534, 'the app runs as nobody');
+  t.equal(probe.fd200, 'EBADF', 'fd 200 is not open in the worker');
+  t.notOk(Object.values(probe.fds).includes(secretPath), 'no fd of the Node worker reaches the file');
+  const sockets = Object.values(probe.fds).filter((l) => l.startsWith('socket:'));
+  t.equal(sockets.length, 3, 'its sockets: the listener, the IPC channel and this request');
+  for (const [fd, target] of Object.entries(probe.fds)) {
+    t.ok(/^(socket|pipe|anon_inode):|^\/dev\/null$|\.log$/.test(target), `Node worker fd ${fd} -> ${target}`);
+  }
+
+  const [execWorker] = childrenOf(masters[1]!.pid!);
+  const execFds = fs.readdirSync(`/proc/${execWorker}/fd`).map(Number).sort((a, b) => a - b);
+  t.same(execFds, [0, 1, 2, 3], 'the exec worker has fds 0-2 and its listener, nothing else');
+  t.ok(readLog(path.join(dir, 'exec.log')).some((l) => l.text.startsWith(`closed fd 200 (${secretPath})`)), 'the master says it closed the stray fd');
+});
+
+t.test('control socket: other users cannot connect; stuck and flooding clients never lock out the operator', { skip: cannotAttack }, async (t) => {
+  const dir = openDir(t);
+  const port = await freePort();
+  const m = await startMaster(t, { dir, conf: `worker_processes 1;\nlisten 127.0.0.1:${port};\napp ${app('hello.mjs')};\n` });
+  const sock = `${m.pidFile}.sock`;
+  const other = pythonAsNobody(
+    `import socket,sys
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect(sys.argv[1]); print("connected")
+except OSError as e: print(e.strerror)`,
+    sock,
+  );
+  t.equal(other.stdout.trim(), 'Permission denied', 'nobody cannot connect');
+
+  // Pipelining without reading: refused at once, and the connection is closed.
+  const flood = net.connect(sock);
+  t.teardown(() => flood.destroy());
+  await new Promise((r) => flood.once('connect', r));
+  flood.write('{"cmd":"status"}\n'.repeat(200));
+  flood.pause();
+  const closed = new Promise<void>((r) => flood.once('close', () => r()));
+
+  // Every client slot taken by connections that never send a thing.
+  const idle: net.Socket[] = [];
+  t.teardown(() => idle.forEach((s) => s.destroy()));
+  for (let i = 0; i < 40; i++) idle.push(net.connect(sock).on('error', () => undefined).resume());
+  await Promise.all(idle.map((s) => new Promise((r) => (s.connecting ? s.once('connect', r) : r(null)))));
+  const busy = await m.cli(['-s', 'status']);
+  t.equal(busy.code, 1);
+  t.match(busy.stderr, /busy: 32 control clients are connected/, 'a clear reason, not EPIPE');
+  flood.resume();
+  await closed;
+  // The idle ones are cut after 10 s; the operator gets in again.
+  await waitFor('status answers again', () => idle.every((s) => s.destroyed), 20_000);
+  const ok = await m.cli(['-s', 'status']);
+  t.equal(ok.code, 0, ok.stderr);
+});
+
+for (const control of [true, false]) {
+  t.test(`forged log lines do not decide -s upgrade (control socket ${control ? 'on' : 'off'})`, async (t) => {
+    const port = await freePort();
+    const m = await startMaster(t, { conf: `worker_processes 1;\n${control ? '' : 'control_socket off;\n'}listen 127.0.0.1:${port};\napp ${app('forge-log.mjs')};\n` });
+    await m.waitLog(/rolling back/, { pid: m.masterPid });
+    const up = await m.cli(['-s', 'upgrade'], { timeoutMs: 60_000 });
+    t.equal(up.code, 0, `upgrade despite the forged lines: ${up.stderr}`);
+    t.match(up.stdout, /upgrade finished: master process \d+ serves/);
+    t.equal((await get({ port })).status, 200);
+  });
+}
+
+t.test('a failed reload is reported as failed, whatever the app writes (control socket)', async (t) => {
+  const port = await freePort();
+  const m = await startMaster(t, { conf: `worker_processes 1;\nlisten 127.0.0.1:${port};\napp ${app('forge-log.mjs')};\n` });
+  fs.appendFileSync(m.conf, 'bogus_directive on;\n');
+  const r = await m.cli(['-s', 'reload']);
+  t.equal(r.code, 1);
+  t.match(r.stderr, /unknown directive "bogus_directive"/);
+});
+
+t.test('inherited sockets are checked: a UDP socket in LISTEN_FDS, a handover naming fd 2', async (t) => {
+  const dir = tempDir(t);
+  const port = await freePort();
+  const udp = dgram.createSocket('udp4');
+  await new Promise<void>((r) => udp.bind(port, '127.0.0.1', r));
+  t.teardown(() => udp.close());
+  const conf = path.join(dir, 'tsmaster.conf');
+  fs.writeFileSync(conf, `daemon off;\npid ${dir}/tsmaster.pid;\nerror_log stderr info;\nworker_processes 1;\nlisten 127.0.0.1:${port};\napp ${app('hello.mjs')};\n`);
+  const udpFd = (udp as unknown as { _handle: { fd: number } })._handle.fd;
+  // LISTEN_PID must be the master's own pid: a shell sets it and execs in the same process.
+  const activated = spawn('/bin/sh', ['-c', 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$@"', 'sh', process.execPath, cli, '-c', conf], { stdio: ['ignore', 'ignore', 'pipe', udpFd] });
+  t.teardown(() => {
+    killAll(workersOf(activated.pid!));
+    activated.kill('SIGKILL');
+  });
+  let err = '';
+  activated.stderr!.on('data', (d: Buffer) => (err += d));
+  await waitFor('ready', () => /worker\(s\) ready/.test(err) || /emerg/.test(err), 20_000);
+  t.match(err, /LISTEN_FDS: fd 3 is a IPv4 dgram socket, not listening: not used/);
+  t.equal((await get({ port })).status, 200, 'the master bound the TCP port itself');
+  activated.kill('SIGTERM');
+  await new Promise((r) => activated.once('exit', r));
+
+  const handover = JSON.stringify({ parentPid: process.pid, fds: [{ fd: 2, name: 'x', key: 'tcp:127.0.0.1:1' }], totals: { requests: -5, restarts: 'many' } });
+  const inherit = spawn(process.execPath, [cli, '-c', conf], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], env: { ...process.env, TSMASTER_INHERIT: handover } });
+  t.teardown(() => {
+    killAll(workersOf(inherit.pid!));
+    inherit.kill('SIGKILL');
+  });
+  let err2 = '';
+  inherit.stderr!.on('data', (d: Buffer) => (err2 += d));
+  await waitFor('ready', () => /worker\(s\) ready/.test(err2) || /emerg/.test(err2), 20_000);
+  t.match(err2, /TSMASTER_INHERIT: fd 2 is not a descriptor above stderr: ignored/);
+  t.equal((await get({ port })).status, 200, 'stderr is still open: the log goes on');
+  const st = await ask(`${dir}/tsmaster.pid.sock`, { cmd: 'status' });
+  t.ok(st.ok && 'status' in st && st.status.totals.requests >= 0 && st.status.totals.restarts === 0, 'bad totals read as counts');
+
+  const strangerConf = path.join(dir, 'stranger.conf');
+  fs.writeFileSync(strangerConf, `daemon off;\npid ${dir}/x.pid;\nerror_log stderr info;\nworker_processes 1;\nlisten 127.0.0.1:0;\napp ${app('hello.mjs')};\n`);
+  const stranger = spawn(process.execPath, [cli, '-c', strangerConf], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, TSMASTER_INHERIT: JSON.stringify({ parentPid: 1, fds: [], totals: { requests: 9, restarts: 9 } }) },
+  });
+  t.teardown(() => stranger.kill('SIGKILL'));
+  let err3 = '';
+  stranger.stderr!.on('data', (d: Buffer) => (err3 += d));
+  await waitFor('stranger logs', () => /TSMASTER_INHERIT/.test(err3), 20_000);
+  t.match(err3, /TSMASTER_INHERIT names master process 1, but our parent is \d+: ignored/);
+});
+
+t.test('a NOTIFY_SOCKET that never reads cannot stop the master', { skip: cannotAttack }, async (t) => {
+  const dir = openDir(t);
+  fs.mkdirSync(path.join(dir, 'nobody'));
+  fs.chownSync(path.join(dir, 'nobody'), 65534, 65534);
+  const notify = path.join(dir, 'nobody', 'notify');
+  // As nobody: a datagram socket whose queue is full and is never read.
+  await daemonAsNobody(
+    t,
+    `import socket,sys,time
+r = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); r.bind(sys.argv[1])
+import os; os.chmod(sys.argv[1], 0o666)
+w = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); w.setblocking(False)
+try:
+    while True: w.sendto(b"x" * 1024, sys.argv[1])
+except BlockingIOError: pass
+print("ready")
+time.sleep(120)`,
+    notify,
+  );
+  const port = await freePort();
+  const m = await startMaster(t, { dir, conf: `worker_processes 1;\nlisten 127.0.0.1:${port};\napp ${app('hello.mjs')};\n`, env: { ...process.env, NOTIFY_SOCKET: notify } });
+  const said = await m.waitLog(/^sd_notify\("READY=1 .*EAGAIN/, { pid: m.masterPid });
+  t.equal(said.level, 'warn', 'the master says READY=1 was not sent, and goes on');
+  const r = await m.cli(['-s', 'reload']);
+  t.equal(r.code, 0, 'and goes on: a reload works');
+  t.equal((await get({ port })).status, 200);
+});
+
+t.test('-s stop without permission: one line, no stack trace', { skip: cannotAttack }, async (t) => {
+  const dir = openDir(t);
+  const port = await freePort();
+  const m = await startMaster(t, { dir, conf: `worker_processes 1;\ncontrol_socket off;\nlisten 127.0.0.1:${port};\napp ${app('hello.mjs')};\n` });
+  fs.chmodSync(m.conf, 0o644);
+  const r = asNobody([process.execPath, cli, '-p', dir, '-c', m.conf, '-s', 'stop']);
+  t.equal(r.code, 1);
+  t.equal(r.stderr, `tsmaster: [error] kill(${m.masterPid}, 15) failed (1: Operation not permitted)\n`);
+  t.equal((await get({ port })).status, 200, 'the master serves on');
+});
