@@ -602,7 +602,7 @@ t.test('include errors', async (t) => {
   t.equal(err.file, join(FIX, 'errors/bad.conf'));
   t.equal(err.line, 3);
   err = load('conf.d');
-  t.equal(err.message, `read() "${join(FIX, 'conf.d')}" failed (21: Is a directory)`);
+  t.equal(err.message, `"${join(FIX, 'conf.d')}" is not a regular file`);
   t.ok(loadConfig({ file: 'glob-none.conf', prefix: FIX }), 'a pattern that matches nothing is not an error');
   rejects(t, 'include a b;', 'invalid number of arguments in "include" directive in /etc/x.conf:1');
   rejects(t, 'include;', 'invalid number of arguments in "include" directive in /etc/x.conf:1');
