@@ -83,6 +83,7 @@ export function onUpgradeReady(m: Master, pid: number): void {
   up.ready = true;
   if (up.timer) clearTimeout(up.timer);
   up.timer = null;
+  m.watchdog.handOver();
   m.log.notice(`new master process ${pid} is ready; WINCH and QUIT to this master (${process.pid}) complete the upgrade`);
 }
 
@@ -122,5 +123,6 @@ export function onUpgradeExit(m: Master, ev: Extract<MasterEvent, { type: 'upgra
     restartWorkers(m);
   }
   m.notifier.send(`MAINPID=${process.pid}`, 'READY=1', `STATUS=${m.statusLine()}, upgrade rolled back`);
+  m.watchdog.takeOver();
   m.log.notice(`rollback finished: master process ${process.pid} serves`);
 }
