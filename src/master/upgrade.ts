@@ -46,7 +46,7 @@ export function startUpgrade(m: Master): void {
   const sockets = m.sockets.all();
   const inherit: InheritEnv = {
     parentPid: process.pid,
-    fds: sockets.map((s, i) => ({ fd: 3 + i, name: s.name, key: s.key, index: s.index })),
+    fds: sockets.map((s, i) => ({ fd: 3 + i, name: s.name, key: s.key, index: s.index, ...(s.activated ? { activated: true } : {}) })),
     totals: m.totals,
   };
   const stdio: StdioOptions = ['ignore', 'inherit', 'inherit', ...sockets.map((s) => s.fd), 'ipc'];
