@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import * as native from '../src/native/index.js';
-import { cli, fixtures, freePort, get, isGone, readLog, root, startMaster, tempDir, waitFor, workersOf } from './helpers/master.js';
+import { cli, fixtures, freePort, get, isGone, readLog, root, sleep, startMaster, tempDir, waitFor, workersOf } from './helpers/master.js';
 
 const hello = path.join(fixtures, 'apps', 'hello.mjs');
 
@@ -24,13 +24,13 @@ function notifySink(t: Test, dir: string): { path: string; got: Received[] } {
 const has = (r: Received, field: string | RegExp) => r.fields.some((f) => (typeof field === 'string' ? f === field : field.test(f)));
 
 /** A master whose NOTIFY_SOCKET is a datagram socket the test reads. */
-async function notifiedMaster(t: Test, workers: number) {
+async function notifiedMaster(t: Test, workers: number, env: NodeJS.ProcessEnv = {}) {
   const dir = tempDir(t);
   const sink = notifySink(t, dir);
   const port = await freePort();
   const m = await startMaster(t, {
     dir,
-    env: { ...process.env, NOTIFY_SOCKET: sink.path },
+    env: { ...process.env, NOTIFY_SOCKET: sink.path, ...env },
     conf: `worker_processes ${workers};\nlisten 127.0.0.1:${port};\napp ${hello};\n`,
   });
   return { sink, m };
@@ -76,6 +76,32 @@ t.test('rollback hands MAINPID back to the old master', async (t) => {
   await m.waitLog(/^rollback finished/, { pid: m.masterPid });
   const back = await waitFor('MAINPID back', () => sink.got.find((x) => x.pid === m.masterPid && has(x, `MAINPID=${m.masterPid}`)));
   t.ok(has(back, 'READY=1'));
+});
+
+t.test('WATCHDOG=1 from the master that is main, handed over with MAINPID=', async (t) => {
+  // 400 ms: a ping every 200 ms.
+  const { sink, m } = await notifiedMaster(t, 1, { WATCHDOG_USEC: '400000' });
+  const pings = (pid: number, from = 0) => sink.got.slice(from).filter((x) => x.pid === pid && has(x, 'WATCHDOG=1')).length;
+  await waitFor('pings', () => pings(m.masterPid) >= 2);
+  m.signal('SIGUSR2');
+  await m.waitLog(/is ready; WINCH and QUIT/, { pid: m.masterPid });
+  const m2 = Number(fs.readFileSync(m.pidFile, 'utf8'));
+  const handedOver = sink.got.length;
+  await waitFor('pings from the new master', () => pings(m2, handedOver) >= 2);
+  const later = sink.got.length;
+  await sleep(600);
+  t.equal(pings(m.masterPid, later), 0, 'the old master stopped pinging');
+  t.ok(pings(m2, later) >= 2, 'the new one goes on');
+  process.kill(m2, 'SIGKILL');
+  await m.waitLog(/^rollback finished/, { pid: m.masterPid });
+  const back = sink.got.length;
+  await waitFor('pings from the old master again', () => pings(m.masterPid, back) >= 2);
+});
+
+t.test('no WATCHDOG=1 when WATCHDOG_PID names another process', async (t) => {
+  const { sink, m } = await notifiedMaster(t, 1, { WATCHDOG_USEC: '400000', WATCHDOG_PID: '1' });
+  await sleep(1000);
+  t.notOk(sink.got.some((x) => x.pid === m.masterPid && has(x, 'WATCHDOG=1')));
 });
 
 t.test('socket activation: LISTEN_FDS/LISTEN_PID sockets are used instead of binding', async (t) => {

@@ -13,6 +13,7 @@ import { addHandedOver, handOverTotals } from '../control/handover.js';
 import { activatedSockets } from '../sockets/activation.js';
 import { SocketSet, describe } from '../sockets/listen.js';
 import { Notifier } from '../systemd/notify.js';
+import { Watchdog } from '../systemd/watchdog.js';
 import { WorkerNotifySockets } from '../systemd/worker-notify.js';
 import { EventQueue, type MasterEvent, type MasterSignal } from './event-queue.js';
 import type { Generation } from './generation.js';
@@ -69,6 +70,7 @@ export class Master {
   stateBeforeReload: MasterState = 'running';
   readonly startedAt = Date.now();
   readonly notifier: Notifier;
+  readonly watchdog: Watchdog;
   control: ControlServer | null = null;
   /** Control clients waiting for the outcome of a reload. */
   reloadWaiters: Array<(error: string | null) => void> = [];
@@ -93,6 +95,8 @@ export class Master {
     if (parsed) this.sockets.offer(parsed.fds);
     this.sockets.offer(activated);
     this.notifier = new Notifier(process.env.NOTIFY_SOCKET, (m) => this.log.warn(m));
+    // A new master is systemd's main process only once it has sent MAINPID=.
+    this.watchdog = new Watchdog(this.notifier, this.oldMaster === null);
   }
 
   /** Re-read the config the master was started with. Throws ConfigError. */
@@ -130,6 +134,7 @@ export class Master {
     }
     this.state = 'running';
     this.ticker = setInterval(() => this.queue.push({ type: 'tick' }), TICK_MS);
+    this.watchdog.start(() => this.queue.push({ type: 'watchdog' }));
     while (this.exitCode === null) {
       const ev = await this.queue.next();
       try {
@@ -140,6 +145,7 @@ export class Master {
       }
     }
     clearInterval(this.ticker);
+    this.watchdog.stop();
     this.queue.unsubscribeSignals();
     await this.closeControl();
     return this.exitCode;
@@ -157,6 +163,8 @@ export class Master {
         return onWorkerNotify(this, ev.pid, ev.msg);
       case 'tick':
         return checkWorkers(this);
+      case 'watchdog':
+        return this.watchdog.onEvent();
       case 'control-reload':
         // An ignored reload answers only its own client, not those waiting on one under way.
         if (this.state === 'stopping' || this.state === 'reloading') ev.done(`reload ignored: the master is ${this.state}`);
@@ -239,6 +247,7 @@ export class Master {
     if (this.oldMaster !== null) {
       pidfile.writePid(this.config.pid);
       this.notifier.send(`MAINPID=${process.pid}`, 'READY=1', `STATUS=${this.statusLine()}`);
+      this.watchdog.takeOver();
     } else {
       this.notifier.send('READY=1', `STATUS=${this.statusLine()}`);
     }

@@ -46,7 +46,7 @@ export function startUpgrade(m: Master): void {
   const sockets = m.sockets.all();
   const inherit: InheritEnv = {
     parentPid: process.pid,
-    fds: sockets.map((s, i) => ({ fd: 3 + i, name: s.name, key: s.key, index: s.index })),
+    fds: sockets.map((s, i) => ({ fd: 3 + i, name: s.name, key: s.key, index: s.index, ...(s.activated ? { activated: true } : {}) })),
     totals: m.totals,
   };
   const stdio: StdioOptions = ['ignore', 'inherit', 'inherit', ...sockets.map((s) => s.fd), 'ipc'];
@@ -83,6 +83,7 @@ export function onUpgradeReady(m: Master, pid: number): void {
   up.ready = true;
   if (up.timer) clearTimeout(up.timer);
   up.timer = null;
+  m.watchdog.handOver();
   m.log.notice(`new master process ${pid} is ready; WINCH and QUIT to this master (${process.pid}) complete the upgrade`);
 }
 
@@ -122,5 +123,6 @@ export function onUpgradeExit(m: Master, ev: Extract<MasterEvent, { type: 'upgra
     restartWorkers(m);
   }
   m.notifier.send(`MAINPID=${process.pid}`, 'READY=1', `STATUS=${m.statusLine()}, upgrade rolled back`);
+  m.watchdog.takeOver();
   m.log.notice(`rollback finished: master process ${process.pid} serves`);
 }

@@ -11,6 +11,8 @@ export interface OpenSocket {
   spec: ListenSpec;
   /** Position in its group (reuseport: the slot it serves first). */
   index: number;
+  /** Passed by systemd: a new master must match it by name= too, as we did. */
+  activated?: boolean;
 }
 
 /** The canonical key of a bound socket, in the same form as ListenSpec.key. */
@@ -101,8 +103,9 @@ export class SocketSet {
           // Further members of a port-0 group join the port the first one got.
           const first = group.members[0];
           const target = first && spec.kind === 'tcp' && spec.port === 0 ? { ...spec, port: Number(describe(first).split(':').pop()) } : spec;
-          const fd = i >= 0 ? this.inherited.splice(i, 1)[0]!.fd : bind(target);
-          const sock = { key: spec.key, name: spec.name, fd, spec, index: group.members.length };
+          const from = i >= 0 ? this.inherited.splice(i, 1)[0]! : null;
+          const fd = from ? from.fd : bind(target);
+          const sock: OpenSocket = { key: spec.key, name: spec.name, fd, spec, index: group.members.length, ...(from?.activated ? { activated: true } : {}) };
           group.members.push(sock);
           added.push({ group, sock });
         }
