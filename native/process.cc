@@ -8,6 +8,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <vector>
 
 namespace tsm {
@@ -67,6 +68,26 @@ void SetAffinity(const Napi::CallbackInfo& info) {
   if (rc != 0) ThrowErrno(env, err, "sched_setaffinity");
 }
 
+// Collects one given child, never "any child": libuv waits for the children Node spawned by
+// their pids, and a wait for -1 would steal a worker's exit status from it.
+// Returns null while the child runs, else { code, signal } (signal as a number).
+Napi::Value WaitpidNohang(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  pid_t pid = ArgInt32(info, 0);
+  if (pid <= 0) throw Napi::RangeError::New(env, "pid must be positive");
+  int status = 0;
+  pid_t rc;
+  do {
+    rc = waitpid(pid, &status, WNOHANG);
+  } while (rc < 0 && errno == EINTR);
+  if (rc < 0) ThrowErrno(env, errno, "waitpid");
+  if (rc == 0) return env.Null();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("code", WIFEXITED(status) ? Napi::Value(Napi::Number::New(env, WEXITSTATUS(status))) : env.Null());
+  out.Set("signal", WIFSIGNALED(status) ? Napi::Value(Napi::Number::New(env, WTERMSIG(status))) : env.Null());
+  return out;
+}
+
 }  // namespace
 
 void RegisterProcess(Napi::Env env, Napi::Object exports) {
@@ -74,6 +95,7 @@ void RegisterProcess(Napi::Env env, Napi::Object exports) {
   exports.Set("setRlimitNofile", Napi::Function::New(env, SetRlimitNofile, "setRlimitNofile"));
   exports.Set("setPriority", Napi::Function::New(env, SetPriority, "setPriority"));
   exports.Set("setAffinity", Napi::Function::New(env, SetAffinity, "setAffinity"));
+  exports.Set("waitpidNohang", Napi::Function::New(env, WaitpidNohang, "waitpidNohang"));
 }
 
 }  // namespace tsm

@@ -62,6 +62,7 @@ t.test('defaults', async (t) => {
     user: null,
     workerProcesses: 1,
     workerShutdownTimeoutMs: 10_000,
+    termShutdown: 'fast',
     workerHeartbeatTimeoutMs: 60_000,
     workerRlimitNofile: null,
     workerCpuAffinity: null,
@@ -81,7 +82,7 @@ t.test('defaults', async (t) => {
     controlSocket: join(FIX, 'logs/tsmaster.pid.sock'),
   });
   t.strictSame(Object.keys(c).sort(), [
-    'controlSocket', 'daemon', 'env', 'errorLog', 'file', 'listens', 'pid', 'prefix', 'readyTimeoutMs', 'user', 'worker',
+    'controlSocket', 'daemon', 'env', 'errorLog', 'file', 'listens', 'pid', 'prefix', 'readyTimeoutMs', 'termShutdown', 'user', 'worker',
     'workerCpuAffinity', 'workerHeartbeatTimeoutMs', 'workerLog', 'workerMaxMemory', 'workerPriority', 'workerProcesses',
     'workerRlimitNofile', 'workerShutdownTimeoutMs', 'workerStopSignal',
   ]);
@@ -364,6 +365,13 @@ t.test('worker_log', async (t) => {
   t.equal(conf('error_log logs/master.log;').workerLog, join(FIX, 'logs/master.log'), 'defaults to the error_log file');
   t.equal(conf('error_log stderr;').workerLog, 'stderr', 'defaults to stderr with error_log stderr');
   rejects(t, 'worker_log "";', 'invalid value "" in "worker_log" directive in /etc/x.conf:1');
+});
+
+t.test('term_shutdown', async (t) => {
+  t.equal(conf('term_shutdown fast;').termShutdown, 'fast');
+  t.equal(conf('term_shutdown graceful;').termShutdown, 'graceful');
+  rejects(t, 'term_shutdown quit;', 'invalid value "quit" in "term_shutdown" directive, it must be "fast" or "graceful" in /etc/x.conf:1');
+  rejects(t, 'term_shutdown;', 'invalid number of arguments in "term_shutdown" directive in /etc/x.conf:1');
 });
 
 t.test('worker_stop_signal', async (t) => {

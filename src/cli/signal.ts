@@ -49,10 +49,13 @@ export function problemLines(lines: readonly LogLine[], pids: readonly number[])
   return lines.filter((l) => pids.includes(l.pid) && ['emerg', 'alert', 'crit', 'error'].includes(l.level)).map((l) => `[${l.level}] ${l.text}`);
 }
 
-/** stop / quit: signal, then wait until the master has exited (bounded). */
+/**
+ * stop / quit: signal, then wait until the master has exited (bounded). Under
+ * `term_shutdown graceful` TERM is the graceful stop, so `stop` sends INT, still the fast one.
+ */
 export async function stopMaster(config: Config, graceful: boolean): Promise<Outcome> {
   const pid = masterPid(config.pid);
-  signalMaster(pid, graceful ? 'SIGQUIT' : 'SIGTERM');
+  signalMaster(pid, graceful ? 'SIGQUIT' : config.termShutdown === 'graceful' ? 'SIGINT' : 'SIGTERM');
   const bound = (graceful ? config.workerShutdownTimeoutMs : 0) + 10_000;
   const gone = await waitFor(() => (isAlive(pid) ? undefined : true), bound);
   if (gone) return { code: 0, out: [], err: [] };

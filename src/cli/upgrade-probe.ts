@@ -1,6 +1,7 @@
 import type { Config } from '../config/types.js';
 import { answers, askStatus, isSocket } from '../control/client.js';
 import { oldbinControlPath, type MasterStatus } from '../control/protocol.js';
+import { PID1_REFUSAL } from '../master/upgrade.js';
 import { sleep } from './log-watch.js';
 
 const EVERY_MS = 100;
@@ -54,6 +55,7 @@ export class OldMasterProbe {
     if (st.upgrade.role === 'old') return `an upgrade is under way (new master process ${st.upgrade.newPid})`;
     if (st.upgrade.role === 'new') return `the old master process ${st.upgrade.oldPid} is still running`;
     if (st.state !== 'running' && st.state !== 'draining') return `the master is ${st.state}`;
+    if (st.pid === 1) return PID1_REFUSAL;
     return undefined;
   }
 

@@ -71,6 +71,13 @@ const TABLE = [
     minArgs: 1, maxArgs: 1, multiple: false,
   },
   {
+    name: 'term_shutdown',
+    syntax: 'term_shutdown fast | graceful;',
+    default: 'fast',
+    doc: 'What SIGTERM means to the master: the fast stop, as nginx, or the graceful stop that container orchestrators expect.',
+    minArgs: 1, maxArgs: 1, multiple: false,
+  },
+  {
     name: 'worker_heartbeat_timeout',
     syntax: 'worker_heartbeat_timeout time | off;',
     default: '60s',
@@ -463,6 +470,7 @@ interface Draft {
   user?: Config['user'];
   workerProcesses?: number;
   workerShutdownTimeoutMs?: number;
+  termShutdown?: 'fast' | 'graceful';
   workerHeartbeatTimeoutMs?: number | null;
   workerRlimitNofile?: number;
   affinity?: { auto: true } | { auto: false; masks: number[][] };
@@ -511,6 +519,11 @@ const HANDLERS: Record<Exclude<DirectiveName, 'include'>, Handler> = {
   },
   worker_shutdown_timeout(d, st) {
     st.workerShutdownTimeoutMs = duration(d, d.args[0]!, 0);
+  },
+  term_shutdown(d, st) {
+    const v = d.args[0]!;
+    if (v !== 'fast' && v !== 'graceful') invalid(d, v, 'it must be "fast" or "graceful"');
+    st.termShutdown = v;
   },
   worker_heartbeat_timeout(d, st) {
     const v = d.args[0]!;
@@ -671,6 +684,7 @@ export function buildConfig(list: readonly Directive[], opts: { file: string; pr
     user: st.user ?? null,
     workerProcesses,
     workerShutdownTimeoutMs: st.workerShutdownTimeoutMs ?? 10_000,
+    termShutdown: st.termShutdown ?? 'fast',
     workerHeartbeatTimeoutMs: st.workerHeartbeatTimeoutMs === undefined ? 60_000 : st.workerHeartbeatTimeoutMs,
     workerRlimitNofile: st.workerRlimitNofile ?? null,
     workerCpuAffinity: st.affinity ? resolveAffinity(st.affinity, workerProcesses) : null,

@@ -52,6 +52,8 @@ export interface Config {
   /** `auto` is already resolved to os.availableParallelism() (at most 1024). */
   workerProcesses: number;
   workerShutdownTimeoutMs: number;
+  /** What SIGTERM does: 'fast' as nginx, or 'graceful' (QUIT's stop) for orchestrators. */
+  termShutdown: 'fast' | 'graceful';
   /** null = off */
   workerHeartbeatTimeoutMs: number | null;
   workerRlimitNofile: number | null;

@@ -10,6 +10,7 @@ export type MasterEvent =
   | { type: 'worker-message'; pid: number; msg: WorkerMessage }
   | { type: 'worker-notify'; pid: number; msg: string }
   | { type: 'tick' }
+  | { type: 'reap' }
   | { type: 'watchdog' }
   | { type: 'respawn'; generation: number }
   | { type: 'control-reload'; done: (error: string | null) => void }

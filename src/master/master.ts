@@ -20,9 +20,11 @@ import type { Generation } from './generation.js';
 import { closeStrayFds, takeInheritEnv } from './inherited.js';
 import * as pidfile from './pidfile.js';
 import { ProcessTable } from './process-table.js';
+import { Reaper } from './reap.js';
 import { startReload } from './reload.js';
 import { drainWorkers, fastShutdown, gracefulShutdown, reopenLogs } from './shutdown.js';
-import { changeWorkerCount, checkWorkers, onReadyTimeout, onRespawn, onWorkerExit, onWorkerMessage, onWorkerNotify, startGeneration } from './supervise.js';
+import { ProcessGroups } from './process-groups.js';
+import { changeWorkerCount, checkWorkers, signalWorker, onReadyTimeout, onRespawn, onWorkerExit, onWorkerMessage, onWorkerNotify, startGeneration } from './supervise.js';
 import { onUpgradeExit, onUpgradeReady, onUpgradeTimeout, startUpgrade, type Upgrade } from './upgrade.js';
 
 export type MasterState = 'starting' | 'running' | 'reloading' | 'draining' | 'stopping';
@@ -76,6 +78,9 @@ export class Master {
   reloadWaiters: Array<(error: string | null) => void> = [];
   /** Where exec workers send sd_notify datagrams; opened on first use. */
   private readonly workerNotify = new WorkerNotifySockets((msg, pid) => this.queue.push({ type: 'worker-notify', pid, msg }));
+  private readonly reaper = new Reaper();
+  /** Exec workers' process groups, and the keeper that ends them if the master is killed. */
+  readonly groups = new ProcessGroups((msg) => this.log.warn(msg));
   private ticker: NodeJS.Timeout | null = null;
   private announced = false;
 
@@ -109,6 +114,7 @@ export class Master {
     process.title = this.opts.title;
     this.redirectStdio();
     this.queue.subscribeSignals();
+    this.reaper.subscribe(() => this.queue.push({ type: 'reap' }));
     try {
       if (this.oldMaster === null) pidfile.checkNotRunning(this.config.pid);
       for (const w of unsafeDirectories(this.config)) this.log.warn(w);
@@ -130,6 +136,7 @@ export class Master {
       this.control?.close(true);
       pidfile.removeIfOurs(this.config.pid);
       this.queue.unsubscribeSignals();
+      this.reaper.unsubscribe();
       return 1;
     }
     this.state = 'running';
@@ -147,6 +154,8 @@ export class Master {
     clearInterval(this.ticker);
     this.watchdog.stop();
     this.queue.unsubscribeSignals();
+    this.reaper.unsubscribe();
+    this.groups.close();
     await this.closeControl();
     return this.exitCode;
   }
@@ -162,7 +171,11 @@ export class Master {
       case 'worker-notify':
         return onWorkerNotify(this, ev.pid, ev.msg);
       case 'tick':
+        // A sweep per tick too: SIGCHLDs that arrive together are delivered as one.
+        this.reap();
         return checkWorkers(this);
+      case 'reap':
+        return this.reap();
       case 'watchdog':
         return this.watchdog.onEvent();
       case 'control-reload':
@@ -180,7 +193,7 @@ export class Master {
         const w = this.table.get(ev.pid);
         if (w) {
           this.log.warn(`worker process ${ev.pid} did not exit in time, killing it`);
-          w.child.kill('SIGKILL');
+          signalWorker(this, w, 'SIGKILL');
         }
         return;
       }
@@ -191,6 +204,10 @@ export class Master {
       case 'upgrade-timeout':
         return onUpgradeTimeout(this, ev.pid);
     }
+  }
+
+  private reap(): void {
+    for (const r of this.reaper.sweep()) this.log.debug(`reaped orphan process ${r.pid}: ${r.how}`);
   }
 
   private onSignal(signal: MasterSignal): void {
@@ -210,7 +227,10 @@ export class Master {
       this.log.info(`signal ${number} (${signal}) received, ignored: the master runs in the foreground on a terminal`);
       return;
     }
-    this.log.notice(`signal ${number} (${signal}) received, ${action[signal]}`);
+    // term_shutdown graceful: an orchestrator's SIGTERM gets QUIT's stop; INT stays the fast one.
+    const termIsQuit = signal === 'SIGTERM' && this.config.termShutdown === 'graceful';
+    this.log.notice(`signal ${number} (${signal}) received, ${termIsQuit ? `${action.SIGQUIT} (term_shutdown graceful)` : action[signal]}`);
+    if (termIsQuit) return gracefulShutdown(this);
     switch (signal) {
       case 'SIGTERM':
       case 'SIGINT':

@@ -10,6 +10,8 @@ export interface WorkerRecord {
   generation: number;
   state: WorkerState;
   child: ChildProcess;
+  /** An exec worker: it leads its own process group, which is signalled and ends with it. */
+  group: boolean;
   startedAt: number;
   readyAt: number | null;
   lastPong: number;

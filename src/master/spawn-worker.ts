@@ -6,6 +6,7 @@ import type { Config } from '../config/types.js';
 import type { OpenSocket } from '../sockets/listen.js';
 import { WORKER_ENV, isObject, type WorkerEnv, type WorkerMessage } from '../protocol.js';
 import type { EventQueue } from './event-queue.js';
+import { trackChild } from './reap.js';
 
 /**
  * util-linux's setpriv sets PR_SET_PDEATHSIG and execs, in the worker's own pid, so a
@@ -64,6 +65,8 @@ export function spawnWorker(opts: {
     child = spawn('/bin/sh', ['-c', `LISTEN_PID=$$ ${wrap} "$@"`, 'tsmaster-exec', ...config.worker.argv], {
       ...common,
       stdio,
+      // setsid: its own process group, which the master signals and ends as one.
+      detached: true,
       env: {
         ...config.env,
         LISTEN_FDS: String(sockets.length),
@@ -79,6 +82,7 @@ export function spawnWorker(opts: {
     child.once('error', () => undefined);
     return child;
   }
+  trackChild(child);
   child.once('exit', (code, signal) => opts.queue.push({ type: 'worker-exit', pid, code, signal }));
   child.on('message', (msg: unknown) => {
     if (isObject(msg) && typeof msg.t === 'string') opts.queue.push({ type: 'worker-message', pid, msg: msg as WorkerMessage });

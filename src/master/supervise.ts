@@ -74,6 +74,7 @@ function spawnOne(m: Master, gen: Generation, slot: number): void {
     generation: gen.id,
     state: 'starting',
     child,
+    group: gen.config.worker.kind === 'exec',
     startedAt: now,
     readyAt: null,
     lastPong: now,
@@ -86,6 +87,7 @@ function spawnOne(m: Master, gen: Generation, slot: number): void {
     killedFor: null,
     killTimer: null,
   });
+  if (gen.config.worker.kind === 'exec') m.groups.add(child.pid);
   applyLimits(m, gen, child.pid, slot);
   m.log.notice(`start worker process ${child.pid} (generation ${gen.id}, slot ${slot})`);
 }
@@ -113,13 +115,19 @@ function applyLimits(m: Master, gen: Generation, pid: number, slot: number): voi
   if (cpus !== null && cpus.length > 0) attempt('sched_setaffinity()', () => native.setAffinity(pid, cpus[slot % cpus.length]!));
 }
 
+/** Every signal to a worker goes through here: an exec worker's whole group gets it. */
+export function signalWorker(m: Master, w: WorkerRecord, signal: NodeJS.Signals): void {
+  if (w.group) m.groups.signal(w.pid, signal);
+  else w.child.kill(signal);
+}
+
 /** QUIT (graceful) or TERM (fast), and KILL if it is still there after the timeout. */
 export function stopWorker(m: Master, w: WorkerRecord, graceful: boolean, timeoutMs: number): void {
   if (w.state === 'draining' && graceful) return;
   w.state = 'draining';
   const gen = m.generations.get(w.generation);
   const signal = graceful ? (gen?.config.worker.kind === 'exec' ? gen.config.workerStopSignal : 'SIGQUIT') : 'SIGTERM';
-  w.child.kill(signal);
+  signalWorker(m, w, signal);
   if (w.killTimer) clearTimeout(w.killTimer);
   w.killTimer = m.queue.after(timeoutMs, { type: 'kill-timeout', pid: w.pid });
 }
@@ -172,6 +180,7 @@ function describeExit(code: number | null, signal: NodeJS.Signals | null): strin
 export function onWorkerExit(m: Master, ev: Extract<MasterEvent, { type: 'worker-exit' }>): void {
   const w = m.table.remove(ev.pid);
   if (!w) return;
+  if (w.group) m.groups.end(w.pid);
   const gen = m.generations.get(w.generation);
   const how = describeExit(ev.code, ev.signal);
   if (w.state === 'draining' || !gen || gen.role === 'retiring') {
@@ -325,7 +334,7 @@ function killWorker(m: Master, w: WorkerRecord, why: string): void {
   if (w.killedFor) return;
   w.killedFor = why;
   m.log.alert(`worker process ${w.pid}: ${why}, killing it`);
-  w.child.kill('SIGKILL');
+  signalWorker(m, w, 'SIGKILL');
 }
 
 /** TTIN / TTOU: one worker more or fewer in the serving generation (at least one). */

@@ -3,6 +3,7 @@ import { INHERIT_ENV, isObject, type InheritEnv, type ParentMessage } from '../p
 import type { MasterEvent } from './event-queue.js';
 import type { Master } from './master.js';
 import { isAlive, moveToOldbin, restoreFromOldbin } from './pidfile.js';
+import { trackChild } from './reap.js';
 import { restartWorkers } from './shutdown.js';
 
 /** How long a new master gets to exit after TERM before KILL. */
@@ -17,6 +18,9 @@ export interface Upgrade {
   /** The totals handed to the new master at USR2; what is counted after is handed over at exit. */
   totalsAtStart: InheritEnv['totals'];
 }
+
+/** Why a master that is PID 1 refuses USR2: when PID 1 exits the kernel ends its whole pid namespace. */
+export const PID1_REFUSAL = 'the master is PID 1 of its pid namespace (a container), whose exit would end the new master too; use reload, or run it under an init';
 
 /**
  * USR2: move the pidfile to .oldbin and start a new master (the same command line, so a
@@ -34,6 +38,10 @@ export function startUpgrade(m: Master): void {
   }
   if (m.state !== 'running' && m.state !== 'draining') {
     m.log.notice(`USR2 ignored: the master is ${m.state}`);
+    return;
+  }
+  if (process.pid === 1) {
+    m.log.notice(`USR2 ignored: ${PID1_REFUSAL}`);
     return;
   }
   try {
@@ -58,6 +66,7 @@ export function startUpgrade(m: Master): void {
     m.upgrade = { pid: 0, child, ready: false, timer: null, killing: false, totalsAtStart: { ...m.totals } };
     return;
   }
+  trackChild(child);
   child.once('exit', (code, signal) => m.queue.push({ type: 'upgrade-exit', pid, code, signal }));
   child.on('error', () => undefined);
   child.on('message', (msg: unknown) => {

@@ -46,6 +46,7 @@ interface Binding {
   setRlimitNofile(pid: number, soft: number, hard: number): void;
   setPriority(pid: number, nice: number): void;
   setAffinity(pid: number, cpus: number[]): void;
+  waitpidNohang(pid: number): { code: number | null; signal: number | null } | null;
   sdNotify(path: string, message: string): void;
   openNotifySocket(path: string, onMessage: (msg: string, senderPid: number) => void, mode: number): { close(): void };
 }
@@ -261,6 +262,14 @@ export function setAffinity(pid: number, cpus: number[]): void {
   if (!Array.isArray(cpus) || cpus.length === 0) bad(fn, 'cpus must be a non-empty array of cpu numbers', cpus);
   const list = cpus.map((c: unknown) => int(fn, 'each cpu', c, 0, 65535));
   native().setAffinity(p, list);
+}
+
+/**
+ * waitpid(pid, WNOHANG) for one child: null while it runs, else how it ended. Only for
+ * children Node did not spawn: libuv collects its own by pid and would miss a stolen status.
+ */
+export function waitpidNohang(pid: number): { code: number | null; signal: number | null } | null {
+  return native().waitpidNohang(pidArg('waitpidNohang', pid));
 }
 
 // ---- sd_notify -------------------------------------------------------------------------

@@ -6,7 +6,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { childrenOf, isAlive } from '../../src/proc.js';
+import { KEEPER_TITLE } from '../../src/master/process-groups.js';
+import { childrenOf as allChildrenOf, isAlive } from '../../src/proc.js';
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const cli = path.join(root, 'dist', 'cli', 'main.js');
@@ -45,7 +46,17 @@ export function tempDir(t: Teardown, prefix = 'tsm-'): string {
   return dir;
 }
 
-export { childrenOf, isAlive } from '../../src/proc.js';
+export { isAlive } from '../../src/proc.js';
+
+/** A master's children but its process group keeper (started with the first exec worker). */
+export function childrenOf(pid: number): number[] {
+  return allChildrenOf(pid).filter((p) => !cmdline(p).startsWith(KEEPER_TITLE));
+}
+
+/** The pid of a master's process group keeper, if it has one. */
+export function keeperOf(pid: number): number | undefined {
+  return allChildrenOf(pid).find((p) => cmdline(p).startsWith(KEEPER_TITLE));
+}
 
 /** Gone: no such process, or a zombie nobody reaped yet (kill -0 would still succeed). */
 export function isGone(pid: number): boolean {
@@ -120,7 +131,10 @@ export interface Instance {
   pidFile: string;
   /** The foreground process we spawned (the master itself when `daemon off`). */
   proc: ChildProcess | null;
+  /** The master's pid here (outside its pid namespace, with `pidNamespace`). */
   masterPid: number;
+  /** The master's pid as its own log and pidfile show it: 1 with `pidNamespace`. */
+  logPid: number;
   /** Wait for a log line matching `re` (from `pid` if given) that was not seen before `after` lines. */
   waitLog(re: RegExp, opts?: { pid?: number; after?: number; timeoutMs?: number }): Promise<LogLine>;
   lines(): LogLine[];
@@ -136,9 +150,10 @@ export interface CliResult {
   stderr: string;
 }
 
-export function runCli(args: string[], opts: { cwd?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv; cli?: string } = {}): Promise<CliResult> {
+export function runCli(args: string[], opts: { cwd?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv; cli?: string; wrap?: string[] } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [opts.cli ?? cli, ...args], { cwd: opts.cwd ?? root, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const argv = [...(opts.wrap ?? []), process.execPath, opts.cli ?? cli, ...args];
+    const child = spawn(argv[0]!, argv.slice(1), { cwd: opts.cwd ?? root, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d));
@@ -179,6 +194,17 @@ export interface StartOptions {
   confFile?: string;
   /** The script to run instead of dist/cli/main.js (e.g. a release behind a symlink). */
   cli?: string;
+  /**
+   * Run the master as PID 1 of a new pid namespace (`unshare --pid --fork --mount-proc`), as
+   * in a container; `cli()` then runs inside it too, where the pidfile's pids mean something.
+   */
+  pidNamespace?: boolean;
+}
+
+/** A process's pid in its own pid namespace (the last NSpid of /proc/PID/status). */
+export function nsPid(pid: number): number {
+  const line = /^NSpid:\s*(.*)$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? String(pid);
+  return Number(line.trim().split(/\s+/).pop());
 }
 
 export async function startMaster(t: Teardown, opts: StartOptions): Promise<Instance> {
@@ -198,21 +224,22 @@ export async function startMaster(t: Teardown, opts: StartOptions): Promise<Inst
   let masterPid = 0;
   const lines = () => readLog(log);
   const pids = () => {
-    for (const l of lines()) {
+    // Pids in the log of a master in its own namespace are not ours: killing the master ends them all.
+    for (const l of opts.pidNamespace ? [] : lines()) {
       seen.add(l.pid);
       const m = /^start (?:worker|new master) process (\d+)/.exec(l.text);
       if (m) seen.add(Number(m[1]));
     }
     if (masterPid) {
       seen.add(masterPid);
-      for (const c of childrenOf(masterPid)) seen.add(c);
+      for (const c of allChildrenOf(masterPid)) seen.add(c);
     }
     return [...seen].filter((p) => p !== process.pid);
   };
   t.teardown(() => {
     // Descendants first, as seen now, then everything the log ever named.
     const all = new Set(pids());
-    for (const p of [...all]) for (const c of childrenOf(p)) all.add(c);
+    for (const p of [...all]) for (const c of allChildrenOf(p)) all.add(c);
     killAll(all);
   });
   if (opts.daemon) {
@@ -220,11 +247,15 @@ export async function startMaster(t: Teardown, opts: StartOptions): Promise<Inst
     if (r.code !== 0) throw new Error(`daemon start failed (${r.code}): ${r.stdout}${r.stderr}`);
     masterPid = Number(r.stdout.split('\n')[0]);
   } else {
-    proc = spawn(process.execPath, [script, ...args], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
+    const argv = [...(opts.pidNamespace ? ['unshare', '--pid', '--fork', '--mount-proc', '--kill-child'] : []), process.execPath, script, ...args];
+    proc = spawn(argv[0]!, argv.slice(1), { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
     proc.stdout!.resume();
     proc.stderr!.resume();
-    masterPid = proc.pid!;
+    const unshare = proc.pid!;
+    seen.add(unshare);
+    masterPid = opts.pidNamespace ? await waitFor('the master in its pid namespace', () => allChildrenOf(unshare)[0], 10_000) : unshare;
   }
+  const wrap = opts.pidNamespace ? ['nsenter', '-t', String(masterPid), '-p', '-m', '--'] : undefined;
   const inst: Instance = {
     dir,
     conf,
@@ -232,15 +263,16 @@ export async function startMaster(t: Teardown, opts: StartOptions): Promise<Inst
     pidFile,
     proc,
     masterPid,
+    logPid: opts.pidNamespace ? 1 : masterPid,
     lines,
     pids,
     signal: (sig, pid = masterPid) => process.kill(pid, sig),
-    cli: (a, o) => runCli([...args, ...a], { cli: script, ...o }),
+    cli: (a, o) => runCli([...args, ...a], { cli: script, ...(wrap ? { wrap } : {}), ...o }),
     async waitLog(re, o = {}) {
       return waitFor(`log line ${re}`, () => lines().slice(o.after ?? 0).find((l) => re.test(l.text) && (o.pid === undefined || l.pid === o.pid)), o.timeoutMs ?? 15_000);
     },
   };
-  if (opts.waitReady !== false) await inst.waitLog(/^generation 1: all \d+ worker\(s\) ready/, { pid: masterPid });
+  if (opts.waitReady !== false) await inst.waitLog(/^generation 1: all \d+ worker\(s\) ready/, { pid: inst.logPid });
   return inst;
 }
 

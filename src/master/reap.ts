@@ -1,0 +1,79 @@
+// As PID 1 of a container the master inherits every orphan of its pid namespace; nobody else
+// collects them, so each one it does not wait for stays a zombie (a pid) for ever.
+import type { ChildProcess } from 'node:child_process';
+import os from 'node:os';
+import * as native from '../native/index.js';
+import { processes, procStat } from '../proc.js';
+
+/** Children Node spawned: libuv waits for each of them by pid and reports its exit. */
+const spawned = new Set<number>();
+
+/** Every child the master spawns goes through here, so the reaper never takes its status. */
+export function trackChild(child: ChildProcess): void {
+  const pid = child.pid;
+  if (pid === undefined) return;
+  spawned.add(pid);
+  child.once('exit', () => spawned.delete(pid));
+}
+
+export interface ProcEntry {
+  pid: number;
+  ppid: number;
+  state: string;
+}
+
+/** The zombie children of `parent` that Node did not spawn: orphans handed to us by the kernel. */
+export function orphansToReap(entries: readonly ProcEntry[], parent: number, ours: ReadonlySet<number>): number[] {
+  return entries.filter((e) => e.ppid === parent && e.state === 'Z' && !ours.has(e.pid)).map((e) => e.pid);
+}
+
+export interface Reaped {
+  pid: number;
+  how: string;
+}
+
+export class Reaper {
+  private pending = false;
+
+  /** Only PID 1 is handed orphans; elsewhere init collects them and there is nothing to do. */
+  constructor(readonly enabled = process.pid === 1) {}
+
+  /** SIGCHLD only enqueues, once until the loop has swept. */
+  subscribe(push: () => void): void {
+    if (!this.enabled) return;
+    process.on('SIGCHLD', () => {
+      if (this.pending) return;
+      this.pending = true;
+      push();
+    });
+  }
+
+  unsubscribe(): void {
+    if (this.enabled) process.removeAllListeners('SIGCHLD');
+  }
+
+  /** Collect the orphans that are zombies now. */
+  sweep(): Reaped[] {
+    this.pending = false;
+    if (!this.enabled) return [];
+    const entries: ProcEntry[] = [];
+    for (const pid of processes()) {
+      const st = procStat(pid);
+      if (st) entries.push({ pid, ...st });
+    }
+    const out: Reaped[] = [];
+    for (const pid of orphansToReap(entries, process.pid, spawned)) {
+      try {
+        const st = native.waitpidNohang(pid);
+        if (st) out.push({ pid, how: st.signal !== null ? `killed by signal ${signalName(st.signal)}` : `exited with code ${st.code}` });
+      } catch {
+        // ECHILD: gone meanwhile (a zombie seen in /proc can be collected by nobody else, but be safe).
+      }
+    }
+    return out;
+  }
+}
+
+function signalName(n: number): string {
+  return Object.entries(os.constants.signals).find(([, v]) => v === n)?.[0] ?? String(n);
+}
