@@ -42,6 +42,14 @@ void Dup2(const Napi::CallbackInfo& info) {
   if (rc < 0) ThrowErrno(info.Env(), errno, "dup2");
 }
 
+// A second descriptor for the same socket, for a libuv handle that closes its own.
+Napi::Value DupCloexec(const Napi::CallbackInfo& info) {
+  int fd = ArgInt32(info, 0);
+  int rc = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  if (rc < 0) ThrowErrno(info.Env(), errno, "fcntl");
+  return Napi::Number::New(info.Env(), rc);
+}
+
 }  // namespace
 
 void RegisterFds(Napi::Env env, Napi::Object exports) {
@@ -49,6 +57,7 @@ void RegisterFds(Napi::Env env, Napi::Object exports) {
   exports.Set("setCloexec", Napi::Function::New(env, SetCloexec, "setCloexec"));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
   exports.Set("dup2", Napi::Function::New(env, Dup2, "dup2"));
+  exports.Set("dupCloexec", Napi::Function::New(env, DupCloexec, "dupCloexec"));
 }
 
 }  // namespace tsm

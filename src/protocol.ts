@@ -34,11 +34,19 @@ export interface InheritEnv {
   totals: { requests: number; restarts: number };
 }
 
+/** Event-loop delay since the previous heartbeat, in seconds (perf_hooks.monitorEventLoopDelay). */
+export interface LoopDelay {
+  p50: number;
+  p99: number;
+}
+
 export type WorkerMessage =
   | { t: 'ready'; rss: number }
-  | { t: 'pong'; seq: number; connections: number; requests: number; rss: number };
+  | { t: 'pong'; seq: number; connections: number; requests: number; rss: number; heapUsed?: number; loopDelay?: LoopDelay }
+  /** The app's prom-client metrics (Registry#getMetricsAsJSON), for the master to aggregate. */
+  | { t: 'metrics'; seq: number; metrics: unknown[] };
 
-export type MasterToWorker = { t: 'ping'; seq: number };
+export type MasterToWorker = { t: 'ping'; seq: number } | { t: 'metrics'; seq: number };
 
 /**
  * From a master to the process that started it and waits for the outcome: the `tsmaster`

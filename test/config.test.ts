@@ -63,6 +63,7 @@ t.test('defaults', async (t) => {
     workerProcesses: 1,
     workerShutdownTimeoutMs: 10_000,
     termShutdown: 'fast',
+    metricsListen: null,
     workerHeartbeatTimeoutMs: 60_000,
     workerRlimitNofile: null,
     workerCpuAffinity: null,
@@ -82,7 +83,7 @@ t.test('defaults', async (t) => {
     controlSocket: join(FIX, 'logs/tsmaster.pid.sock'),
   });
   t.strictSame(Object.keys(c).sort(), [
-    'controlSocket', 'daemon', 'env', 'errorLog', 'file', 'listens', 'pid', 'prefix', 'readyTimeoutMs', 'termShutdown', 'user', 'worker',
+    'controlSocket', 'daemon', 'env', 'errorLog', 'file', 'listens', 'metricsListen', 'pid', 'prefix', 'readyTimeoutMs', 'termShutdown', 'user', 'worker',
     'workerCpuAffinity', 'workerHeartbeatTimeoutMs', 'workerLog', 'workerMaxMemory', 'workerPriority', 'workerProcesses',
     'workerRlimitNofile', 'workerShutdownTimeoutMs', 'workerStopSignal',
   ]);

@@ -212,13 +212,22 @@ t.test('the shipped Dockerfile and container config, with the master as PID 1', 
   fs.mkdirSync(path.join(dir, 'run'));
   fs.writeFileSync(path.join(dir, 'server.js'), "module.exports = (req, res) => setTimeout(() => res.end('ok\\n'), Number(new URL(req.url, 'http://x').searchParams.get('ms') ?? 0));\n");
   const port = await freePort();
+  const metrics = await freePort();
   const shipped = fs.readFileSync(path.join(root, 'scripts', 'docker', 'tsmaster.conf'), 'utf8');
-  const conf = shipped.replace(/^listen\s+0\.0\.0\.0:8080;/m, `listen 127.0.0.1:${port};`).replace(/^error_log\s+stderr notice;/m, `error_log ${dir}/error.log info;`);
+  const conf = shipped
+    .replace(/^listen\s+0\.0\.0\.0:8080;/m, `listen 127.0.0.1:${port};`)
+    .replace(/^metrics_listen\s+0\.0\.0\.0:9145;/m, `metrics_listen 127.0.0.1:${metrics};`)
+    .replace(/^error_log\s+stderr notice;/m, `error_log ${dir}/error.log info;`);
   t.not(conf, shipped);
   const m = await startMaster(t, { dir, pidNamespace: true, conf });
   t.equal((await get({ port })).body, 'ok\n');
   const health = await m.cli(['-s', 'status']);
-  t.equal(health.code, 0, 'the HEALTHCHECK command passes');
+  t.equal(health.code, 0, `the HEALTHCHECK command passes ${health.stdout}${health.stderr}`);
+  const k8s = fs.readFileSync(path.join(root, 'scripts', 'kubernetes.yaml'), 'utf8');
+  for (const probe of ['/readyz', '/healthz']) {
+    t.match(k8s, new RegExp(`path: ${probe}`), `kubernetes.yaml probes ${probe}`);
+    t.equal((await get({ port: metrics, path: probe })).status, 200, `${probe} answers 200 on the shipped metrics_listen`);
+  }
   const { result, exit } = await stopWithSlowRequest(m, port, () => m.signal(stopSignal!));
   t.ok(result.ok, `docker stop: the request in flight was answered (${result.text})`);
   t.equal(exit, 0, 'and the container exits 0');

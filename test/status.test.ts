@@ -81,8 +81,8 @@ t.test('steady state: --json matches /proc, the table is plain off a terminal', 
   t.equal(human.code, 0);
   t.notMatch(human.stdout, /\x1b\[/, 'no colour codes when stdout is not a terminal');
   t.match(human.stdout, new RegExp(`^master ${m.masterPid}  generation 1  running  up \\d+s  upgrade none  requests 0  restarts 0$`, 'm'));
-  t.match(human.stdout, /^PID +GEN +SLOT +STATE +UPTIME +RESTARTS +CPU% +RSS +CONNS +REQUESTS$/m, 'a header');
-  for (const w of master.workers) t.match(human.stdout, new RegExp(`^${w.pid} +1 +${w.slot} +ready +\\d+s +0 +[\\d.]+ +[\\d.]+M +0 +0$`, 'm'), `a row for ${w.pid}`);
+  t.match(human.stdout, /^PID +GEN +SLOT +STATE +UPTIME +RESTARTS +CPU% +RSS +CONNS +REQUESTS +LOOP p50\/p99$/m, 'a header');
+  for (const w of master.workers) t.match(human.stdout, new RegExp(`^${w.pid} +1 +${w.slot} +ready +\\d+s +0 +[\\d.]+ +[\\d.]+M +0 +0 +[\\d.]+\/[\\d.]+ms$`, 'm'), `a row for ${w.pid}`);
   cleanLog(t, m);
 });
 
@@ -94,12 +94,12 @@ t.test('colours only on a terminal', async (t) => {
     uptimeMs: 3_723_000,
     upgrade: { role: 'old', newPid: 11, newReady: false },
     totals: { requests: 5, restarts: 1 },
-    workers: [{ pid: 12, generation: 2, slot: 0, state: 'draining', uptimeMs: 61_000, restarts: 1, cpu: 12.34, rss: 50 * 1024 * 1024, connections: 3, requests: 4 }],
+    workers: [{ pid: 12, generation: 2, slot: 0, state: 'draining', uptimeMs: 61_000, restarts: 1, cpu: 12.34, rss: 50 * 1024 * 1024, connections: 3, requests: 4, loopDelayMs: { p50: 0.5, p99: 2.25 } }],
   };
   const plain = render([st], false).join('\n');
   t.notMatch(plain, /\x1b\[/);
   t.match(plain, /^master 10  generation 2  running  up 1h02m  upgrade: new master 11 starting  requests 5  restarts 1$/m);
-  t.match(plain, /^12 +2 +0 +draining +1m01s +1 +12\.3 +50\.0M +3 +4$/m);
+  t.match(plain, /^12 +2 +0 +draining +1m01s +1 +12\.3 +50\.0M +3 +4 +0\.5\/2\.3ms$/m, 'event-loop delay p50/p99 per worker');
   const coloured = render([st], true).join('\n');
   t.match(coloured, /\x1b\[/, 'escape codes on a terminal');
   t.equal(coloured.replace(/\x1b\[\d+m/g, ''), plain, 'the same text under the colours');

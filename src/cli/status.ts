@@ -70,7 +70,7 @@ export function render(masters: MasterStatus[], color: boolean): string[] {
       out.push('  no workers');
       continue;
     }
-    const rows = [['PID', 'GEN', 'SLOT', 'STATE', 'UPTIME', 'RESTARTS', 'CPU%', 'RSS', 'CONNS', 'REQUESTS']];
+    const rows = [['PID', 'GEN', 'SLOT', 'STATE', 'UPTIME', 'RESTARTS', 'CPU%', 'RSS', 'CONNS', 'REQUESTS', 'LOOP p50/p99']];
     const workers = [...m.workers].sort((a, b) => a.generation - b.generation || a.slot - b.slot || a.pid - b.pid);
     for (const w of workers) {
       rows.push([
@@ -84,6 +84,7 @@ export function render(masters: MasterStatus[], color: boolean): string[] {
         bytes(w.rss),
         String(w.connections),
         String(w.requests),
+        w.loopDelayMs ? `${w.loopDelayMs.p50.toFixed(1)}/${w.loopDelayMs.p99.toFixed(1)}ms` : '-',
       ]);
     }
     out.push(...table(rows, (y, x, cell) => (y === 0 ? c.dim(cell) : x === 3 ? stateColor(c, workers[y - 1]!.state)(cell) : cell)));

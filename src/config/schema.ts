@@ -148,6 +148,13 @@ const TABLE = [
     minArgs: 1, maxArgs: Infinity, multiple: true,
   },
   {
+    name: 'metrics_listen',
+    syntax: 'metrics_listen address [backlog=number] [mode=octal] [ipv6only=on|off] | off;',
+    default: 'off',
+    doc: 'A socket of the master itself (never the workers\'), serving Prometheus metrics on /metrics and health on /healthz and /readyz.',
+    minArgs: 1, maxArgs: Infinity, multiple: false,
+  },
+  {
     name: 'app',
     syntax: 'app path;',
     default: 'none',
@@ -471,6 +478,7 @@ interface Draft {
   workerProcesses?: number;
   workerShutdownTimeoutMs?: number;
   termShutdown?: 'fast' | 'graceful';
+  metricsListen?: ListenSpec | null;
   workerHeartbeatTimeoutMs?: number | null;
   workerRlimitNofile?: number;
   affinity?: { auto: true } | { auto: false; masks: number[][] };
@@ -594,6 +602,15 @@ const HANDLERS: Record<Exclude<DirectiveName, 'include'>, Handler> = {
     if (prev === undefined || explicitName) st.listenNames.set(spec.name, explicitName);
     st.listens.push(spec);
   },
+  metrics_listen(d, st, ctx) {
+    if (d.args.length === 1 && d.args[0] === 'off') {
+      st.metricsListen = null;
+      return;
+    }
+    const { spec, explicitName } = parseListen(d, ctx);
+    if (spec.reuseport || explicitName) fail('"metrics_listen" takes neither "reuseport" nor "name="', d.file, d.line);
+    st.metricsListen = spec;
+  },
   app(d, st, ctx) {
     if (st.worker) fail('"app" and "exec" directives are mutually exclusive', d.file, d.line);
     const path = pathArg(d, d.args[0]!, ctx);
@@ -667,6 +684,10 @@ export function buildConfig(list: readonly Directive[], opts: { file: string; pr
 
   if (!st.worker) failFile('"app" or "exec" directive is required', ctx.file);
   if (st.listens.length === 0) failFile('"listen" directive is required', ctx.file);
+  const metrics = st.metricsListen;
+  if (metrics && !(metrics.kind === 'tcp' && metrics.port === 0) && st.listens.some((l) => l.key === metrics.key)) {
+    fail(`metrics_listen "${metrics.key.replace(/^tcp:/, '')}" is also a listen`, metrics.source.file, metrics.source.line);
+  }
 
   const pid = st.pid ?? resolve(ctx.prefix, 'logs/tsmaster.pid');
   // The default is not checked against UNIX_PATH_MAX: a deep prefix must not make an otherwise
@@ -685,6 +706,7 @@ export function buildConfig(list: readonly Directive[], opts: { file: string; pr
     workerProcesses,
     workerShutdownTimeoutMs: st.workerShutdownTimeoutMs ?? 10_000,
     termShutdown: st.termShutdown ?? 'fast',
+    metricsListen: st.metricsListen ?? null,
     workerHeartbeatTimeoutMs: st.workerHeartbeatTimeoutMs === undefined ? 60_000 : st.workerHeartbeatTimeoutMs,
     workerRlimitNofile: st.workerRlimitNofile ?? null,
     workerCpuAffinity: st.affinity ? resolveAffinity(st.affinity, workerProcesses) : null,

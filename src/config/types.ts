@@ -54,6 +54,8 @@ export interface Config {
   workerShutdownTimeoutMs: number;
   /** What SIGTERM does: 'fast' as nginx, or 'graceful' (QUIT's stop) for orchestrators. */
   termShutdown: 'fast' | 'graceful';
+  /** The master's own HTTP socket for /metrics, /healthz, /readyz; null = off. */
+  metricsListen: ListenSpec | null;
   /** null = off */
   workerHeartbeatTimeoutMs: number | null;
   workerRlimitNofile: number | null;

@@ -13,7 +13,8 @@ export type ControlRequest =
   /** From the old master of an upgrade, as it exits: what its workers did after USR2. */
   | { cmd: 'handover'; totals: Totals };
 
-export type WorkerState = 'starting' | 'ready' | 'draining';
+import type { WorkerState } from '../master/process-table.js';
+export type { WorkerState };
 
 export interface WorkerStatus {
   pid: number;
@@ -33,6 +34,8 @@ export interface WorkerStatus {
   /** From the worker's last heartbeat (every second). */
   connections: number;
   requests: number;
+  /** Event-loop delay p50 and p99 in ms over the last heartbeat interval; null for exec workers. */
+  loopDelayMs: { p50: number; p99: number } | null;
 }
 
 /**

@@ -79,6 +79,7 @@ export async function snapshot(m: Master): Promise<MasterStatus> {
       rss: usage.get(w.pid)?.rss ?? null,
       connections: w.connections,
       requests: w.requests,
+      loopDelayMs: w.loopDelay ? { p50: w.loopDelay.p50 * 1000, p99: w.loopDelay.p99 * 1000 } : null,
     })),
   };
 }

@@ -15,6 +15,8 @@ import { SocketSet, describe } from '../sockets/listen.js';
 import { Notifier } from '../systemd/notify.js';
 import { Watchdog } from '../systemd/watchdog.js';
 import { WorkerNotifySockets } from '../systemd/worker-notify.js';
+import type { MasterMetrics } from '../metrics/master-metrics.js';
+import type { MetricsServer } from '../metrics/server.js';
 import { EventQueue, type MasterEvent, type MasterSignal } from './event-queue.js';
 import type { Generation } from './generation.js';
 import { closeStrayFds, takeInheritEnv } from './inherited.js';
@@ -74,6 +76,12 @@ export class Master {
   readonly notifier: Notifier;
   readonly watchdog: Watchdog;
   control: ControlServer | null = null;
+  /** metrics_listen, as the master started with it (a reload does not move it). */
+  metrics: MasterMetrics | null = null;
+  metricsKey: string | null = null;
+  private metricsServer: MetricsServer | null = null;
+  /** When the loop last handled a tick: /healthz. */
+  lastTickAt = Date.now();
   /** Control clients waiting for the outcome of a reload. */
   reloadWaiters: Array<(error: string | null) => void> = [];
   /** Where exec workers send sd_notify datagrams; opened on first use. */
@@ -119,11 +127,20 @@ export class Master {
       if (this.oldMaster === null) pidfile.checkNotRunning(this.config.pid);
       for (const w of unsafeDirectories(this.config)) this.log.warn(w);
       const sockets = this.sockets.acquire(this.config.listens, this.config.workerProcesses);
+      const metricsSocket = this.config.metricsListen ? this.sockets.acquire([this.config.metricsListen], 1)[0]!.members[0]! : null;
       this.sockets.dropInherited();
       for (const s of this.sockets.all()) this.log.notice(`listening on ${describe(s)} (fd ${s.fd})`);
       // A new master publishes its pid only once its workers are ready.
       if (this.oldMaster === null) pidfile.writePid(this.config.pid);
       if (this.config.controlSocket) this.control = new ControlServer(this, this.config.controlSocket);
+      if (metricsSocket) {
+        // Loaded only when asked for: prom-client takes ~100 ms to load.
+        const [{ MasterMetrics }, { MetricsServer }] = await Promise.all([import('../metrics/master-metrics.js'), import('../metrics/server.js')]);
+        this.metrics = new MasterMetrics(this);
+        this.metricsServer = new MetricsServer(this, metricsSocket.fd, this.metrics);
+        this.metricsKey = metricsSocket.key;
+        this.log.notice(`metrics on ${describe(metricsSocket)}: /metrics, /healthz, /readyz`);
+      }
       this.log.notice(`tsmaster/${version} master process started, ${this.config.workerProcesses} worker(s)`);
       this.tellParent({ t: 'started', pid: process.pid });
       startGeneration(this, this.config, sockets, 'active');
@@ -132,6 +149,7 @@ export class Master {
       this.log.emerg(message);
       if (process.connected) this.tellParent({ t: 'failed', pid: process.pid, lines: [message] });
       else if (this.log.path !== 'stderr') process.stderr.write(`tsmaster: [emerg] ${message}\n`);
+      await this.closeMetrics();
       this.sockets.closeAll(true);
       this.control?.close(true);
       pidfile.removeIfOurs(this.config.pid);
@@ -156,6 +174,7 @@ export class Master {
     this.queue.unsubscribeSignals();
     this.reaper.unsubscribe();
     this.groups.close();
+    await this.closeMetrics();
     await this.closeControl();
     return this.exitCode;
   }
@@ -171,6 +190,7 @@ export class Master {
       case 'worker-notify':
         return onWorkerNotify(this, ev.pid, ev.msg);
       case 'tick':
+        this.lastTickAt = Date.now();
         // A sweep per tick too: SIGCHLDs that arrive together are delivered as one.
         this.reap();
         return checkWorkers(this);
@@ -319,6 +339,12 @@ export class Master {
     if (this.upgrade?.ready) await handOverTotals(this, this.upgrade, this.control.home);
     this.control.close(true);
     this.control = null;
+  }
+
+  private async closeMetrics(): Promise<void> {
+    const server = this.metricsServer;
+    this.metricsServer = null;
+    await server?.close();
   }
 
   exit(code: number): void {

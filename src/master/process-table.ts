@@ -1,6 +1,12 @@
 import type { ChildProcess } from 'node:child_process';
+import type { LoopDelay } from '../protocol.js';
 
-export type WorkerState = 'starting' | 'ready' | 'draining';
+export const WORKER_STATES = ['starting', 'ready', 'draining'] as const;
+export type WorkerState = (typeof WORKER_STATES)[number];
+
+/** Why supervision replaced a worker (the `reason` label of tsmaster_worker_restarts_total). */
+export const RESTART_REASONS = ['crash', 'heartbeat', 'memory', 'ready_timeout'] as const;
+export type RestartReason = (typeof RESTART_REASONS)[number];
 
 /** One worker process. Every decision about children reads and writes this table. */
 export interface WorkerRecord {
@@ -18,6 +24,9 @@ export interface WorkerRecord {
   connections: number;
   requests: number;
   rss: number;
+  /** Node workers, from the last heartbeat: V8 heap in use and event-loop delay. */
+  heapUsed: number | null;
+  loopDelay: LoopDelay | null;
   /** RSS when it became ready: what a fresh worker of this app needs. */
   startRss: number | null;
   /** Being replaced (memory limit): a new worker takes its slot once ready. */
@@ -26,6 +35,8 @@ export interface WorkerRecord {
   notified: boolean;
   /** Killed by the master (hung, not ready in time): its exit is a failure, not a surprise. */
   killedFor: string | null;
+  /** What killedFor counts as, when the master killed it. */
+  killReason: RestartReason | null;
   killTimer: NodeJS.Timeout | null;
 }
 

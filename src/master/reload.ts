@@ -38,6 +38,7 @@ function rejectReload(m: Master, err: unknown): void {
   m.log.emerg(why);
   m.log.alert(`reload failed: generation ${m.current} keeps serving`);
   m.settleReload(why);
+  m.metrics?.changed('reload', 'failed');
   m.notifier.send('READY=1', `STATUS=${m.statusLine()}, last reload failed`);
 }
 
@@ -84,6 +85,7 @@ export function finishReload(m: Master, gen: Generation): void {
   m.log.notice(`reload finished: generation ${gen.id} serves, generation ${previous} is stopping`);
   m.notifier.send('READY=1', `STATUS=${m.statusLine()}`);
   m.settleReload(null);
+  m.metrics?.changed('reload', 'ok');
 }
 
 export function failReload(m: Master, gen: Generation, reason: string): void {
@@ -93,4 +95,5 @@ export function failReload(m: Master, gen: Generation, reason: string): void {
   m.state = m.stateBeforeReload;
   m.notifier.send('READY=1', `STATUS=${m.statusLine()}, last reload failed`);
   m.settleReload(reason);
+  m.metrics?.changed('reload', 'failed');
 }

@@ -40,6 +40,8 @@ export function spawnWorker(opts: {
     cwd: config.prefix,
     ...(config.user ? { uid: config.user.uid, gid: config.user.gid } : {}),
   };
+  // Every kind of worker can tell which one it is (PM2's NODE_APP_INSTANCE).
+  const identity = { TSMASTER_WORKER_ID: String(opts.slot), TSMASTER_GENERATION: String(opts.generation) };
   let child: ChildProcess;
   if (config.worker.kind === 'app') {
     const env: WorkerEnv = {
@@ -55,7 +57,7 @@ export function spawnWorker(opts: {
     child = spawn(setpriv ?? argv[0]!, setpriv ? [...PDEATHSIG, ...argv] : argv.slice(1), {
       ...common,
       stdio,
-      env: { ...config.env, [WORKER_ENV]: JSON.stringify(env) },
+      env: { ...config.env, ...identity, [WORKER_ENV]: JSON.stringify(env) },
     });
   } else {
     // systemd's socket activation protocol wants LISTEN_PID to be the worker's own pid,
@@ -69,6 +71,7 @@ export function spawnWorker(opts: {
       detached: true,
       env: {
         ...config.env,
+        ...identity,
         LISTEN_FDS: String(sockets.length),
         // Names are ':'-separated there; a default name is an address with a ':' in it.
         LISTEN_FDNAMES: sockets.map((s) => s.name.replaceAll(':', '_')).join(':'),

@@ -1,12 +1,12 @@
 import fs from 'node:fs';
 import * as native from '../native/index.js';
 import type { Config } from '../config/types.js';
-import type { WorkerMessage } from '../protocol.js';
+import { isObject, type WorkerMessage } from '../protocol.js';
 import { socketsForSlot, type SocketGroup } from '../sockets/listen.js';
 import type { MasterEvent } from './event-queue.js';
 import { closeWorkerLog, openWorkerLog, type Generation, type GenerationRole } from './generation.js';
 import type { Master } from './master.js';
-import type { WorkerRecord } from './process-table.js';
+import type { RestartReason, WorkerRecord } from './process-table.js';
 import { finishReload, failReload, replaceGeneration } from './reload.js';
 import { checkExit, fastShutdown } from './shutdown.js';
 import { spawnWorker } from './spawn-worker.js';
@@ -81,10 +81,13 @@ function spawnOne(m: Master, gen: Generation, slot: number): void {
     connections: 0,
     requests: 0,
     rss: 0,
+    heapUsed: null,
+    loopDelay: null,
     startRss: null,
     recycling: false,
     notified: false,
     killedFor: null,
+    killReason: null,
     killTimer: null,
   });
   if (gen.config.worker.kind === 'exec') m.groups.add(child.pid);
@@ -156,7 +159,9 @@ function forgetGenerationIfEmpty(m: Master, gen: Generation): void {
 
 /** Close the listens that no generation's config has any more. */
 export function closeSocketsNoGenerationUses(m: Master): void {
-  m.sockets.closeUnused(new Set([...m.generations.values()].flatMap((g) => g.sockets.map((s) => s.key))));
+  const keep = new Set([...m.generations.values()].flatMap((g) => g.sockets.map((s) => s.key)));
+  if (m.metricsKey) keep.add(m.metricsKey);
+  m.sockets.closeUnused(keep);
 }
 
 /**
@@ -196,6 +201,7 @@ export function onWorkerExit(m: Master, ev: Extract<MasterEvent, { type: 'worker
     fastShutdown(m, 1);
   } else {
     m.totals.restarts++;
+    if (!w.recycling) m.metrics?.restarted(w.killReason ?? 'crash');
     gen.slotRestarts[w.slot] = (gen.slotRestarts[w.slot] ?? 0) + 1;
     if (!gen.everReady) m.tellParent({ t: 'failed', pid: process.pid, lines: [`worker process ${w.pid} ${how} before it was ready; the master keeps its sockets and retries`] });
     const stable = w.readyAt !== null && Date.now() - w.readyAt >= STABLE_MS;
@@ -236,8 +242,13 @@ export function onWorkerMessage(m: Master, pid: number, msg: WorkerMessage): voi
     w.connections = msg.connections;
     w.requests = msg.requests;
     w.rss = msg.rss;
+    // A worker's word is only shown, never acted on; still, only finite numbers are kept.
+    if (Number.isFinite(msg.heapUsed)) w.heapUsed = msg.heapUsed!;
+    const d = msg.loopDelay;
+    if (isObject(d) && Number.isFinite(d.p50) && Number.isFinite(d.p99)) w.loopDelay = { p50: d.p50, p99: d.p99 };
     return;
   }
+  if (msg.t === 'metrics') return m.metrics?.onWorkerMetrics(pid, msg.seq, msg.metrics);
   if (msg.t === 'ready') {
     w.startRss = msg.rss;
     markReady(m, w);
@@ -308,10 +319,10 @@ export function checkWorkers(m: Master): void {
     if (w.state === 'starting' && cfg.worker.kind === 'exec' && !w.notified && now - w.startedAt >= EXEC_ALIVE_READY_MS) {
       markReady(m, w);
     } else if (w.state === 'starting' && now - w.startedAt > cfg.readyTimeoutMs) {
-      killWorker(m, w, `not ready within ${cfg.readyTimeoutMs}ms`);
+      killWorker(m, w, `not ready within ${cfg.readyTimeoutMs}ms`, 'ready_timeout');
     } else if (w.state === 'ready' && w.child.connected) {
       if (cfg.workerHeartbeatTimeoutMs !== null && now - w.lastPong > cfg.workerHeartbeatTimeoutMs) {
-        killWorker(m, w, `no heartbeat for ${now - w.lastPong}ms`);
+        killWorker(m, w, `no heartbeat for ${now - w.lastPong}ms`, 'heartbeat');
         continue;
       }
       if (cfg.workerMaxMemory !== null && w.rss > cfg.workerMaxMemory && !w.recycling && gen.role === 'active') {
@@ -322,6 +333,7 @@ export function checkWorkers(m: Master): void {
         } else {
           m.log.warn(`worker process ${w.pid} uses ${w.rss} bytes, over worker_max_memory ${cfg.workerMaxMemory}: replacing it`);
           w.recycling = true;
+          m.metrics?.restarted('memory');
           maintainWorkerCount(m, gen);
         }
       }
@@ -330,9 +342,10 @@ export function checkWorkers(m: Master): void {
   }
 }
 
-function killWorker(m: Master, w: WorkerRecord, why: string): void {
+function killWorker(m: Master, w: WorkerRecord, why: string, reason: RestartReason): void {
   if (w.killedFor) return;
   w.killedFor = why;
+  w.killReason = reason;
   m.log.alert(`worker process ${w.pid}: ${why}, killing it`);
   signalWorker(m, w, 'SIGKILL');
 }

@@ -48,6 +48,7 @@ export function startUpgrade(m: Master): void {
     moveToOldbin(m.config.pid);
   } catch (err) {
     m.log.alert(`upgrade failed: rename() "${m.config.pid}" failed: ${(err as Error).message}`);
+    m.metrics?.changed('upgrade', 'failed');
     return;
   }
   m.moveControl(true);
@@ -117,6 +118,8 @@ export function onUpgradeExit(m: Master, ev: Extract<MasterEvent, { type: 'upgra
   m.upgrade = null;
   const how = ev.error ?? (ev.signal ? `exited on signal ${ev.signal}` : `exited with code ${ev.code}`);
   m.log.alert(`new master process ${ev.pid || '(not started)'} ${how}; rolling back`);
+  // Never ready: the upgrade failed; ready, then gone: this master takes the service back.
+  m.metrics?.changed('upgrade', up.ready ? 'rolled_back' : 'failed');
   m.lastRollback = { newPid: ev.pid, reason: `new master process ${ev.pid || '(not started)'} ${how}`, at: Date.now() };
   try {
     restoreFromOldbin(m.config.pid);

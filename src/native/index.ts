@@ -42,6 +42,7 @@ interface Binding {
   setCloexec(fd: number, on: boolean): void;
   closeFd(fd: number): void;
   dup2(oldfd: number, newfd: number): void;
+  dupCloexec(fd: number): number;
   setPdeathsig(signal: number): void;
   setRlimitNofile(pid: number, soft: number, hard: number): void;
   setPriority(pid: number, nice: number): void;
@@ -226,6 +227,11 @@ export function closeFd(fd: number): void {
 /** dup2(2): make `newfd` refer to `oldfd`'s file (log reopen points fd 1/2 at a new file). */
 export function dup2(oldfd: number, newfd: number): void {
   native().dup2(fdArg('dup2', 'oldfd', oldfd), fdArg('dup2', 'newfd', newfd));
+}
+
+/** fcntl(F_DUPFD_CLOEXEC): a new close-on-exec descriptor for `fd`'s file. */
+export function dupCloexec(fd: number): number {
+  return native().dupCloexec(fdArg('dupCloexec', 'fd', fd));
 }
 
 // ---- processes -------------------------------------------------------------------------

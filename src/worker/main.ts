@@ -1,11 +1,13 @@
 // Entry point of a Node worker process: set up the process, start the app, report ready,
 // answer heartbeats, and stop on the master's signals (QUIT graceful, TERM/INT fast).
 import fs from 'node:fs';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { formatLine } from '../log/logger.js';
 import * as native from '../native/index.js';
 import { WORKER_ENV, isObject, type MasterToWorker, type WorkerEnv, type WorkerMessage } from '../protocol.js';
 import type { LogLevel } from '../config/types.js';
 import { ConnectionTracker } from './drain.js';
+import { appMetrics } from './app-metrics.js';
 import { startApp, stopListening, type Serving } from './runtime.js';
 
 /**
@@ -43,6 +45,27 @@ if (process.ppid !== env.masterPid) process.exit(1);
 process.title = `tsmaster: worker process (generation ${env.generation})`;
 
 const tracker = new ConnectionTracker();
+// Sampled every 10 ms; each heartbeat reports the window since the previous one. The
+// histogram records the time between samples, so the delay is that minus the resolution.
+const LOOP_RESOLUTION_MS = 10;
+const loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
+loopDelay.enable();
+const delaySeconds = (percentile: number) => Math.max(0, loopDelay.percentile(percentile) / 1e6 - LOOP_RESOLUTION_MS) / 1000;
+
+function heartbeat(seq: number): WorkerMessage {
+  const mem = process.memoryUsage();
+  const msg: WorkerMessage = {
+    t: 'pong',
+    seq,
+    connections: tracker.connections,
+    requests: tracker.requests,
+    rss: mem.rss,
+    heapUsed: mem.heapUsed,
+    loopDelay: { p50: delaySeconds(50), p99: delaySeconds(99) },
+  };
+  loopDelay.reset();
+  return msg;
+}
 let serving: Serving | null = null;
 let stopping = false;
 
@@ -89,8 +112,16 @@ process.on('disconnect', () => void stopGracefully(true));
 process.on('message', (msg: unknown) => {
   if (!isObject(msg)) return;
   const m = msg as MasterToWorker;
-  if (m.t === 'ping') {
-    send({ t: 'pong', seq: m.seq, connections: tracker.connections, requests: tracker.requests, rss: process.memoryUsage.rss() });
+  if (m.t === 'ping') send(heartbeat(m.seq));
+  if (m.t === 'metrics') {
+    const seq = m.seq;
+    appMetrics().then(
+      (metrics) => send({ t: 'metrics', seq, metrics }),
+      (err) => {
+        log('error', `app metrics failed: ${String(err)}`);
+        send({ t: 'metrics', seq, metrics: [] });
+      },
+    );
   }
 });
 

@@ -272,7 +272,13 @@ export async function startMaster(t: Teardown, opts: StartOptions): Promise<Inst
       return waitFor(`log line ${re}`, () => lines().slice(o.after ?? 0).find((l) => re.test(l.text) && (o.pid === undefined || l.pid === o.pid)), o.timeoutMs ?? 15_000);
     },
   };
-  if (opts.waitReady !== false) await inst.waitLog(/^generation 1: all \d+ worker\(s\) ready/, { pid: inst.logPid });
+  if (opts.waitReady !== false) {
+    // A master that exits instead (a port another test took meanwhile) fails at once, with its log.
+    await waitFor('generation 1 ready', () => {
+      if (proc && proc.exitCode !== null) throw new Error(`the master exited with ${proc.exitCode} before it was ready:\n${lines().map((l) => l.text).join('\n')}`);
+      return lines().some((l) => l.pid === inst.logPid && /^generation 1: all \d+ worker\(s\) ready/.test(l.text));
+    });
+  }
   return inst;
 }
 

@@ -1,0 +1,254 @@
+// What the master knows, as Prometheus metrics (prom-client), plus the apps' own metrics
+// summed over the workers. Gauges read the master's state at scrape time; counters count
+// events as the loop handles them.
+import fs from 'node:fs';
+import { AggregatorRegistry, Counter, Gauge, Registry, type Metric } from 'prom-client';
+import type { Master } from '../master/master.js';
+import { isLiveMaster } from '../master/pidfile.js';
+import { RESTART_REASONS, WORKER_STATES, type RestartReason, type WorkerRecord } from '../master/process-table.js';
+import { isObject } from '../protocol.js';
+import { version } from '../version.js';
+
+export const CHANGE_RESULTS = ['ok', 'failed', 'rolled_back'] as const;
+export type ChangeResult = (typeof CHANGE_RESULTS)[number];
+
+/** How long a scrape waits for the workers' app metrics; a worker that is late is left out. */
+const WORKER_METRICS_MS = 1000;
+/** A worker's answer is hostile input: bounded, and only well-formed metric families. */
+const MAX_APP_FAMILIES = 1000;
+const MAX_APP_VALUES = 10_000;
+const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+const METRIC_TYPES = new Set(['counter', 'gauge', 'histogram', 'summary']);
+
+/** Kernel clock ticks per second for /proc/PID/stat times (USER_HZ, 100 on Linux). */
+const CLK_TCK = 100;
+
+function cpuSeconds(pid: number): number | null {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime are fields 14 and 15 of stat(5): 11 and 12 after the state field.
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+  } catch {
+    return null;
+  }
+}
+
+function rssBytes(pid: number): number | null {
+  try {
+    return Number(fs.readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ')[1]) * 4096;
+  } catch {
+    return null;
+  }
+}
+
+/** Only families prom-client can aggregate, never one that claims the master's own names. */
+export function validAppFamilies(data: unknown): Metric[] | null {
+  if (!Array.isArray(data) || data.length > MAX_APP_FAMILIES) return null;
+  let values = 0;
+  for (const f of data) {
+    if (!isObject(f) || typeof f.name !== 'string' || !METRIC_NAME.test(f.name) || f.name.startsWith('tsmaster_')) return null;
+    if (typeof f.help !== 'string' || typeof f.type !== 'string' || !METRIC_TYPES.has(f.type) || !Array.isArray(f.values)) return null;
+    values += f.values.length;
+    if (values > MAX_APP_VALUES) return null;
+    for (const v of f.values) if (!isObject(v) || typeof v.value !== 'number' || (v.labels !== undefined && !isObject(v.labels))) return null;
+  }
+  return data as Metric[];
+}
+
+interface Scrape {
+  waiting: Set<number>;
+  got: Metric[][];
+  done: () => void;
+}
+
+export class MasterMetrics {
+  readonly registry = new Registry();
+  private readonly restarts: Counter<'reason'>;
+  private readonly reloads: Counter<'result'>;
+  private readonly upgrades: Counter<'result'>;
+  private upgradeCounted = false;
+  private seq = 0;
+  private readonly scrapes = new Map<number, Scrape>();
+
+  constructor(private readonly m: Master) {
+    const registers = [this.registry];
+    const self = this;
+    new Gauge({
+      name: 'tsmaster_build_info',
+      help: 'Always 1: the tsmaster and Node.js versions of this master.',
+      labelNames: ['version', 'node'],
+      registers,
+      collect() {
+        this.set({ version, node: process.version }, 1);
+      },
+    });
+    new Gauge({
+      name: 'tsmaster_start_time_seconds',
+      help: 'When this master process started, in seconds since the epoch.',
+      registers,
+      collect() {
+        this.set(m.startedAt / 1000);
+      },
+    });
+    new Gauge({
+      name: 'tsmaster_generation',
+      help: 'The generation that serves.',
+      registers,
+      collect() {
+        this.set(m.current);
+      },
+    });
+    new Gauge({
+      name: 'tsmaster_workers',
+      help: 'Worker processes by state.',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        for (const state of WORKER_STATES) this.set({ state }, m.table.all().filter((w) => w.state === state).length);
+      },
+    });
+    this.restarts = new Counter({ name: 'tsmaster_worker_restarts_total', help: 'Workers replaced by supervision, by reason.', labelNames: ['reason'], registers });
+    for (const reason of RESTART_REASONS) this.restarts.inc({ reason }, 0);
+    this.reloads = new Counter({ name: 'tsmaster_reloads_total', help: 'Reloads by result.', labelNames: ['result'], registers });
+    this.reloads.inc({ result: 'ok' }, 0);
+    this.reloads.inc({ result: 'failed' }, 0);
+    this.upgrades = new Counter({
+      name: 'tsmaster_upgrades_total',
+      help: 'Binary upgrades by result: ok on the new master once the old one is gone, failed and rolled_back on the old master.',
+      labelNames: ['result'],
+      registers,
+      collect() {
+        self.countFinishedUpgrade();
+      },
+    });
+    for (const result of CHANGE_RESULTS) this.upgrades.inc({ result }, 0);
+    new Counter({
+      name: 'tsmaster_requests_total',
+      help: 'Requests served by the workers, since the first master of this line (kept across upgrades).',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(m.totals.requests);
+      },
+    });
+    const perWorker = ['slot', 'generation'] as const;
+    const labels = (w: WorkerRecord) => ({ slot: String(w.slot), generation: String(w.generation) });
+    const gauge = (name: string, help: string, value: (w: WorkerRecord) => number | null) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: perWorker,
+        registers,
+        collect() {
+          this.reset();
+          for (const w of m.table.all()) {
+            const v = value(w);
+            if (v !== null) this.set(labels(w), v);
+          }
+        },
+      });
+    new Counter({
+      name: 'tsmaster_worker_requests_total',
+      help: 'Requests served by each worker (from its heartbeat).',
+      labelNames: perWorker,
+      registers,
+      collect() {
+        this.reset();
+        for (const w of m.table.all()) this.inc(labels(w), w.requests);
+      },
+    });
+    new Counter({
+      name: 'tsmaster_worker_cpu_seconds_total',
+      help: 'User and system CPU time of each worker process.',
+      labelNames: perWorker,
+      registers,
+      collect() {
+        this.reset();
+        for (const w of m.table.all()) {
+          const s = cpuSeconds(w.pid);
+          if (s !== null) this.inc(labels(w), s);
+        }
+      },
+    });
+    gauge('tsmaster_worker_connections', 'Open connections of each worker (from its heartbeat).', (w) => w.connections);
+    gauge('tsmaster_worker_resident_memory_bytes', 'Resident set size of each worker process.', (w) => rssBytes(w.pid));
+    gauge('tsmaster_worker_heap_used_bytes', 'V8 heap in use in each Node.js worker (from its heartbeat).', (w) => w.heapUsed);
+    // Two gauges, not a quantile label: that label belongs to summaries.
+    gauge('tsmaster_worker_event_loop_delay_p50_seconds', 'Median event-loop delay of each Node.js worker over its last heartbeat interval.', (w) => w.loopDelay?.p50 ?? null);
+    gauge('tsmaster_worker_event_loop_delay_p99_seconds', '99th percentile event-loop delay of each Node.js worker over its last heartbeat interval.', (w) => w.loopDelay?.p99 ?? null);
+    new Gauge({
+      name: 'tsmaster_draining_connections',
+      help: 'Connections still open on the draining workers of each retiring generation.',
+      labelNames: ['generation'],
+      registers,
+      collect() {
+        this.reset();
+        for (const gen of m.generations.values()) {
+          if (gen.role !== 'retiring') continue;
+          const open = m.table.ofGeneration(gen.id).reduce((n, w) => n + w.connections, 0);
+          this.set({ generation: String(gen.id) }, open);
+        }
+      },
+    });
+  }
+
+  restarted(reason: RestartReason): void {
+    this.restarts.inc({ reason });
+  }
+
+  changed(kind: 'reload' | 'upgrade', result: ChangeResult): void {
+    (kind === 'reload' ? this.reloads : this.upgrades).inc({ result });
+  }
+
+  /** A master an upgrade started counts its one success once the old master has exited. */
+  private countFinishedUpgrade(): void {
+    const old = this.m.oldMaster;
+    if (old === null || this.upgradeCounted || isLiveMaster(old)) return;
+    this.upgradeCounted = true;
+    this.upgrades.inc({ result: 'ok' });
+  }
+
+  /** A worker's answer to a scrape's request (an event of the loop). */
+  onWorkerMetrics(pid: number, seq: number, data: unknown): void {
+    const scrape = this.scrapes.get(seq);
+    if (!scrape || !scrape.waiting.delete(pid)) return;
+    const families = validAppFamilies(data);
+    if (families) scrape.got.push(families);
+    if (scrape.waiting.size === 0) scrape.done();
+  }
+
+  /** The exposition: the master's metrics, then the apps' metrics summed over the workers. */
+  async exposition(): Promise<string> {
+    const own = await this.registry.metrics();
+    const app = await this.appMetrics();
+    if (app.length === 0) return own;
+    try {
+      return own + (await AggregatorRegistry.aggregate(app).metrics());
+    } catch {
+      // Families that disagree between workers (a type, a label set): the master's own still go out.
+      return own;
+    }
+  }
+
+  private appMetrics(): Promise<Metric[][]> {
+    // Draining workers are about to go; a scrape does not wait for them.
+    const workers = this.m.table.all().filter((w) => w.state !== 'draining' && this.m.generations.get(w.generation)?.config.worker.kind === 'app' && w.child.connected);
+    if (workers.length === 0) return Promise.resolve([]);
+    const seq = ++this.seq;
+    return new Promise((resolve) => {
+      const scrape: Scrape = {
+        waiting: new Set(workers.map((w) => w.pid)),
+        got: [],
+        done: () => {
+          clearTimeout(timer);
+          this.scrapes.delete(seq);
+          resolve(scrape.got);
+        },
+      };
+      const timer = setTimeout(scrape.done, WORKER_METRICS_MS);
+      this.scrapes.set(seq, scrape);
+      for (const w of workers) w.child.send({ t: 'metrics', seq }, () => undefined);
+    });
+  }
+}

@@ -1,0 +1,293 @@
+// metrics_listen: Prometheus metrics, health and readiness from the master's own socket,
+// app metrics summed over the workers, worker ids in the environment, a real Prometheus.
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import t from 'tap';
+import { validAppFamilies } from '../src/metrics/master-metrics.js';
+import { fixtures, freePort, get, isGone, killAll, sleep, startMaster, tempDir, waitFor, workersOf, type Instance } from './helpers/master.js';
+
+const app = path.join(fixtures, 'apps', 'metrics-app.mjs');
+const promtool = spawnSync('promtool', ['--version']).status === 0;
+const prometheus = spawnSync('prometheus', ['--version']).status === 0;
+
+/** One sample's value from an exposition, by its name and label text (`{a="b"}` or ''). */
+function sample(text: string, name: string, labels = ''): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${name}${labels} `));
+  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
+async function scrape(port: number): Promise<string> {
+  const r = await get({ port, path: '/metrics' });
+  if (r.status !== 200) throw new Error(`/metrics answered ${r.status}`);
+  return r.body;
+}
+
+async function start(t: Parameters<typeof startMaster>[0], extra = '', workers = 2): Promise<{ m: Instance; port: number; metrics: number }> {
+  const port = await freePort();
+  const metrics = await freePort();
+  const m = await startMaster(t, { conf: `worker_processes ${workers};\nlisten 127.0.0.1:${port};\nmetrics_listen 127.0.0.1:${metrics};\n${extra}app ${app};\n` });
+  return { m, port, metrics };
+}
+
+t.test('validAppFamilies: what a worker sends is checked before it is aggregated', async (t) => {
+  const good = [{ name: 'app_hits_total', help: 'h', type: 'counter', values: [{ value: 1, labels: {} }], aggregator: 'sum' }];
+  t.same(validAppFamilies(good), good);
+  t.same(validAppFamilies([]), []);
+  t.equal(validAppFamilies('x'), null, 'not an array');
+  t.equal(validAppFamilies([{ ...good[0], name: 'tsmaster_requests_total' }]), null, 'the master\'s own names are not the app\'s');
+  t.equal(validAppFamilies([{ ...good[0], name: 'bad name' }]), null, 'a name Prometheus would reject');
+  t.equal(validAppFamilies([{ ...good[0], type: 'untyped' }]), null);
+  t.equal(validAppFamilies([{ ...good[0], values: [{ value: '1' }] }]), null, 'values are numbers');
+  t.equal(validAppFamilies([{ ...good[0], values: Array(10_001).fill({ value: 1 }) }]), null, 'bounded');
+});
+
+t.test('/metrics, /healthz, /readyz and 404 on the master\'s own socket, never the workers\'', async (t) => {
+  const { m, port, metrics } = await start(t);
+  for (let i = 0; i < 20; i++) await get({ port });
+  const body = await waitForMetric(metrics, (text) => (sample(text, 'tsmaster_requests_total') ?? 0) >= 20);
+  t.equal(sample(body, 'tsmaster_build_info', `{version="${JSON.parse(fs.readFileSync(path.join(fixtures, '..', '..', 'package.json'), 'utf8')).version}",node="${process.version}"}`), 1, 'build_info');
+  t.equal(sample(body, 'tsmaster_generation'), 1);
+  t.equal(sample(body, 'tsmaster_workers', '{state="ready"}'), 2);
+  t.ok((sample(body, 'tsmaster_start_time_seconds') ?? 0) > 1.7e9, 'start time in seconds');
+  for (const slot of ['0', '1']) {
+    const l = `{slot="${slot}",generation="1"}`;
+    t.ok((sample(body, 'tsmaster_worker_resident_memory_bytes', l) ?? 0) > 1e6, `RSS of slot ${slot}`);
+    t.ok((sample(body, 'tsmaster_worker_cpu_seconds_total', l) ?? 0) > 0, `CPU seconds of slot ${slot}`);
+    t.ok((sample(body, 'tsmaster_worker_heap_used_bytes', l) ?? 0) > 1e5, `heap of slot ${slot}`);
+    t.ok(sample(body, 'tsmaster_worker_event_loop_delay_p99_seconds', l) !== undefined, `loop delay of slot ${slot}`);
+    t.ok(sample(body, 'tsmaster_worker_connections', l) !== undefined);
+  }
+  t.equal(sample(body, 'app_workers'), 2, 'the app\'s gauge, summed over the workers');
+  if (promtool) {
+    const check = spawnSync('promtool', ['check', 'metrics'], { input: body, encoding: 'utf8' });
+    t.equal(check.status, 0, `promtool check metrics: ${check.stdout}${check.stderr}`);
+  }
+  t.equal((await get({ port: metrics, path: '/healthz' })).status, 200);
+  t.equal((await get({ port: metrics, path: '/readyz' })).status, 200);
+  t.equal((await get({ port: metrics, path: '/nope' })).status, 404);
+  t.equal((await get({ port: metrics, path: '/' })).status, 404);
+  t.match((await get({ port })).body, /^ok \d+/, 'the app port serves the app');
+  t.equal((await get({ port, path: '/metrics' })).body.startsWith('ok '), true, 'and not the metrics');
+  const holders = workersOf(m.masterPid).filter((w) => fs.readdirSync(`/proc/${w}/fd`).some((fd) => socketPort(w, fd) === metrics));
+  t.same(holders, [], 'no worker holds the metrics socket');
+});
+
+/** The local port of the TCP socket on fd `fd` of `pid`, if it is one. */
+function socketPort(pid: number, fd: string): number | undefined {
+  let link: string;
+  try {
+    link = fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
+  } catch {
+    return undefined;
+  }
+  const inode = /^socket:\[(\d+)\]$/.exec(link)?.[1];
+  if (!inode) return undefined;
+  for (const line of fs.readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f[9] === inode) return parseInt(f[1]!.split(':')[1]!, 16);
+  }
+  return undefined;
+}
+
+async function waitForMetric(port: number, ok: (text: string) => boolean, timeoutMs = 15_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const text = await scrape(port);
+    if (ok(text)) return text;
+    if (Date.now() > deadline) throw new Error(`metrics never matched:\n${text}`);
+    await sleep(200);
+  }
+}
+
+t.test('app metrics are summed over 3 workers', async (t) => {
+  const { port, metrics } = await start(t, '', 3);
+  for (let i = 0; i < 30; i++) await get({ port });
+  const body = await scrape(metrics);
+  t.equal(sample(body, 'app_hits_total'), 30, '30 requests, wherever each was served');
+  t.equal(sample(body, 'app_workers'), 3);
+  t.match(body, /^# TYPE app_hits_total counter$/m);
+});
+
+t.test('every kind of worker has its slot and generation in the environment', async (t) => {
+  const { m, port } = await start(t);
+  const seen = new Set<string>();
+  for (let i = 0; i < 40 && seen.size < 2; i++) seen.add((await get({ port, path: '/env' })).body.trim());
+  t.same([...seen].sort(), ['0 1', '1 1'], 'Node workers: TSMASTER_WORKER_ID 0 and 1, TSMASTER_GENERATION 1');
+  const r = await m.cli(['-s', 'reload']);
+  t.equal(r.code, 0);
+  const after = new Set<string>();
+  for (let i = 0; i < 40 && after.size < 2; i++) after.add((await get({ port, path: '/env' })).body.trim());
+  t.same([...after].sort(), ['0 2', '1 2'], 'generation 2 after a reload');
+
+  const dir = tempDir(t);
+  const out = path.join(dir, 'ids');
+  const execPort = await freePort();
+  await startMaster(t, {
+    dir,
+    conf: `worker_processes 2;\nlisten 127.0.0.1:${execPort};\nexec /bin/sh -c "echo $TSMASTER_WORKER_ID.$TSMASTER_GENERATION >> ${out}; exec sleep 600";\n`,
+  });
+  t.same(fs.readFileSync(out, 'utf8').trim().split('\n').sort(), ['0.1', '1.1'], 'exec workers too');
+});
+
+t.test('restart reasons: crash, heartbeat, memory', async (t) => {
+  const { m, port, metrics } = await start(t, 'worker_heartbeat_timeout 2s;\nworker_max_memory 120m;\n', 1);
+  const reason = (text: string, r: string) => sample(text, 'tsmaster_worker_restarts_total', `{reason="${r}"}`);
+  t.equal(reason(await scrape(metrics), 'crash'), 0);
+
+  await get({ port, path: '/crash' }).catch(() => undefined);
+  await waitForMetric(metrics, (text) => reason(text, 'crash') === 1);
+  t.pass('a crash counts as crash');
+
+  await waitFor('a worker again', () => workersOf(m.masterPid).length === 1 || undefined);
+  await waitForAnswer(port);
+  const hung = get({ port, path: '/hang' }).catch(() => undefined);
+  await waitForMetric(metrics, (text) => reason(text, 'heartbeat') === 1, 30_000);
+  await hung;
+  t.pass('a hung worker counts as heartbeat');
+
+  await waitForAnswer(port);
+  for (let i = 0; i < 4; i++) await get({ port, path: '/grow' });
+  const text = await waitForMetric(metrics, (text) => reason(text, 'memory') === 1, 30_000);
+  t.equal(reason(text, 'crash'), 1, 'and nothing else counted twice');
+  t.equal(reason(text, 'heartbeat'), 1);
+});
+
+async function waitForAnswer(port: number): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    try {
+      if ((await get({ port })).status === 200) return;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+    }
+    await sleep(100);
+  }
+}
+
+t.test('reload and upgrade results, and scrapes go on across an upgrade', async (t) => {
+  const { m, port, metrics } = await start(t);
+  t.equal((await m.cli(['-s', 'reload'])).code, 0);
+  const conf = fs.readFileSync(m.conf, 'utf8');
+  fs.writeFileSync(m.conf, conf.replace(/^app .*$/m, `app ${path.join(fixtures, 'apps', 'throws.mjs')};`));
+  t.equal((await m.cli(['-s', 'reload'])).code, 1, 'a broken app fails the reload');
+  fs.writeFileSync(m.conf, conf);
+  let text = await scrape(metrics);
+  t.equal(sample(text, 'tsmaster_reloads_total', '{result="ok"}'), 1);
+  t.equal(sample(text, 'tsmaster_reloads_total', '{result="failed"}'), 1);
+  for (let i = 0; i < 10; i++) await get({ port });
+  text = await waitForMetric(metrics, (x) => (sample(x, 'tsmaster_requests_total') ?? 0) >= 10);
+  const before = sample(text, 'tsmaster_requests_total')!;
+
+  // Scrape all along the upgrade: not one may fail.
+  let scrapes = 0;
+  const failed: string[] = [];
+  let going = true;
+  const loop = (async () => {
+    while (going) {
+      try {
+        await scrape(metrics);
+        scrapes++;
+      } catch (err) {
+        failed.push((err as Error).message);
+      }
+      await sleep(20);
+    }
+  })();
+  const up = await m.cli(['-s', 'upgrade']);
+  going = false;
+  await loop;
+  t.equal(up.code, 0, `upgrade: ${up.stderr}`);
+  t.same(failed, [], `${scrapes} scrapes during the upgrade, none failed`);
+  await waitFor('old master gone', () => isGone(m.masterPid));
+  text = await waitForMetric(metrics, (x) => sample(x, 'tsmaster_upgrades_total', '{result="ok"}') === 1);
+  t.pass('the new master counts the upgrade once its old master is gone');
+  t.ok(sample(text, 'tsmaster_requests_total')! >= before, 'requests_total survives the upgrade');
+});
+
+t.test('/readyz is 503 during QUIT while the workers still finish their requests', async (t) => {
+  const { m, port, metrics } = await start(t, '', 1);
+  const [worker] = workersOf(m.masterPid);
+  const slow = get({ port, path: '/?ms=2000' });
+  await sleep(300);
+  m.signal('SIGQUIT');
+  const deadline = Date.now() + 1500;
+  let status = 0;
+  while (Date.now() < deadline && status !== 503) {
+    status = (await get({ port: metrics, path: '/readyz' })).status;
+    if (status !== 503) await sleep(20);
+  }
+  t.equal(status, 503, '/readyz says not ready');
+  t.notOk(isGone(worker!), 'while the worker is still there');
+  t.equal((await get({ port: metrics, path: '/healthz' })).status, 200, '/healthz stays 200: the master is fine');
+  t.equal((await slow).status, 200, 'the request in flight is answered');
+  await waitFor('master exit', () => isGone(m.masterPid));
+});
+
+t.test('slow clients cannot hold the metrics socket', async (t) => {
+  const { metrics } = await start(t, '', 1);
+  const idle: net.Socket[] = [];
+  t.teardown(() => idle.forEach((s) => s.destroy()));
+  // More silent connections than the server takes, each sending half a request line.
+  let n = 0;
+  let allClosed: () => void = () => undefined;
+  const closed = new Promise<void>((resolve) => {
+    allClosed = resolve;
+    setTimeout(resolve, 12_000);
+  });
+  for (let i = 0; i < 40; i++) {
+    const s = net.connect(metrics, '127.0.0.1');
+    s.on('error', () => undefined);
+    s.once('close', () => ++n === 40 && allClosed());
+    s.write('GET /metr');
+    idle.push(s);
+  }
+  await closed;
+  t.equal(n, idle.length, 'every stalled client was dropped by the deadline');
+  t.equal((await get({ port: metrics, path: '/healthz' })).status, 200, 'and the master answers');
+});
+
+t.test('a real Prometheus scrapes metrics_listen', { skip: prometheus ? false : 'prometheus is not installed (apt-get install prometheus)' }, async (t) => {
+  const { port, metrics } = await start(t);
+  for (let i = 0; i < 5; i++) await get({ port });
+  const dir = tempDir(t);
+  const web = await freePort();
+  fs.writeFileSync(
+    path.join(dir, 'prometheus.yml'),
+    `global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: tsmaster\n    static_configs:\n      - targets: ['127.0.0.1:${metrics}']\n`,
+  );
+  const prom = spawn('prometheus', [`--config.file=${path.join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${web}`], { stdio: 'ignore' });
+  t.teardown(() => killAll([prom.pid!]));
+  const query = async (q: string) => {
+    const r = await get({ port: web, path: `/api/v1/query?query=${encodeURIComponent(q)}` });
+    return JSON.parse(r.body) as { data: { result: Array<{ metric: Record<string, string>; value: [number, string] }> } };
+  };
+  const up = await waitForAsync('Prometheus scraped the target', async () => {
+    try {
+      const res = await query('up{job="tsmaster"}');
+      return res.data.result[0]?.value[1] === '1' ? res : undefined;
+    } catch {
+      return undefined;
+    }
+  }, 60_000);
+  t.equal(up.data.result[0]!.metric.instance, `127.0.0.1:${metrics}`);
+  const workers = await waitForAsync('worker series ingested', async () => {
+    const res = await query('tsmaster_workers{state="ready"}');
+    return res.data.result.length > 0 ? res : undefined;
+  }, 30_000);
+  t.equal(workers.data.result[0]!.value[1], '2', 'Prometheus has tsmaster_workers{state="ready"} 2');
+  const apps = await query('app_workers');
+  t.equal(apps.data.result[0]?.value[1], '2', 'and the app metrics');
+});
+
+async function waitForAsync<T>(what: string, check: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`);
+    await sleep(250);
+  }
+}
+
