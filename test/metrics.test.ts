@@ -172,10 +172,12 @@ t.test('reload and upgrade results, and scrapes go on across an upgrade', async 
   const conf = fs.readFileSync(m.conf, 'utf8');
   fs.writeFileSync(m.conf, conf.replace(/^app .*$/m, `app ${path.join(fixtures, 'apps', 'throws.mjs')};`));
   t.equal((await m.cli(['-s', 'reload'])).code, 1, 'a broken app fails the reload');
+  t.equal((await m.cli(['-s', 'upgrade'])).code, 1, 'and the upgrade: the new master is never ready');
   fs.writeFileSync(m.conf, conf);
   let text = await scrape(metrics);
   t.equal(sample(text, 'tsmaster_reloads_total', '{result="ok"}'), 1);
   t.equal(sample(text, 'tsmaster_reloads_total', '{result="failed"}'), 1);
+  t.equal(sample(text, 'tsmaster_upgrades_total', '{result="failed"}'), 1, 'the old master counts the failed upgrade');
   for (let i = 0; i < 10; i++) await get({ port });
   text = await waitForMetric(metrics, (x) => (sample(x, 'tsmaster_requests_total') ?? 0) >= 10);
   const before = sample(text, 'tsmaster_requests_total')!;

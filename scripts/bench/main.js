@@ -11,7 +11,7 @@ import path from 'node:path';
 import { autocannonVersion, probe, runAutocannon, runWrk, startNodeClient, startWrk, wrkVersion } from './load.js';
 import { cleanup, clockTicks, installHandlers, onExitSync, procStat, rssKb, run, sleep, tempRoot, wasInterrupted } from './procs.js';
 import { writeReport } from './report.js';
-import { cli, makeConfigs, readCounts, repo, Tsmaster } from './servers.js';
+import { cli, getMetrics, makeConfigs, readCounts, repo, Tsmaster } from './servers.js';
 import { cv, max, median, min, sum } from './stats.js';
 
 function knob(name, def) {
@@ -318,7 +318,7 @@ async function statusLatency(tsm) {
     return { skipped: true, reason: `\`tsmaster -s status\` exits ${probeRun.code}: ${said.split('\n')[0]}` };
   }
   if (remaining() < 60) return { skipped: true, reason: 'not enough time left in the budget' };
-  const big = new Tsmaster({ key: 'tsm-64', label: `tsmaster, ${opts.statusWorkers} workers`, workers: opts.statusWorkers, reuseport: false, extra: ['ready_timeout 120s;'] });
+  const big = new Tsmaster({ key: 'tsm-64', label: `tsmaster, ${opts.statusWorkers} workers`, workers: opts.statusWorkers, reuseport: false, extra: ['ready_timeout 120s;'], metrics: true });
   const t0 = performance.now();
   await big.start(150_000);
   const startMs = performance.now() - t0;
@@ -348,6 +348,13 @@ async function statusLatency(tsm) {
       jsonWorkers = null;
     }
   }
+  // GET /metrics: every worker asked for its app metrics over IPC, the master's own series.
+  const metrics = [];
+  for (let i = 0; i < 10; i++) {
+    const r = await getMetrics(big.metricsPort);
+    if (r.status !== 200) failures.push(`/metrics answered ${r.status}`);
+    else metrics.push(r.ms);
+  }
   const masterRssKb = rssKb(big.managerPid());
   await big.stop();
   return {
@@ -357,6 +364,7 @@ async function statusLatency(tsm) {
     cliBaselineMs: median(baseline),
     statusMs: { median: median(human), max: max(human) },
     statusJsonMs: { median: median(json), max: max(json) },
+    metricsMs: { median: median(metrics), max: max(metrics) },
     statusLines: lines,
     jsonObjectsWithPidAndState: jsonWorkers,
     masterRssKb,

@@ -153,6 +153,7 @@ export function markdown(r) {
         `- \`tsmaster -s status\` with ${s.workers} workers: median ${int(s.statusMs.median)} ms (\`--json\` ${int(s.statusJsonMs.median)} ms), of which ~${int(s.cliBaselineMs)} ms is starting the CLI (\`tsmaster -v\`); ` +
           `${s.workers} workers started in ${(s.startupMs / 1000).toFixed(1)} s; master RSS ${mb(s.masterRssKb)} MB.`,
       );
+      if (s.metricsMs) lines.push(`- \`GET /metrics\` (metrics_listen) with ${s.workers} workers: median ${s.metricsMs.median.toFixed(1)} ms, max ${s.metricsMs.max.toFixed(1)} ms (goal < 50 ms).`);
     }
   }
   if (r.pm2InstallSeconds) lines.push(`- PM2 was installed by the benchmark into a temporary directory in ${r.pm2InstallSeconds.toFixed(0)} s, PM2_HOME isolated, and removed afterwards.`);

@@ -3,6 +3,7 @@
 // Each has start(), stop(), the pid of its manager process (null for one process) and, for
 // PM2 and tsmaster, change(kind) = a reload or an upgrade under load.
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -190,9 +191,23 @@ class Pm2 {
   }
 }
 
+/** One GET of the master's metrics_listen; resolves with the status and the time it took. */
+export function getMetrics(port, path = '/metrics') {
+  return new Promise((resolve) => {
+    const t0 = performance.now();
+    const req = http.get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode, ms: performance.now() - t0 }));
+    });
+    req.setTimeout(10_000, () => req.destroy(new Error('timeout')));
+    req.on('error', () => resolve({ status: 0, ms: performance.now() - t0 }));
+  });
+}
+
 class Tsmaster {
-  constructor({ key, label, workers, reuseport, extra = [] }) {
-    Object.assign(this, { key, label, workers, reuseport, extra, manager: 'tsmaster master' });
+  /** `metrics`: with metrics_listen, scraped every second while it runs, as Prometheus would. */
+  constructor({ key, label, workers, reuseport, extra = [], metrics = false }) {
+    Object.assign(this, { key, label, workers, reuseport, extra, metrics, manager: 'tsmaster master' });
   }
 
   writeConf({ workers = this.workers, port = this.port, file = this.conf } = {}) {
@@ -207,6 +222,7 @@ class Tsmaster {
         `listen 127.0.0.1:${port}${this.reuseport ? ' reuseport' : ''};`,
         `app ${appPath};`,
         `env BENCH_STATS_DIR=${this.statsDir};`,
+        ...(this.metricsPort ? [`metrics_listen 127.0.0.1:${this.metricsPort};`] : []),
         ...this.extra,
         '',
       ].join('\n'),
@@ -217,6 +233,7 @@ class Tsmaster {
     this.dir = tempDir(this.key);
     this.statsDir = tempDir(`${this.key}/stats`);
     this.port = await freePort();
+    this.metricsPort = this.metrics ? await freePort() : null;
     this.conf = path.join(this.dir, 'tsmaster.conf');
     this.errorLog = path.join(this.dir, 'error.log');
     this.pidFile = path.join(this.dir, 'tsmaster.pid');
@@ -234,6 +251,10 @@ class Tsmaster {
     );
     if (!ready) throw new Error(`${this.label} did not start:\n${tail(this.errorLog)}\n${tail(path.join(this.dir, 'stdout.log'))}`);
     await waitHttp(this.port);
+    if (this.metrics && this.metricsPort) {
+      this.scrapes = { ok: 0, failed: 0 };
+      this.scraper = setInterval(() => void getMetrics(this.metricsPort).then((r) => (r.status === 200 ? this.scrapes.ok++ : this.scrapes.failed++)), 1000);
+    }
   }
 
   tsm(...args) {
@@ -296,6 +317,7 @@ class Tsmaster {
   async stop() {
     this.unregister?.();
     this.unregister = null;
+    clearInterval(this.scraper);
     if (!this.pgid) return;
     if (this.managerPid()) await this.tsm('-s', 'stop');
     await stopGroup(this.pgid, 2000);
@@ -356,6 +378,8 @@ export function makeConfigs(workers) {
     new Pm2({ workers }),
     new Tsmaster({ key: 'tsm', label: 'tsmaster, shared socket', workers, reuseport: false }),
     new Tsmaster({ key: 'tsm-reuseport', label: 'tsmaster, reuseport', workers, reuseport: true }),
+    // The same as 'tsm' with metrics_listen on and scraped every second: its cost, side by side.
+    new Tsmaster({ key: 'tsm-metrics', label: 'tsmaster, shared socket, metrics scraped 1/s', workers, reuseport: false, metrics: true }),
   ];
 }
 
