@@ -208,6 +208,18 @@ t.test('reload and upgrade results, and scrapes go on across an upgrade', async 
   t.ok(sample(text, 'tsmaster_requests_total')! >= before, 'requests_total survives the upgrade');
 });
 
+t.test('connections still open in a retiring generation', async (t) => {
+  const { m, port, metrics } = await start(t, '', 1);
+  const slow = get({ port, path: '/?ms=4000' });
+  await sleep(300);
+  t.equal((await m.cli(['-s', 'reload'])).code, 0);
+  const text = await waitForMetric(metrics, (x) => sample(x, 'tsmaster_draining_connections', '{generation="1"}') === 1);
+  t.equal(sample(text, 'tsmaster_generation'), 2, 'generation 2 serves while generation 1 drains its one connection');
+  t.equal((await slow).status, 200);
+  await waitForMetric(metrics, (x) => sample(x, 'tsmaster_draining_connections', '{generation="1"}') === undefined);
+  t.pass('gone with the generation');
+});
+
 t.test('/readyz is 503 during QUIT while the workers still finish their requests', async (t) => {
   const { m, port, metrics } = await start(t, '', 1);
   const [worker] = workersOf(m.masterPid);

@@ -314,7 +314,12 @@ export function checkWorkers(m: Master): void {
   for (const gen of m.generations.values()) maintainWorkerCount(m, gen);
   for (const w of m.table.all()) {
     const gen = m.generations.get(w.generation);
-    if (!gen || w.state === 'draining') continue;
+    if (!gen) continue;
+    if (w.state === 'draining') {
+      // No verdicts on a worker that is leaving; its heartbeats say what it still holds.
+      if (w.child.connected) w.child.send({ t: 'ping', seq: now }, () => undefined);
+      continue;
+    }
     const cfg = gen.config;
     if (w.state === 'starting' && cfg.worker.kind === 'exec' && !w.notified && now - w.startedAt >= EXEC_ALIVE_READY_MS) {
       markReady(m, w);
