@@ -1,5 +1,5 @@
 // The public API of the package: types for worker apps, and their metrics registry.
-export type { Listener, WorkerApp, WorkerContext } from './worker/api.js';
+export type { DrainInfo, Listener, WorkerApp, WorkerContext } from './worker/api.js';
 export { metricsRegistry } from './worker/metrics.js';
 export type { Config, ListenSpec, LogLevel } from './config/types.js';
 export { TsmError, type TsmErrorCode, type ErrnoError } from './errors.js';

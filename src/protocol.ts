@@ -21,6 +21,8 @@ export interface WorkerEnv {
   listeners: FdDescription[];
   /** File the worker's fd 1 and 2 point at, reopened on USR1; null when not a file. */
   log: string | null;
+  /** worker_shutdown_timeout: the deadline drain handlers are told. */
+  shutdownTimeoutMs: number;
 }
 
 export const WORKER_ENV = 'TSM_WORKER';

@@ -51,6 +51,7 @@ export function spawnWorker(opts: {
       masterPid: process.pid,
       listeners,
       log: opts.logPath,
+      shutdownTimeoutMs: config.workerShutdownTimeoutMs,
     };
     const stdio: StdioOptions = ['ignore', opts.logFd, opts.logFd, ...fds, 'ipc'];
     const argv = [process.execPath, ...process.execArgv, workerMain];

@@ -23,8 +23,24 @@ export interface WorkerContext {
   serve(server: net.Server, names?: readonly string[]): Promise<void>;
   /** Run `fn` at graceful shutdown, after the listeners stopped accepting. */
   onShutdown(fn: () => void | Promise<void>): void;
+  /**
+   * Call `fn` as soon as the worker starts to drain (a reload, an upgrade, QUIT), with the
+   * moment it will be killed: the time for long-lived connections (WebSocket, server-sent
+   * events, raw TCP) to say goodbye at their protocol's level, e.g. WebSocket close 1001
+   * "going away". Once a drain handler is registered, connections taken over by an
+   * `upgrade` handler are left to the app until that deadline.
+   */
+  onDrain(fn: (drain: DrainInfo) => void | Promise<void>): void;
   /** Write one nginx-format line to the worker log. */
   log(level: LogLevel, message: string): void;
+}
+
+/** What a drain handler is told. */
+export interface DrainInfo {
+  /** When the master kills the worker if it is still there (ms since the epoch). */
+  readonly deadline: number;
+  /** worker_shutdown_timeout in ms (shorter when the master died: the worker leaves within a second). */
+  readonly timeoutMs: number;
 }
 
 /** A module whose default export has `start` gets full control; the worker is ready when it resolves. */

@@ -11,6 +11,11 @@ function busyWith(socket: net.Socket): http.ServerResponse | undefined {
   return (socket as net.Socket & { _httpMessage?: http.ServerResponse | null })._httpMessage ?? undefined;
 }
 
+/** HTTP connections keep their parser until they close; an upgrade or a raw net.Server socket has none. */
+function hasHttpParser(socket: net.Socket): boolean {
+  return (socket as net.Socket & { parser?: unknown }).parser != null;
+}
+
 /**
  * Tracks the connections and requests of the servers a worker serves, and drains them
  * without the keep-alive race: a draining server answers the next request on each
@@ -27,6 +32,8 @@ export class ConnectionTracker {
   private graceMs = DEFAULT_IDLE_GRACE_MS;
   private sweeper: NodeJS.Timeout | null = null;
   private onEmpty: (() => void) | null = null;
+  /** ctx.onDrain: connections HTTP does not own (upgraded, raw TCP) are the app's to close. */
+  private appClosesUpgraded = false;
   requests = 0;
 
   get connections(): number {
@@ -45,6 +52,11 @@ export class ConnectionTracker {
     if (server instanceof http.Server && server.keepAliveTimeout > 0) {
       this.keepAliveMs = Math.max(this.keepAliveMs ?? 0, server.keepAliveTimeout);
     }
+  }
+
+  /** The app ends its long-lived connections itself (it registered ctx.onDrain). */
+  leaveUpgradedToApp(): void {
+    this.appClosesUpgraded = true;
   }
 
   private onConnection(socket: net.Socket): void {
@@ -79,6 +91,9 @@ export class ConnectionTracker {
   private sweep(): void {
     const now = Date.now();
     for (const [socket, idleSince] of this.conns) {
+      // An upgraded (WebSocket) or raw TCP connection is never "idle" to HTTP; the app that
+      // asked to be told of the drain closes it, or the kill at the deadline does.
+      if (this.appClosesUpgraded && !hasHttpParser(socket)) continue;
       if (busyWith(socket)) {
         this.conns.set(socket, null);
         continue;

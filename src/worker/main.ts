@@ -75,6 +75,14 @@ async function stopGracefully(orphan: boolean): Promise<void> {
   if (!serving) process.exit(0);
   stopListening(serving);
   if (orphan) setTimeout(() => process.exit(0), ORPHAN_EXIT_MS).unref();
+  // Drain handlers start at once, side by side with the drain: their connections are what it waits for.
+  const timeoutMs = orphan ? ORPHAN_EXIT_MS : env!.shutdownTimeoutMs;
+  const drain = { deadline: Date.now() + timeoutMs, timeoutMs };
+  for (const fn of serving.drainHooks) {
+    Promise.resolve()
+      .then(() => fn(drain))
+      .catch((err: unknown) => log('error', `drain handler failed: ${String(err)}`));
+  }
   for (const hook of serving.hooks) {
     try {
       await hook();

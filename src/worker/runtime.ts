@@ -3,7 +3,7 @@ import net from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { TsmError } from '../errors.js';
 import type { FdDescription } from '../protocol.js';
-import type { Listener, WorkerApp, WorkerContext } from './api.js';
+import type { DrainInfo, Listener, WorkerApp, WorkerContext } from './api.js';
 import type { ConnectionTracker } from './drain.js';
 import type { LogLevel } from '../config/types.js';
 
@@ -13,6 +13,7 @@ type RequestListener = (req: http.IncomingMessage, res: http.ServerResponse) => 
 export interface Serving {
   servers: net.Server[];
   hooks: Array<() => void | Promise<void>>;
+  drainHooks: Array<(drain: DrainInfo) => void | Promise<void>>;
 }
 
 function listenFd(server: net.Server, fd: number): Promise<void> {
@@ -60,7 +61,7 @@ export async function startApp(opts: {
   tracker: ConnectionTracker;
   log: (level: LogLevel, message: string) => void;
 }): Promise<Serving> {
-  const serving: Serving = { servers: [], hooks: [] };
+  const serving: Serving = { servers: [], hooks: [], drainHooks: [] };
   let mod: { default?: unknown };
   try {
     mod = (await import(pathToFileURL(opts.app).href)) as { default?: unknown };
@@ -77,6 +78,10 @@ export async function startApp(opts: {
         serveOn(server, names ? opts.listeners.filter((l) => names.includes(l.name)) : opts.listeners, serving, opts.tracker),
       onShutdown: (fn) => {
         serving.hooks.push(fn);
+      },
+      onDrain: (fn) => {
+        serving.drainHooks.push(fn);
+        opts.tracker.leaveUpgradedToApp();
       },
       log: opts.log,
     };
