@@ -81,7 +81,7 @@ t.test('5 consecutive -s upgrade runs under load: zero failures, new code each t
     d.release(`r${i}`);
     const r = await m.cli(['-s', 'upgrade'], { timeoutMs: 60_000 });
     t.equal(r.code, 0, `upgrade ${i}: ${r.stderr}`);
-    t.match(r.stdout, /new master process \d+ is ready[\s\S]*old workers have exited[\s\S]*upgrade finished/);
+    t.match(r.stdout, /new master process \d+ is ready \(\d+ ms\)[\s\S]*old workers have exited \(\d+ ms\)[\s\S]*old master exited \(\d+ ms\)[\s\S]*upgrade finished: master process \d+ serves \(\d+ ms in all\)/, 'each step with its time');
     const now = pidOf(m.pidFile);
     t.not(now, master, 'a new master');
     t.ok(isGone(master), 'the old master is gone');

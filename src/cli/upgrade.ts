@@ -60,6 +60,14 @@ async function dance(config: Config, oldPid: number, probe: OldMasterProbe | nul
 
   signalMaster(oldPid, 'SIGUSR2');
   out.push(`sent USR2 to master process ${oldPid}`);
+  // Each wait says how long it took: where an upgrade spends its time.
+  let stepAt = sentAt;
+  const took = () => {
+    const now = Date.now();
+    const ms = now - stepAt;
+    stepAt = now;
+    return `${ms} ms`;
+  };
   const ready = await waitFor(() => {
     const bad = rolledBack();
     if (bad) return { bad };
@@ -74,10 +82,11 @@ async function dance(config: Config, oldPid: number, probe: OldMasterProbe | nul
   if (!ready) return failure(`no new master was ready within ${bound}ms`);
   if ('bad' in ready) return failure(ready.bad!);
   newPid = ready.pid!;
-  out.push(`new master process ${newPid} is ready`);
+  out.push(`new master process ${newPid} is ready (${took()})`);
 
   signalMaster(oldPid, 'SIGWINCH');
   out.push(`sent WINCH to master process ${oldPid}`);
+  took();
   const drained = await waitFor(() => {
     const bad = rolledBack();
     if (bad) return bad;
@@ -87,12 +96,14 @@ async function dance(config: Config, oldPid: number, probe: OldMasterProbe | nul
   }, config.workerShutdownTimeoutMs + 10_000);
   if (drained === undefined) return failure(`the old workers did not exit within ${config.workerShutdownTimeoutMs + 10_000}ms`);
   if (drained) return failure(drained);
-  out.push(`old workers have exited`);
+  out.push(`old workers have exited (${took()})`);
 
   signalMaster(oldPid, 'SIGQUIT');
   out.push(`sent QUIT to master process ${oldPid}`);
+  took();
   const gone = await waitFor(() => (isAlive(oldPid) ? undefined : true), 10_000);
   if (!gone) return failure(`master process ${oldPid} did not exit`);
-  out.push(`upgrade finished: master process ${newPid} serves`);
+  out.push(`old master exited (${took()})`);
+  out.push(`upgrade finished: master process ${newPid} serves (${Date.now() - sentAt} ms in all)`);
   return { code: 0, out, err: [] };
 }
