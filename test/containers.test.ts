@@ -7,7 +7,7 @@ import path from 'node:path';
 import t, { type Test } from 'tap';
 import { orphansToReap } from '../src/master/reap.js';
 import { procStat, processes } from '../src/proc.js';
-import { childrenOf, fixtures, freePort, get, isGone, keeperOf, nsPid, root, sleep, startMaster, tempDir, waitFor, workersOf, type Instance } from './helpers/master.js';
+import { childrenOf, fixtures, freePort, get, isGone, keeperOf, nsPid, root, sleep, startMaster, tempDir, waitFor, waitForAnswer, workersOf, type Instance } from './helpers/master.js';
 
 const orphans = path.join(fixtures, 'apps', 'orphans.mjs');
 const slow = path.join(fixtures, 'apps', 'slow.mjs');
@@ -173,18 +173,6 @@ t.test('exec worker children: the group ends with its worker, and the worker is 
   t.match(r, /^py-bg: \d+/, 'the new worker serves');
   t.not(Number(r.split(': ')[1]), server);
 });
-
-async function waitForAnswer(port: number): Promise<string> {
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    try {
-      return (await get({ port })).body;
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await sleep(100);
-    }
-  }
-}
 
 t.test('exec worker children: a graceful stop reaches the whole group and lets the server finish', { skip: noPython }, async (t) => {
   const { m, port, shell, server } = await shellWorker(t);

@@ -6,9 +6,8 @@ import net from 'node:net';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { ask, askStatus } from '../src/control/client.js';
-import { fixtures, freePort, get, isGone, readLog, socketInodes, startMaster, waitFor, workersOf, type Instance } from './helpers/master.js';
+import { app, freePort, get, type Instance, isGone, readLog, socketInodes, startMaster, waitFor, workersOf } from './helpers/master.js';
 
-const app = (name: string) => path.join(fixtures, 'apps', name);
 const hello = (port: number, workers = 1) => `worker_processes ${workers};\nlisten 127.0.0.1:${port};\napp ${app('hello.mjs')};\n`;
 
 /** Send raw bytes to the control socket and collect whatever comes back until it closes. */

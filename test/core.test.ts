@@ -3,9 +3,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { childrenOf, cmdline, fixtures, freePort, get, isGone, startMaster, tcpSockets, waitFor, workersOf } from './helpers/master.js';
+import { app, childrenOf, cmdline, freePort, get, isGone, startMaster, tcpSockets, waitFor, workersOf } from './helpers/master.js';
 
-const app = (name: string) => path.join(fixtures, 'apps', name);
 
 t.test('serves on TCP and a unix socket through worker processes', async (t) => {
   const port = await freePort();

@@ -6,7 +6,7 @@ import net from 'node:net';
 import path from 'node:path';
 import t from 'tap';
 import { validAppFamilies } from '../src/metrics/master-metrics.js';
-import { fixtures, freePort, get, isGone, killAll, sleep, startMaster, tempDir, waitFor, workersOf, type Instance } from './helpers/master.js';
+import { fixtures, freePort, get, isGone, killAll, sleep, startMaster, tempDir, waitFor, waitForAnswer, workersOf, type Instance } from './helpers/master.js';
 
 const app = path.join(fixtures, 'apps', 'metrics-app.mjs');
 const promtool = spawnSync('promtool', ['--version']).status === 0;
@@ -91,14 +91,12 @@ function socketPort(pid: number, fd: string): number | undefined {
   return undefined;
 }
 
-async function waitForMetric(port: number, ok: (text: string) => boolean, timeoutMs = 15_000): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
+/** The first exposition for which `ok` holds. */
+function waitForMetric(port: number, ok: (text: string) => boolean, timeoutMs = 15_000): Promise<string> {
+  return waitFor('the metrics to match', async () => {
     const text = await scrape(port);
-    if (ok(text)) return text;
-    if (Date.now() > deadline) throw new Error(`metrics never matched:\n${text}`);
-    await sleep(200);
-  }
+    return ok(text) ? text : undefined;
+  }, timeoutMs);
 }
 
 t.test('app metrics are summed over 3 workers', async (t) => {
@@ -153,18 +151,6 @@ t.test('restart reasons: crash, heartbeat, memory', async (t) => {
   t.equal(reason(text, 'crash'), 1, 'and nothing else counted twice');
   t.equal(reason(text, 'heartbeat'), 1);
 });
-
-async function waitForAnswer(port: number): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    try {
-      if ((await get({ port })).status === 200) return;
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-    }
-    await sleep(100);
-  }
-}
 
 t.test('reload and upgrade results, and scrapes go on across an upgrade', async (t) => {
   const { m, port, metrics } = await start(t);
@@ -277,7 +263,7 @@ t.test('a real Prometheus scrapes metrics_listen', { skip: prometheus ? false : 
     const r = await get({ port: web, path: `/api/v1/query?query=${encodeURIComponent(q)}` });
     return JSON.parse(r.body) as { data: { result: Array<{ metric: Record<string, string>; value: [number, string] }> } };
   };
-  const up = await waitForAsync('Prometheus scraped the target', async () => {
+  const up = await waitFor('Prometheus scraped the target', async () => {
     try {
       const res = await query('up{job="tsmaster"}');
       return res.data.result[0]?.value[1] === '1' ? res : undefined;
@@ -286,7 +272,7 @@ t.test('a real Prometheus scrapes metrics_listen', { skip: prometheus ? false : 
     }
   }, 60_000);
   t.equal(up.data.result[0]!.metric.instance, `127.0.0.1:${metrics}`);
-  const workers = await waitForAsync('worker series ingested', async () => {
+  const workers = await waitFor('worker series ingested', async () => {
     const res = await query('tsmaster_workers{state="ready"}');
     return res.data.result.length > 0 ? res : undefined;
   }, 30_000);
@@ -295,13 +281,4 @@ t.test('a real Prometheus scrapes metrics_listen', { skip: prometheus ? false : 
   t.equal(apps.data.result[0]?.value[1], '2', 'and the app metrics');
 });
 
-async function waitForAsync<T>(what: string, check: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`);
-    await sleep(250);
-  }
-}
 

@@ -2,10 +2,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { startLoad } from './helpers/load.js';
-import { fixtures, freePort, get, sleep, startMaster, waitFor, workersOf } from './helpers/master.js';
+import { startLoad, type Load } from './helpers/load.js';
+import { app, freePort, get, startMaster, waitFor, workersOf } from './helpers/master.js';
 
-const app = (name: string) => path.join(fixtures, 'apps', name);
+/** Wait until each load has served `n` more requests: reloads happen while traffic flows. */
+async function moreRequests(loads: Load[], n: number): Promise<void> {
+  const start = loads.map((l) => l.result.ok);
+  await waitFor(`${n} more requests`, () => loads.every((l, i) => l.result.ok >= start[i]! + n));
+}
+
 
 t.test('5 reloads under keep-alive and Connection: close load: zero failures, all workers new', async (t) => {
   const port = await freePort();
@@ -14,13 +19,12 @@ t.test('5 reloads under keep-alive and Connection: close load: zero failures, al
   const keep = startLoad({ port, keepAlive: true, concurrency: 4 });
   const close = startLoad({ port, keepAlive: false, concurrency: 4 });
   t.teardown(() => Promise.all([keep.stop(), close.stop()]));
-  const started = Date.now();
   for (let i = 0; i < 5; i++) {
-    await sleep(600);
+    await moreRequests([keep, close], 100);
     const r = await m.cli(['-s', 'reload']);
     t.equal(r.code, 0, `reload ${i + 1}: ${r.stderr}`);
   }
-  await sleep(Math.max(0, 5500 - (Date.now() - started)));
+  await moreRequests([keep, close], 100);
   const [k, c] = await Promise.all([keep.stop(), close.stop()]);
   t.ok(k.ok > 100 && c.ok > 100, `requests served: keep-alive ${k.ok}, close ${c.ok}`);
   t.same({ failed: k.failed, non2xx: k.non2xx, errors: k.errors }, { failed: 0, non2xx: 0, errors: [] }, 'keep-alive: zero failed');
@@ -38,10 +42,10 @@ t.test('slow requests of the old generation all complete', async (t) => {
   const close = startLoad({ port, keepAlive: false, concurrency: 4, path: '/?ms=200' });
   t.teardown(() => Promise.all([keep.stop(), close.stop()]));
   for (let i = 0; i < 3; i++) {
-    await sleep(700);
+    await moreRequests([keep, close], 20);
     t.equal((await m.cli(['-s', 'reload'])).code, 0);
   }
-  await sleep(1000);
+  await moreRequests([keep, close], 20);
   const [k, c] = await Promise.all([keep.stop(), close.stop()]);
   t.ok(k.ok > 20 && c.ok > 20, `served ${k.ok} + ${c.ok}`);
   t.equal(k.failed + k.non2xx + c.failed + c.non2xx, 0, `zero failed: ${[...k.errors, ...c.errors].join('; ')}`);

@@ -8,10 +8,9 @@ import net from 'node:net';
 import path from 'node:path';
 import t from 'tap';
 import { ask } from '../src/control/client.js';
-import { childrenOf, cli, fixtures, freePort, get, killAll, readLog, startMaster, tempDir, waitFor, workersOf } from './helpers/master.js';
+import { app, childrenOf, cli, fixtures, freePort, get, killAll, readLog, startMaster, tempDir, waitFor, workersOf } from './helpers/master.js';
 import { PYTHON, asNobody, cannotAttack, daemonAsNobody, pythonAsNobody } from './helpers/nobody.js';
 
-const app = (name: string) => path.join(fixtures, 'apps', name);
 const execFixture = (name: string) => path.join(fixtures, 'exec', name);
 
 function openDir(t: Parameters<typeof tempDir>[0]): string {

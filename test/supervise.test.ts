@@ -6,9 +6,8 @@ import net from 'node:net';
 import path from 'node:path';
 import t from 'tap';
 import { startLoad } from './helpers/load.js';
-import { fixtures, freePort, get, isGone, readLog, sleep, startMaster, tempDir, waitFor, workersOf, type Instance, type LogLine } from './helpers/master.js';
+import { app, freePort, get, type Instance, isGone, type LogLine, readLog, sleep, startMaster, tempDir, waitFor, workersOf } from './helpers/master.js';
 
-const app = (name: string) => path.join(fixtures, 'apps', name);
 
 /** utime + stime of a process, in clock ticks, from /proc/PID/stat. */
 function cpuTicks(pid: number): number {

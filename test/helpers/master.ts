@@ -21,14 +21,25 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-export async function waitFor<T>(what: string, check: () => T | undefined | false | null, timeoutMs = 15_000): Promise<T> {
+/** Poll `check` (which may be async) until it gives a value; fail after `timeoutMs`. */
+export async function waitFor<T>(what: string, check: () => T | undefined | false | null | Promise<T | undefined | false | null>, timeoutMs = 15_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const v = check();
+    const v = await check();
     if (v !== undefined && v !== false && v !== null) return v;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`);
     await sleep(25);
   }
+}
+
+/** A fixture app by file name. */
+export function app(name: string): string {
+  return path.join(fixtures, 'apps', name);
+}
+
+/** The body of the first GET on `port` that gets an answer (workers may be starting). */
+export async function waitForAnswer(port: number, timeoutMs = 20_000): Promise<string> {
+  return waitFor(`an answer on port ${port}`, () => get({ port }).then((r) => r.body, () => undefined), timeoutMs);
 }
 
 /** A port nobody listens on right now (bound and released by the test itself). */
