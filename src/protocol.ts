@@ -34,6 +34,8 @@ export interface InheritEnv {
   fds: FdDescription[];
   /** Counters that survive an upgrade. */
   totals: { requests: number; restarts: number };
+  /** The new master's first generation number: logs, status and metrics never go backwards. */
+  generation: number;
 }
 
 /** Event-loop delay since the previous heartbeat, in seconds (perf_hooks.monitorEventLoopDelay). */

@@ -88,6 +88,8 @@ t.test('5 consecutive -s upgrade runs under load: zero failures, new code each t
     t.notOk(fs.existsSync(`${m.pidFile}.oldbin`), 'no .oldbin left');
     t.equal(fs.readFileSync(path.join(d.dir, `started-by-${now}`), 'utf8'), `r${i}`, 'started from the release the symlink names');
     t.match((await get({ port: d.port })).body, new RegExp(`^r${i}: `), 'answers with the new code');
+    // Generation numbers go on: the first master's generation 1, then 2, 3, ... in each new master.
+    t.ok(m.lines().some((l) => l.pid === now && l.text === `generation ${i + 1}: all 2 worker(s) ready`), `the new master serves generation ${i + 1}`);
     master = now;
   }
   assertNoFailures(t, await load.stop());

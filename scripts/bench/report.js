@@ -143,7 +143,7 @@ export function markdown(r) {
   const lines = [];
   if (r.upgradeReady?.median) {
     const u = r.upgradeReady;
-    lines.push(`- USR2 → the new master's workers all ready (its "generation 1: all ${r.options.workers} worker(s) ready" log line), idle: median ${int(u.median)} ms (${u.runs.join(', ')} ms).`);
+    lines.push(`- USR2 → the new master's workers all ready (its "generation G: all ${r.options.workers} worker(s) ready" log line), idle: median ${int(u.median)} ms (${u.runs.join(', ')} ms).`);
   }
   if (r.status) {
     if (r.status.skipped) lines.push(`- \`tsmaster -s status\` with ${r.options.statusWorkers} workers: not measured (${r.status.reason}).`);

@@ -279,7 +279,7 @@ class Tsmaster {
   }
 
   /**
-   * USR2 by hand, timed until the new master logs "generation 1: all N worker(s) ready",
+   * USR2 by hand, timed until the new master logs "generation G: all N worker(s) ready",
    * then WINCH and QUIT to the old master as `-s upgrade` does.
    */
   async timeUpgrade() {
@@ -294,7 +294,7 @@ class Tsmaster {
         const m = /^start new master process (\d+)/.exec(l.text);
         if (m && l.pid === old) newPid = Number(m[1]);
         if (l.pid === old && /rolling back|USR2 ignored|upgrade failed/.test(l.text)) failure = l.text;
-        return l.pid !== old && /^generation 1: all \d+ worker\(s\) ready/.test(l.text);
+        return l.pid !== old && /^generation \d+: all \d+ worker\(s\) ready/.test(l.text);
       },
       40_000,
       () => failure !== null,

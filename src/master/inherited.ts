@@ -52,7 +52,7 @@ export function takeInheritEnv(warn: (message: string) => void, env: NodeJS.Proc
     fds.push({ fd: d.fd as number, name: d.name, key: d.key, ...(typeof d.index === 'number' ? { index: count(d.index) } : {}), ...(d.activated === true ? { activated: true } : {}) });
   }
   const totals = isObject(raw.totals) ? raw.totals : {};
-  return { parentPid: process.ppid, fds, totals: { requests: count(totals.requests), restarts: count(totals.restarts) } };
+  return { parentPid: process.ppid, fds, totals: { requests: count(totals.requests), restarts: count(totals.restarts) }, generation: Math.max(1, count(raw.generation)) };
 }
 
 /**

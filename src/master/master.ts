@@ -60,7 +60,9 @@ export class Master {
   log: Logger;
   /** The generation that serves; a reload makes another one current when it is ready. */
   current = 0;
-  nextGeneration = 1;
+  /** Continues across upgrades: a new master starts at the number its old master reserved. */
+  nextGeneration: number;
+  readonly firstGeneration: number;
   upgrade: Upgrade | null = null;
   /** The last upgrade that rolled back, for status. */
   lastRollback: { newPid: number; reason: string; at: number } | null = null;
@@ -101,6 +103,7 @@ export class Master {
     const parsed = takeInheritEnv(warn);
     const activated = activatedSockets(warn);
     this.oldMaster = parsed?.parentPid ?? null;
+    this.nextGeneration = this.firstGeneration = parsed?.generation ?? 1;
     this.totals = parsed?.totals ?? { requests: 0, restarts: 0 };
     const channel = (process.channel as { fd?: number } | undefined)?.fd;
     const keep = new Set([...(parsed?.fds ?? []), ...activated].map((d) => d.fd).concat(channel ?? []));

@@ -286,7 +286,7 @@ function checkGenerationReady(m: Master, gen: Generation): void {
   gen.readyTimer = null;
   m.log.notice(`generation ${gen.id}: all ${gen.target} worker(s) ready`);
   if (gen.role === 'pending') finishReload(m, gen);
-  else if (gen.id === 1) m.onFirstReady();
+  else if (gen.id === m.firstGeneration) m.onFirstReady();
 }
 
 /** A generation's backoff step is over: start the workers it is missing. */

@@ -57,6 +57,8 @@ export function startUpgrade(m: Master): void {
     parentPid: process.pid,
     fds: sockets.map((s, i) => ({ fd: 3 + i, name: s.name, key: s.key, index: s.index, ...(s.activated ? { activated: true } : {}) })),
     totals: m.totals,
+    // Reserved here too, so that after a rollback this master's next reload is numbered above it.
+    generation: m.nextGeneration++,
   };
   const stdio: StdioOptions = ['ignore', 'inherit', 'inherit', ...sockets.map((s) => s.fd), 'ipc'];
   const [node, ...args] = m.opts.argv;
