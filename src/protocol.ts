@@ -1,6 +1,17 @@
 // What crosses a process boundary: environment variables and IPC messages between the
 // master, its workers and a new master started by USR2. Kept in one place so both ends agree.
 
+/** Counters that survive an upgrade (handed to the new master at USR2, and the rest at exit). */
+export interface Totals {
+  requests: number;
+  restarts: number;
+}
+
+/** The name of a file or socket while its master is the old one of an upgrade (nginx's `.oldbin`). */
+export function oldbinPath(path: string): string {
+  return `${path}.oldbin`;
+}
+
 /** One inherited listening socket: the fd number in the receiving process and its address key. */
 export interface FdDescription {
   fd: number;
@@ -32,8 +43,7 @@ export const INHERIT_ENV = 'TSMASTER_INHERIT';
 export interface InheritEnv {
   parentPid: number;
   fds: FdDescription[];
-  /** Counters that survive an upgrade. */
-  totals: { requests: number; restarts: number };
+  totals: Totals;
   /** The new master's first generation number: logs, status and metrics never go backwards. */
   generation: number;
 }

@@ -1,7 +1,6 @@
 import os from 'node:os';
-import type { Config } from '../config/types.js';
+import { LOG_LEVELS, type Config } from '../config/types.js';
 import { TsmError } from '../errors.js';
-import { levels } from '../log/logger.js';
 import { isAlive, isLiveMaster, readPidFile } from '../master/pidfile.js';
 import { answers, ask } from '../control/client.js';
 import { LogWatch, waitFor, type LogLine } from './log-watch.js';
@@ -40,7 +39,7 @@ export function signalMaster(pid: number, signal: NodeJS.Signals): void {
 
 /** The master's log, when it is a file that has the notice lines a command waits for. */
 export function logWatch(config: Config): LogWatch | null {
-  const quiet = levels.indexOf(config.errorLog.level) > levels.indexOf('notice');
+  const quiet = LOG_LEVELS.indexOf(config.errorLog.level) > LOG_LEVELS.indexOf('notice');
   return config.errorLog.path === 'stderr' || quiet ? null : new LogWatch(config.errorLog.path);
 }
 

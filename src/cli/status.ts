@@ -1,7 +1,8 @@
 import { Chalk, type ChalkInstance } from 'chalk';
 import type { Config } from '../config/types.js';
 import { askStatus, isSocket } from '../control/client.js';
-import { oldbinControlPath, type MasterStatus, type UpgradeStatus } from '../control/protocol.js';
+import type { MasterStatus, UpgradeStatus } from '../control/protocol.js';
+import { oldbinPath } from '../protocol.js';
 import { TsmError } from '../errors.js';
 import type { Outcome } from './signal.js';
 
@@ -99,7 +100,7 @@ export function render(masters: MasterStatus[], color: boolean): string[] {
 export async function collect(config: Config): Promise<{ masters: MasterStatus[]; problems: string[] }> {
   const path = config.controlSocket;
   if (!path) throw new TsmError('TSM_ERR_CONTROL', 'control_socket is off: -s status needs it');
-  const paths = isSocket(oldbinControlPath(path)) ? [oldbinControlPath(path), path] : [path];
+  const paths = isSocket(oldbinPath(path)) ? [oldbinPath(path), path] : [path];
   const answers = await Promise.allSettled(paths.map((p) => askStatus(p)));
   const masters: MasterStatus[] = [];
   const problems: string[] = [];

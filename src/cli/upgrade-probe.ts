@@ -1,6 +1,7 @@
 import type { Config } from '../config/types.js';
 import { answers, askStatus, isSocket } from '../control/client.js';
-import { oldbinControlPath, type MasterStatus } from '../control/protocol.js';
+import type { MasterStatus } from '../control/protocol.js';
+import { oldbinPath } from '../protocol.js';
 import { PID1_REFUSAL } from '../master/upgrade.js';
 import { sleep } from './log-watch.js';
 
@@ -11,9 +12,9 @@ const EVERY_MS = 100;
  * away meanwhile, so this is asked first); undefined when there is none or no socket.
  */
 export async function upgradeUnderWay(config: Config): Promise<string | undefined> {
-  if (!config.controlSocket || !isSocket(oldbinControlPath(config.controlSocket))) return undefined;
+  if (!config.controlSocket || !isSocket(oldbinPath(config.controlSocket))) return undefined;
   try {
-    const st = await askStatus(oldbinControlPath(config.controlSocket), 2000);
+    const st = await askStatus(oldbinPath(config.controlSocket), 2000);
     return st.upgrade.role === 'old' ? `an upgrade is under way (new master process ${st.upgrade.newPid})` : undefined;
   } catch {
     return undefined;
@@ -84,7 +85,7 @@ export class OldMasterProbe {
   }
 
   private async poll(): Promise<void> {
-    for (const p of [oldbinControlPath(this.path), this.path]) {
+    for (const p of [oldbinPath(this.path), this.path]) {
       try {
         const st = await askStatus(p, 2000);
         if (st.pid === this.pid) {

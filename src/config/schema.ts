@@ -9,7 +9,7 @@ import { isIPv4, isIPv6 } from 'node:net';
 import { resolve } from 'node:path';
 import { ConfigError, fail, syscallFailure } from './errors.js';
 import type { Directive } from './parser.js';
-import type { Config, ListenSpec, LogLevel, Source, WorkerSpec } from './types.js';
+import { LOG_LEVELS, type Config, type ListenSpec, type LogLevel, type Source, type WorkerSpec } from './types.js';
 
 export interface DirectiveDef {
   /** Directive name as written in the file. */
@@ -191,7 +191,6 @@ export const directives: ReadonlyArray<DirectiveDef> = TABLE;
 
 const BY_NAME = new Map<string, DirectiveDef>(TABLE.map((d) => [d.name, d]));
 
-export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'notice', 'warn', 'error', 'crit', 'alert', 'emerg'];
 
 /** Variables of the master's environment that workers always get (when set). */
 export const DEFAULT_WORKER_ENV: readonly string[] = ['PATH', 'HOME', 'TZ', 'NODE_ENV', 'LANG'];

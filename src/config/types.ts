@@ -1,6 +1,8 @@
 // Typed result of reading a tsmaster.conf(5) file. Produced by loadConfig() in ./index.ts.
 
-export type LogLevel = 'debug' | 'info' | 'notice' | 'warn' | 'error' | 'crit' | 'alert' | 'emerg';
+/** nginx's levels, lowest first: the one list the parser, the logger and the CLI use. */
+export const LOG_LEVELS = ['debug', 'info', 'notice', 'warn', 'error', 'crit', 'alert', 'emerg'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** Where a directive was written: an absolute file path (or "command line" for -g) and a 1-based line. */
 export interface Source {

@@ -1,10 +1,9 @@
 // The control socket speaks line-delimited JSON: one request per line, one answer line per
 // request, in order. Kept apart from the server so the CLI can share the types.
 
-export interface Totals {
-  requests: number;
-  restarts: number;
-}
+import type { Totals } from '../protocol.js';
+
+export type { Totals };
 
 export type ControlRequest =
   | { cmd: 'status' }
@@ -68,11 +67,6 @@ export type ControlResponse =
 
 /** Longest request line accepted; a longer one is answered with an error and the connection closed. */
 export const MAX_LINE = 64 * 1024;
-
-/** Where the old master's control socket is during an upgrade (as its pidfile). */
-export function oldbinControlPath(path: string): string {
-  return `${path}.oldbin`;
-}
 
 /** A request line as a request, or why it is not one. */
 export function parseRequest(line: string): ControlRequest | string {

@@ -1,9 +1,8 @@
 import fs from 'node:fs';
-import type { LogLevel } from '../config/types.js';
+import { LOG_LEVELS, type LogLevel } from '../config/types.js';
 import { openFailed } from '../errors.js';
 import * as native from '../native/index.js';
 
-export const levels: readonly LogLevel[] = ['debug', 'info', 'notice', 'warn', 'error', 'crit', 'alert', 'emerg'];
 
 function pad(n: number): string {
   return n < 10 ? `0${n}` : String(n);
@@ -40,7 +39,7 @@ export class Logger {
   private readonly min: number;
 
   constructor(readonly path: string | 'stderr', level: LogLevel) {
-    this.min = levels.indexOf(level);
+    this.min = LOG_LEVELS.indexOf(level);
     this.fd = Logger.open(path);
   }
 
@@ -54,7 +53,7 @@ export class Logger {
   }
 
   log(level: LogLevel, message: string): void {
-    if (levels.indexOf(level) < this.min) return;
+    if (LOG_LEVELS.indexOf(level) < this.min) return;
     try {
       fs.writeSync(this.fd, formatLine(level, message));
     } catch {

@@ -1,4 +1,4 @@
-import type { WorkerMessage } from '../protocol.js';
+import type { Totals, WorkerMessage } from '../protocol.js';
 
 /** Every signal the master reacts to. */
 export const MASTER_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH', 'SIGTTIN', 'SIGTTOU'] as const;
@@ -14,7 +14,7 @@ export type MasterEvent =
   | { type: 'watchdog' }
   | { type: 'respawn'; generation: number }
   | { type: 'control-reload'; done: (error: string | null) => void }
-  | { type: 'control-handover'; pid: number; totals: { requests: number; restarts: number }; done: () => void }
+  | { type: 'control-handover'; pid: number; totals: Totals; done: () => void }
   | { type: 'ready-timeout'; generation: number }
   | { type: 'kill-timeout'; pid: number }
   | { type: 'upgrade-exit'; pid: number; code: number | null; signal: NodeJS.Signals | null; error?: string }

@@ -6,9 +6,8 @@ import type { Config } from '../config/types.js';
 import { Logger } from '../log/logger.js';
 import { version } from '../version.js';
 import * as native from '../native/index.js';
-import type { InheritEnv, ParentMessage } from '../protocol.js';
+import { oldbinPath, type InheritEnv, type ParentMessage } from '../protocol.js';
 import { ControlServer } from '../control/server.js';
-import { oldbinControlPath } from '../control/protocol.js';
 import { addHandedOver, handOverTotals } from '../control/handover.js';
 import { activatedSockets } from '../sockets/activation.js';
 import { SocketSet, describe } from '../sockets/listen.js';
@@ -330,7 +329,7 @@ export class Master {
   moveControl(toOldbin: boolean): void {
     if (!this.control) return;
     try {
-      this.control.moveTo(toOldbin ? oldbinControlPath(this.control.home) : this.control.home);
+      this.control.moveTo(toOldbin ? oldbinPath(this.control.home) : this.control.home);
     } catch (err) {
       this.log.alert(`control socket: rename failed: ${(err as Error).message}`);
     }

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { oldbinPath } from '../protocol.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { TsmError, openFailed } from '../errors.js';
@@ -130,9 +131,7 @@ export function removeIfOurs(file: string, pid = process.pid): void {
   if (readPid(file) === pid) fs.rmSync(file, { force: true });
 }
 
-export function oldbinPath(file: string): string {
-  return `${file}.oldbin`;
-}
+export { oldbinPath };
 
 export function moveToOldbin(file: string): void {
   fs.renameSync(file, oldbinPath(file));
