@@ -21,12 +21,12 @@ import type { Generation } from './generation.js';
 import { closeStrayFds, takeInheritEnv } from './inherited.js';
 import * as pidfile from './pidfile.js';
 import { ProcessTable } from './process-table.js';
+import { ProcessGroups } from './process-groups.js';
 import { Reaper } from './reap.js';
 import { startReload } from './reload.js';
-import { drainWorkers, fastShutdown, gracefulShutdown, reopenLogs } from './shutdown.js';
-import { ProcessGroups } from './process-groups.js';
-import { changeWorkerCount, checkWorkers, signalWorker, onReadyTimeout, onRespawn, onWorkerExit, onWorkerMessage, onWorkerNotify, startGeneration } from './supervise.js';
-import { onUpgradeExit, onUpgradeReady, onUpgradeTimeout, startUpgrade, type Upgrade } from './upgrade.js';
+import { meaningOf } from './signals.js';
+import { checkWorkers, onReadyTimeout, onRespawn, onWorkerExit, onWorkerMessage, onWorkerNotify, signalWorker, startGeneration } from './supervise.js';
+import { onUpgradeExit, onUpgradeReady, onUpgradeTimeout, type Upgrade } from './upgrade.js';
 
 export type MasterState = 'starting' | 'running' | 'reloading' | 'draining' | 'stopping';
 
@@ -48,7 +48,8 @@ const TICK_MS = 1000;
 
 /**
  * The master: one loop takes events from the queue and makes one transition each. The
- * transitions live in reload.ts, upgrade.ts, shutdown.ts and supervise.ts.
+ * transitions live in reload.ts, upgrade.ts, shutdown.ts and supervise.ts; signals.ts says
+ * which one each signal starts.
  */
 export class Master {
   state: MasterState = 'starting';
@@ -234,44 +235,13 @@ export class Master {
 
   private onSignal(signal: MasterSignal): void {
     const number = os.constants.signals[signal];
-    const action: Record<MasterSignal, string> = {
-      SIGTERM: 'exiting',
-      SIGINT: 'exiting',
-      SIGQUIT: 'shutting down',
-      SIGHUP: 'reconfiguring',
-      SIGUSR1: 'reopening logs',
-      SIGUSR2: 'changing binary',
-      SIGWINCH: 'gracefully stopping workers',
-      SIGTTIN: 'adding a worker',
-      SIGTTOU: 'removing a worker',
-    };
     if (signal === 'SIGWINCH' && this.opts.onTerminal) {
       this.log.info(`signal ${number} (${signal}) received, ignored: the master runs in the foreground on a terminal`);
       return;
     }
-    // term_shutdown graceful: an orchestrator's SIGTERM gets QUIT's stop; INT stays the fast one.
-    const termIsQuit = signal === 'SIGTERM' && this.config.termShutdown === 'graceful';
-    this.log.notice(`signal ${number} (${signal}) received, ${termIsQuit ? `${action.SIGQUIT} (term_shutdown graceful)` : action[signal]}`);
-    if (termIsQuit) return gracefulShutdown(this);
-    switch (signal) {
-      case 'SIGTERM':
-      case 'SIGINT':
-        return fastShutdown(this);
-      case 'SIGQUIT':
-        return gracefulShutdown(this);
-      case 'SIGHUP':
-        return startReload(this);
-      case 'SIGUSR1':
-        return reopenLogs(this);
-      case 'SIGUSR2':
-        return startUpgrade(this);
-      case 'SIGWINCH':
-        return drainWorkers(this);
-      case 'SIGTTIN':
-        return changeWorkerCount(this, +1);
-      case 'SIGTTOU':
-        return changeWorkerCount(this, -1);
-    }
+    const meaning = meaningOf(signal, this.config.termShutdown);
+    this.log.notice(`signal ${number} (${signal}) received, ${meaning.action}`);
+    meaning.run(this);
   }
 
   /** The launcher or the old master waits for our outcome on the IPC channel. */
