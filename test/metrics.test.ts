@@ -31,16 +31,25 @@ async function start(t: Parameters<typeof startMaster>[0], extra = '', workers =
   return { m, port, metrics };
 }
 
-t.test('validAppFamilies: what a worker sends is checked before it is aggregated', async (t) => {
-  const good = [{ name: 'app_hits_total', help: 'h', type: 'counter', values: [{ value: 1, labels: {} }], aggregator: 'sum' }];
-  t.same(validAppFamilies(good), good);
+t.test('validAppFamilies: what a worker sends is rebuilt, and a bad family dropped, before it is aggregated', async (t) => {
+  const good = { name: 'app_hits_total', help: 'h', type: 'counter', values: [{ value: 1, labels: { route: '/' } }], aggregator: 'sum' };
+  t.same(validAppFamilies([good]), [good]);
   t.same(validAppFamilies([]), []);
   t.equal(validAppFamilies('x'), null, 'not an array');
-  t.equal(validAppFamilies([{ ...good[0], name: 'tsmaster_requests_total' }]), null, 'the master\'s own names are not the app\'s');
-  t.equal(validAppFamilies([{ ...good[0], name: 'bad name' }]), null, 'a name Prometheus would reject');
-  t.equal(validAppFamilies([{ ...good[0], type: 'untyped' }]), null);
-  t.equal(validAppFamilies([{ ...good[0], values: [{ value: '1' }] }]), null, 'values are numbers');
-  t.equal(validAppFamilies([{ ...good[0], values: Array(10_001).fill({ value: 1 }) }]), null, 'bounded');
+  t.equal(validAppFamilies([good, { ...good, values: Array(10_000).fill({ value: 1 }) }]), null, 'bounded');
+  const dropped: Array<[string, unknown]> = [
+    ['the master\'s own names are not the app\'s', { ...good, name: 'tsmaster_requests_total' }],
+    ['a name Prometheus would reject', { ...good, name: 'bad name' }],
+    ['an unknown type', { ...good, type: 'untyped' }],
+    ['a value that is not a number', { ...good, values: [{ value: '1' }] }],
+    ['a forged series name', { ...good, values: [{ value: 1, metricName: 'tsmaster_workers{state="ready"} 42\n#' }] }],
+    ['a label value that is not a string or number', { ...good, values: [{ value: 1, labels: { a: ['"}\ntsmaster_x 1'] } }] }],
+    ['a bad label name', { ...good, values: [{ value: 1, labels: { 'a"b': 'x' } }] }],
+    ['an unknown aggregator', { ...good, aggregator: 'boom' }],
+  ];
+  for (const [why, family] of dropped) t.same(validAppFamilies([family, good]), [good], why);
+  const [hist] = validAppFamilies([{ name: 'app_seconds', help: 'x\ny', type: 'histogram', values: [{ value: 2, labels: { le: 0.5 }, metricName: 'app_seconds_bucket' }] }])!;
+  t.same(hist, { name: 'app_seconds', help: 'x y', type: 'histogram', aggregator: 'sum', values: [{ value: 2, labels: { le: '0.5' }, metricName: 'app_seconds_bucket' }] }, 'histogram series names are kept, labels as strings, help on one line');
 });
 
 t.test('/metrics, /healthz, /readyz and 404 on the master\'s own socket, never the workers\'', async (t) => {
@@ -98,6 +107,33 @@ function waitForMetric(port: number, ok: (text: string) => boolean, timeoutMs = 
     return ok(text) ? text : undefined;
   }, timeoutMs);
 }
+
+t.test('a worker that lies on its IPC channel cannot forge series or break the exposition', async (t) => {
+  const port = await freePort();
+  const metrics = await freePort();
+  await startMaster(t, { conf: `worker_processes 1;\nlisten 127.0.0.1:${port};\nmetrics_listen 127.0.0.1:${metrics};\napp ${fixtures}/apps/hostile-metrics.mjs;\n` });
+  for (let i = 0; i < 3; i++) await get({ port });
+  await sleep(1200); // a few rounds of forged heartbeats
+  const body = await scrape(metrics);
+  t.equal(sample(body, 'app_ok_total'), 7, 'its well-formed family is served');
+  t.notMatch(body, /tsmaster_forged|state="ready"\} 42/, 'no forged series');
+  t.notMatch(body, /^app_[xyz]/m, 'the bad families are dropped');
+  t.ok(Number.isSafeInteger(sample(body, 'tsmaster_requests_total')), 'the request total stays a count');
+  t.equal(sample(body, 'tsmaster_worker_connections', '{slot="0",generation="1"}'), 0, 'connections: null ignored');
+  if (promtool) {
+    const check = spawnSync('promtool', ['check', 'metrics'], { input: body, encoding: 'utf8' });
+    t.equal(check.status, 0, `promtool check metrics: ${check.stdout}${check.stderr}`);
+  }
+});
+
+t.test('a reload may not make the metrics socket a listen', async (t) => {
+  const { m, metrics } = await start(t);
+  fs.writeFileSync(m.conf, fs.readFileSync(m.conf, 'utf8').replace(/^metrics_listen .*$/m, `listen 127.0.0.1:${metrics};`));
+  const r = await m.cli(['-s', 'reload']);
+  t.equal(r.code, 1);
+  t.match(r.stderr, /is this master's metrics_listen socket/);
+  t.equal((await get({ port: metrics, path: '/healthz' })).status, 200, 'the master still serves its metrics there');
+});
 
 t.test('app metrics are summed over 3 workers', async (t) => {
   const { port, metrics } = await start(t, '', 3);
@@ -168,7 +204,7 @@ t.test('reload and upgrade results, and scrapes go on across an upgrade', async 
   text = await waitForMetric(metrics, (x) => (sample(x, 'tsmaster_requests_total') ?? 0) >= 10);
   const before = sample(text, 'tsmaster_requests_total')!;
 
-  // Scrape all along the upgrade: not one may fail.
+  // Scrape and probe all along the upgrade: not one may fail, /readyz never says 503.
   let scrapes = 0;
   const failed: string[] = [];
   let going = true;
@@ -176,6 +212,8 @@ t.test('reload and upgrade results, and scrapes go on across an upgrade', async 
     while (going) {
       try {
         await scrape(metrics);
+        const ready = await get({ port: metrics, path: '/readyz' });
+        if (ready.status !== 200) failed.push(`/readyz ${ready.status} ${ready.body.trim()}`);
         scrapes++;
       } catch (err) {
         failed.push((err as Error).message);
@@ -187,7 +225,7 @@ t.test('reload and upgrade results, and scrapes go on across an upgrade', async 
   going = false;
   await loop;
   t.equal(up.code, 0, `upgrade: ${up.stderr}`);
-  t.same(failed, [], `${scrapes} scrapes during the upgrade, none failed`);
+  t.same(failed, [], `${scrapes} scrapes and probes during the upgrade, none failed`);
   await waitFor('old master gone', () => isGone(m.masterPid));
   text = await waitForMetric(metrics, (x) => sample(x, 'tsmaster_upgrades_total', '{result="ok"}') === 1);
   t.pass('the new master counts the upgrade once its old master is gone');

@@ -10,12 +10,12 @@ import { oldbinPath, type InheritEnv, type ParentMessage } from '../protocol.js'
 import { ControlServer } from '../control/server.js';
 import { addHandedOver, handOverTotals } from '../control/handover.js';
 import { activatedSockets } from '../sockets/activation.js';
-import { SocketSet, describe } from '../sockets/listen.js';
+import { SocketSet, describe, type OpenSocket } from '../sockets/listen.js';
 import { Notifier } from '../systemd/notify.js';
 import { Watchdog } from '../systemd/watchdog.js';
 import { WorkerNotifySockets } from '../systemd/worker-notify.js';
 import type { MasterMetrics } from '../metrics/master-metrics.js';
-import type { MetricsServer } from '../metrics/server.js';
+import { MetricsServer } from '../metrics/server.js';
 import { EventQueue, type MasterEvent, type MasterSignal } from './event-queue.js';
 import type { Generation } from './generation.js';
 import { closeStrayFds, takeInheritEnv } from './inherited.js';
@@ -81,6 +81,7 @@ export class Master {
   /** metrics_listen, as the master started with it (a reload does not move it). */
   metrics: MasterMetrics | null = null;
   metricsKey: string | null = null;
+  private metricsSocket: OpenSocket | null = null;
   private metricsServer: MetricsServer | null = null;
   /** When the loop last handled a tick: /healthz. */
   lastTickAt = Date.now();
@@ -138,10 +139,12 @@ export class Master {
       if (this.config.controlSocket) this.control = new ControlServer(this, this.config.controlSocket);
       if (metricsSocket) {
         // Loaded only when asked for: prom-client takes ~100 ms to load.
-        const [{ MasterMetrics }, { MetricsServer }] = await Promise.all([import('../metrics/master-metrics.js'), import('../metrics/server.js')]);
+        const { MasterMetrics } = await import('../metrics/master-metrics.js');
         this.metrics = new MasterMetrics(this);
-        this.metricsServer = new MetricsServer(this, metricsSocket.fd, this.metrics);
+        this.metricsSocket = metricsSocket;
         this.metricsKey = metricsSocket.key;
+        // A new master answers only once it serves: until then the old one does, alone.
+        if (this.oldMaster === null) this.serveMetrics(true);
         this.log.notice(`metrics on ${describe(metricsSocket)}: /metrics, /healthz, /readyz`);
       }
       this.log.notice(`tsmaster/${version} master process started, ${this.config.workerProcesses} worker(s)`);
@@ -256,6 +259,7 @@ export class Master {
 
   /** The first generation is ready: publish the pid (new master) and tell whoever waits. */
   onFirstReady(): void {
+    this.serveMetrics(true);
     if (this.oldMaster !== null) {
       pidfile.writePid(this.config.pid);
       this.notifier.send(`MAINPID=${process.pid}`, 'READY=1', `STATUS=${this.statusLine()}`);
@@ -311,6 +315,18 @@ export class Master {
     if (this.upgrade?.ready) await handOverTotals(this, this.upgrade, this.control.home);
     this.control.close(true);
     this.control = null;
+  }
+
+  /**
+   * Answer on metrics_listen, or stop (the socket stays open for a rollback): during an
+   * upgrade one master at a time answers, so scrapes and probes never alternate between two.
+   */
+  serveMetrics(on: boolean): void {
+    if (on && !this.metricsServer && this.metrics && this.metricsSocket) {
+      this.metricsServer = new MetricsServer(this, this.metricsSocket, this.metrics);
+    } else if (!on) {
+      void this.closeMetrics();
+    }
   }
 
   private async closeMetrics(): Promise<void> {

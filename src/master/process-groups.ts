@@ -12,7 +12,7 @@ import { trackChild } from './reap.js';
 const KEEPER = `trap '' HUP INT QUIT TERM USR1 USR2 WINCH TTIN TTOU PIPE
 groups=' '
 while read -r op pg; do
-  case $pg in ''|*[!0-9]*) continue ;; esac
+  case $pg in ''|*[!0-9]*|0*|1) continue ;; esac
   case $op in
     +) groups="$groups$pg " ;;
     -) case $groups in *" $pg "*) groups="\${groups%% $pg *} \${groups#* $pg }" ;; esac ;;
@@ -44,11 +44,20 @@ export class ProcessGroups {
     }
   }
 
-  /** The leader has exited (and been collected): what is left of its group goes with it. */
-  end(pgid: number): void {
-    if (!this.live.delete(pgid)) return;
-    this.signal(pgid, 'SIGKILL');
-    this.tell(`- ${pgid}`);
+  /**
+   * The leader has exited (and been collected): what is left of its group goes with it, at
+   * once or after `graceMs` (the rest of a graceful stop's time), at the latest when the
+   * master exits.
+   */
+  end(pgid: number, graceMs = 0): void {
+    if (!this.live.has(pgid)) return;
+    const kill = () => {
+      if (!this.live.delete(pgid)) return;
+      this.signal(pgid, 'SIGKILL');
+      this.tell(`- ${pgid}`);
+    };
+    if (graceMs > 0) setTimeout(kill, graceMs).unref();
+    else kill();
   }
 
   /** At the master's exit: the keeper reads EOF and ends whatever is still listed. */

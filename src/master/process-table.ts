@@ -38,6 +38,8 @@ export interface WorkerRecord {
   /** What killedFor counts as, when the master killed it. */
   killReason: RestartReason | null;
   killTimer: NodeJS.Timeout | null;
+  /** When a stop that was asked for becomes a KILL (ms since the epoch). */
+  stopDeadline: number | null;
 }
 
 export class ProcessTable {

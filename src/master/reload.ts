@@ -48,6 +48,12 @@ function rejectReload(m: Master, err: unknown): void {
  * out per worker.
  */
 export function replaceGeneration(m: Master, config: Config): void {
+  // The master's own metrics socket never goes to workers, whatever a new config says.
+  const clash = config.listens.find((l) => l.key === m.metricsKey);
+  if (clash) {
+    rejectReload(m, new Error(`listen "${clash.name}" is this master's metrics_listen socket in ${clash.source.file}:${clash.source.line}`));
+    return;
+  }
   let sockets;
   try {
     sockets = m.sockets.acquire(config.listens, config.workerProcesses);

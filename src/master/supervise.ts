@@ -88,6 +88,7 @@ function spawnOne(m: Master, gen: Generation, slot: number): void {
     notified: false,
     killedFor: null,
     killReason: null,
+    stopDeadline: null,
     killTimer: null,
   });
   if (gen.config.worker.kind === 'exec') m.groups.add(child.pid);
@@ -120,6 +121,8 @@ function applyLimits(m: Master, gen: Generation, pid: number, slot: number): voi
 
 /** Every signal to a worker goes through here: an exec worker's whole group gets it. */
 export function signalWorker(m: Master, w: WorkerRecord, signal: NodeJS.Signals): void {
+  // Collected already (its exit event is queued): its pid, and group id, may be someone else's.
+  if (w.child.exitCode !== null || w.child.signalCode !== null) return;
   if (w.group) m.groups.signal(w.pid, signal);
   else w.child.kill(signal);
 }
@@ -133,6 +136,7 @@ export function stopWorker(m: Master, w: WorkerRecord, graceful: boolean, timeou
   signalWorker(m, w, signal);
   if (w.killTimer) clearTimeout(w.killTimer);
   w.killTimer = m.queue.after(timeoutMs, { type: 'kill-timeout', pid: w.pid });
+  w.stopDeadline = Date.now() + timeoutMs;
 }
 
 export function stopGeneration(m: Master, gen: Generation): void {
@@ -185,7 +189,8 @@ function describeExit(code: number | null, signal: NodeJS.Signals | null): strin
 export function onWorkerExit(m: Master, ev: Extract<MasterEvent, { type: 'worker-exit' }>): void {
   const w = m.table.remove(ev.pid);
   if (!w) return;
-  if (w.group) m.groups.end(w.pid);
+  // A shell that left on its stop signal may have children still finishing: they keep the stop's deadline.
+  if (w.group) m.groups.end(w.pid, w.state === 'draining' && w.stopDeadline !== null ? w.stopDeadline - Date.now() : 0);
   const gen = m.generations.get(w.generation);
   const how = describeExit(ev.code, ev.signal);
   if (w.state === 'draining' || !gen || gen.role === 'retiring') {
@@ -233,24 +238,36 @@ function scheduleRespawn(m: Master, gen: Generation, stable: boolean, why?: stri
   else gen.respawnTimer = m.queue.after(gen.backoffMs, { type: 'respawn', generation: gen.id });
 }
 
+/** A count a worker reports, or null: a safe non-negative integer and nothing else. */
+function count(v: unknown): number | null {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : null;
+}
+
+function isSeconds(v: unknown): v is number {
+  return typeof v === 'number' && Number.isFinite(v) && v >= 0 && v < 1e6;
+}
+
 export function onWorkerMessage(m: Master, pid: number, msg: WorkerMessage): void {
   const w = m.table.get(pid);
   if (!w) return;
   if (msg.t === 'pong') {
     w.lastPong = Date.now();
-    m.totals.requests += Math.max(0, msg.requests - w.requests);
-    w.connections = msg.connections;
-    w.requests = msg.requests;
-    w.rss = msg.rss;
-    // A worker's word is only shown, never acted on; still, only finite numbers are kept.
-    if (Number.isFinite(msg.heapUsed)) w.heapUsed = msg.heapUsed!;
+    // A worker (its user may be hostile) reports these: only counts are taken, each on its own.
+    const requests = count(msg.requests);
+    if (requests !== null && requests >= w.requests) {
+      m.totals.requests += requests - w.requests;
+      w.requests = requests;
+    }
+    w.connections = count(msg.connections) ?? w.connections;
+    w.rss = count(msg.rss) ?? w.rss;
+    w.heapUsed = count(msg.heapUsed) ?? w.heapUsed;
     const d = msg.loopDelay;
-    if (isObject(d) && Number.isFinite(d.p50) && Number.isFinite(d.p99)) w.loopDelay = { p50: d.p50, p99: d.p99 };
+    if (isObject(d) && isSeconds(d.p50) && isSeconds(d.p99)) w.loopDelay = { p50: d.p50, p99: d.p99 };
     return;
   }
   if (msg.t === 'metrics') return m.metrics?.onWorkerMetrics(pid, msg.seq, msg.metrics);
   if (msg.t === 'ready') {
-    w.startRss = msg.rss;
+    w.startRss = count(msg.rss);
     markReady(m, w);
   }
 }

@@ -96,6 +96,7 @@ export function onUpgradeReady(m: Master, pid: number): void {
   if (up.timer) clearTimeout(up.timer);
   up.timer = null;
   m.watchdog.handOver();
+  m.serveMetrics(false);
   m.log.notice(`new master process ${pid} is ready; WINCH and QUIT to this master (${process.pid}) complete the upgrade`);
 }
 
@@ -136,6 +137,7 @@ export function onUpgradeExit(m: Master, ev: Extract<MasterEvent, { type: 'upgra
   } else if (m.state === 'draining') {
     restartWorkers(m);
   }
+  m.serveMetrics(true);
   m.notifier.send(`MAINPID=${process.pid}`, 'READY=1', `STATUS=${m.statusLine()}, upgrade rolled back`);
   m.watchdog.takeOver();
   m.log.notice(`rollback finished: master process ${process.pid} serves`);

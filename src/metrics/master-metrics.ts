@@ -42,18 +42,51 @@ function rssBytes(pid: number): number | null {
   }
 }
 
-/** Only families prom-client can aggregate, never one that claims the master's own names. */
+const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+const AGGREGATORS = new Set(['sum', 'first', 'min', 'max', 'average', 'omit']);
+/** The series names a family of each type may write (prom-client's metricName). */
+const SUFFIXES: Record<string, readonly string[]> = { counter: [''], gauge: [''], histogram: ['_bucket', '_sum', '_count'], summary: ['', '_sum', '_count'] };
+
+/**
+ * A family as the master will aggregate and print it, rebuilt from what a worker sent (hostile
+ * input: prom-client prints names and labels as it finds them), or null to drop it.
+ */
+function cleanFamily(f: unknown): Metric | null {
+  if (!isObject(f) || typeof f.name !== 'string' || !METRIC_NAME.test(f.name) || f.name.startsWith('tsmaster_')) return null;
+  if (typeof f.help !== 'string' || typeof f.type !== 'string' || !METRIC_TYPES.has(f.type) || !Array.isArray(f.values)) return null;
+  if (f.aggregator !== undefined && (typeof f.aggregator !== 'string' || !AGGREGATORS.has(f.aggregator))) return null;
+  const name = f.name;
+  const values = [];
+  for (const v of f.values as unknown[]) {
+    if (!isObject(v) || typeof v.value !== 'number' || Number.isNaN(v.value)) return null;
+    const labels: Record<string, string> = {};
+    if (v.labels !== undefined) {
+      if (!isObject(v.labels)) return null;
+      for (const [k, l] of Object.entries(v.labels)) {
+        if (!LABEL_NAME.test(k) || (typeof l !== 'string' && typeof l !== 'number')) return null;
+        labels[k] = String(l);
+      }
+    }
+    const metricName = v.metricName === undefined ? undefined : SUFFIXES[f.type]!.map((s) => name + s).find((n) => n === v.metricName);
+    if (v.metricName !== undefined && metricName === undefined) return null;
+    values.push({ value: v.value, labels, ...(metricName ? { metricName } : {}) });
+  }
+  return { name, help: f.help.replace(/[\r\n]+/g, ' '), type: f.type, aggregator: (f.aggregator as string | undefined) ?? 'sum', values } as unknown as Metric;
+}
+
+/** The well-formed families of a worker's answer, bounded; null when it is not a list at all. */
 export function validAppFamilies(data: unknown): Metric[] | null {
   if (!Array.isArray(data) || data.length > MAX_APP_FAMILIES) return null;
+  const out: Metric[] = [];
   let values = 0;
   for (const f of data) {
-    if (!isObject(f) || typeof f.name !== 'string' || !METRIC_NAME.test(f.name) || f.name.startsWith('tsmaster_')) return null;
-    if (typeof f.help !== 'string' || typeof f.type !== 'string' || !METRIC_TYPES.has(f.type) || !Array.isArray(f.values)) return null;
-    values += f.values.length;
+    const clean = cleanFamily(f);
+    if (!clean) continue;
+    values += (clean as unknown as { values: unknown[] }).values.length;
     if (values > MAX_APP_VALUES) return null;
-    for (const v of f.values) if (!isObject(v) || typeof v.value !== 'number' || (v.labels !== undefined && !isObject(v.labels))) return null;
+    out.push(clean);
   }
-  return data as Metric[];
+  return out;
 }
 
 interface Scrape {
@@ -70,6 +103,7 @@ export class MasterMetrics {
   private upgradeCounted = false;
   private seq = 0;
   private readonly scrapes = new Map<number, Scrape>();
+  private inflight: Promise<Metric[][]> | null = null;
 
   constructor(private readonly m: Master) {
     const registers = [this.registry];
@@ -231,7 +265,13 @@ export class MasterMetrics {
     }
   }
 
+  /** Scrapes at the same time share one round of questions to the workers. */
   private appMetrics(): Promise<Metric[][]> {
+    this.inflight ??= this.askWorkers().finally(() => (this.inflight = null));
+    return this.inflight;
+  }
+
+  private askWorkers(): Promise<Metric[][]> {
     // Draining workers are about to go; a scrape does not wait for them.
     const workers = this.m.table.all().filter((w) => w.state !== 'draining' && this.m.generations.get(w.generation)?.config.worker.kind === 'app' && w.child.connected);
     if (workers.length === 0) return Promise.resolve([]);

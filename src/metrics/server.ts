@@ -4,6 +4,7 @@
 import http from 'node:http';
 import type { Master } from '../master/master.js';
 import * as native from '../native/index.js';
+import type { OpenSocket } from '../sockets/listen.js';
 import type { MasterMetrics } from './master-metrics.js';
 
 const MAX_CLIENTS = 32;
@@ -28,17 +29,19 @@ export class MetricsServer {
 
   constructor(
     private readonly m: Master,
-    fd: number,
+    socket: OpenSocket,
     private readonly metrics: MasterMetrics,
   ) {
-    this.server = http.createServer({ requestTimeout: REQUEST_MS, headersTimeout: REQUEST_MS, keepAliveTimeout: REQUEST_MS, maxHeaderSize: 8192 }, (req, res) => {
+    const options = { requestTimeout: REQUEST_MS, headersTimeout: REQUEST_MS, keepAliveTimeout: REQUEST_MS, maxHeaderSize: 8192, connectionsCheckingInterval: 1000 };
+    this.server = http.createServer(options, (req, res) => {
       void this.answer(req, res);
     });
     this.server.maxConnections = MAX_CLIENTS;
-    this.server.setTimeout(REQUEST_MS, (socket) => socket.destroy());
-    this.server.on('clientError', (_err, socket) => socket.destroy());
-    // The socket set keeps its fd (for an upgrade); the server owns, and closes, a copy.
-    this.server.listen({ fd: native.dupCloexec(fd) });
+    this.server.setTimeout(REQUEST_MS, (s) => s.destroy());
+    this.server.on('clientError', (_err, s) => s.destroy());
+    this.server.on('error', (err) => m.log.alert(`metrics_listen: ${err.message}`));
+    // The socket set keeps its fd (for an upgrade, a rollback); the server owns, and closes, a copy.
+    this.server.listen({ fd: native.dupCloexec(socket.fd), backlog: socket.spec.backlog });
   }
 
   private async answer(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
