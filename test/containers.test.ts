@@ -197,6 +197,7 @@ t.test('the shipped Dockerfile and container config, with the master as PID 1', 
 
   // The config as shipped, with the address and the log moved into the test's reach.
   const dir = tempDir(t);
+  fs.chmodSync(dir, 0o755);
   fs.mkdirSync(path.join(dir, 'run'));
   fs.writeFileSync(path.join(dir, 'server.js'), "module.exports = (req, res) => setTimeout(() => res.end('ok\\n'), Number(new URL(req.url, 'http://x').searchParams.get('ms') ?? 0));\n");
   const port = await freePort();
@@ -205,7 +206,9 @@ t.test('the shipped Dockerfile and container config, with the master as PID 1', 
   const conf = shipped
     .replace(/^listen\s+0\.0\.0\.0:8080;/m, `listen 127.0.0.1:${port};`)
     .replace(/^metrics_listen\s+0\.0\.0\.0:9145;/m, `metrics_listen 127.0.0.1:${metrics};`)
-    .replace(/^error_log\s+stderr notice;/m, `error_log ${dir}/error.log info;`);
+    .replace(/^error_log\s+stderr notice;/m, `error_log ${dir}/error.log info;`)
+    // The image's `node` user is this machine's `nobody`.
+    .replace(/^user\s+node;/m, 'user nobody;');
   t.not(conf, shipped);
   const m = await startMaster(t, { dir, pidNamespace: true, conf });
   t.equal((await get({ port })).body, 'ok\n');
