@@ -162,6 +162,20 @@ t.test('exec worker children: a SIGKILLed master leaves no server holding the po
   t.ok(await portFree(port), 'the port can be bound again: a new master could start');
 });
 
+t.test('exec worker children: a killed keeper is replaced, and still ends the groups with the master', { skip: noPython }, async (t) => {
+  const { m, port, server } = await shellWorker(t);
+  const first = keeperOf(m.masterPid)!;
+  process.kill(first, 'SIGKILL');
+  const second = await waitFor('a new keeper', () => {
+    const k = keeperOf(m.masterPid);
+    return k !== undefined && k !== first ? k : undefined;
+  });
+  m.signal('SIGKILL');
+  await waitFor('the server gone', () => isGone(server), 10_000);
+  await waitFor('the new keeper gone', () => isGone(second), 10_000);
+  t.ok(await portFree(port), 'the port is free');
+});
+
 t.test('exec worker children: the group ends with its worker, and the worker is replaced', { skip: noPython }, async (t) => {
   const { m, port, shell, server } = await shellWorker(t);
   const after = m.lines().length;

@@ -263,7 +263,7 @@ t.test('/readyz is 503 during QUIT while the workers still finish their requests
   await waitFor('master exit', () => isGone(m.masterPid));
 });
 
-t.test('slow clients cannot hold the metrics socket', async (t) => {
+t.test('slow clients cannot hold the metrics socket, nor lock probes out', async (t) => {
   const { metrics } = await start(t, '', 1);
   const idle: net.Socket[] = [];
   t.teardown(() => idle.forEach((s) => s.destroy()));
@@ -281,6 +281,9 @@ t.test('slow clients cannot hold the metrics socket', async (t) => {
     s.write('GET /metr');
     idle.push(s);
   }
+  await sleep(200);
+  const probe = await get({ port: metrics, path: '/healthz' });
+  t.equal(probe.status, 200, 'a probe gets through at once: the oldest stalled client makes room');
   await closed;
   t.equal(n, idle.length, 'every stalled client was dropped by the deadline');
   t.equal((await get({ port: metrics, path: '/healthz' })).status, 200, 'and the master answers');

@@ -21,6 +21,7 @@ done
 for pg in $groups; do kill -KILL "-$pg" 2>/dev/null; done`;
 
 export const KEEPER_TITLE = 'tsmaster: process group keeper';
+const KEEPER_RESTART_MS = 1000;
 
 export class ProcessGroups {
   private keeper: ChildProcess | null = null;
@@ -71,7 +72,7 @@ export class ProcessGroups {
     this.keeper?.stdin?.write(`${line}\n`);
   }
 
-  /** Started on the first exec worker, and again on the next one if it died; told every live group. */
+  /** Started with the first exec worker, and again a second after it died; told every live group. */
   private startKeeper(): ChildProcess | null {
     // Its own session: a terminal's ^C to the master's group does not reach it.
     const child = spawn('/bin/sh', ['-c', KEEPER], { argv0: KEEPER_TITLE, detached: true, stdio: ['pipe', 'ignore', 'ignore'] });
@@ -84,7 +85,11 @@ export class ProcessGroups {
     child.once('exit', () => {
       if (this.keeper !== child) return;
       this.keeper = null;
-      this.warn("process group keeper exited; the next exec worker starts another one");
+      this.warn(`process group keeper exited; another one in ${KEEPER_RESTART_MS}ms`);
+      // Not at once: a keeper that cannot run must not become a loop.
+      setTimeout(() => {
+        if (!this.keeper && this.live.size > 0) this.keeper = this.startKeeper();
+      }, KEEPER_RESTART_MS).unref();
     });
     child.stdin.write([...this.live].map((g) => `+ ${g}\n`).join(''));
     return child;

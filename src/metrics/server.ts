@@ -2,6 +2,7 @@
 // /readyz for probes and load balancers, 404 for anything else. Clients are bounded in
 // number and time, so a slow or hostile one cannot hold the master.
 import http from 'node:http';
+import type net from 'node:net';
 import type { Master } from '../master/master.js';
 import * as native from '../native/index.js';
 import type { OpenSocket } from '../sockets/listen.js';
@@ -26,6 +27,8 @@ export function notReady(m: Master): string | null {
 
 export class MetricsServer {
   private readonly server: http.Server;
+  /** Open connections, oldest first, and whether each has a request being answered. */
+  private readonly clients = new Map<net.Socket, { busy: boolean }>();
 
   constructor(
     private readonly m: Master,
@@ -36,7 +39,23 @@ export class MetricsServer {
     this.server = http.createServer(options, (req, res) => {
       void this.answer(req, res);
     });
-    this.server.maxConnections = MAX_CLIENTS;
+    // Full: the oldest connection without a request being answered (idle, or still sending its
+    // headers: a slow client) makes room, so slow clients cannot lock probes out.
+    this.server.prependListener('connection', (s: net.Socket) => {
+      if (this.clients.size >= MAX_CLIENTS) {
+        const idle = [...this.clients].find(([, c]) => !c.busy)?.[0];
+        (idle ?? s).destroy();
+        if (!idle) return;
+      }
+      this.clients.set(s, { busy: false });
+      s.once('close', () => this.clients.delete(s));
+    });
+    this.server.prependListener('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+      const c = this.clients.get(req.socket);
+      if (!c) return;
+      c.busy = true;
+      res.once('finish', () => (c.busy = false));
+    });
     this.server.setTimeout(REQUEST_MS, (s) => s.destroy());
     this.server.on('clientError', (_err, s) => s.destroy());
     this.server.on('error', (err) => m.log.alert(`metrics_listen: ${err.message}`));
