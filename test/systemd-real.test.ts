@@ -128,7 +128,11 @@ async function boot(t: Test): Promise<Container> {
   nspawn.stdout!.on('data', (d: Buffer) => (consoleOut += d.toString()));
   nspawn.stderr!.on('data', (d: Buffer) => (consoleOut += d.toString()));
   const nspawnPid = nspawn.pid!;
-  const sh = (script: string, timeoutMs?: number) => run('nsenter', ['-t', String(pid1), '-a', 'sh', '-c', script], timeoutMs);
+  // `env -i`: the test runner puts its loaders (NODE_OPTIONS, paths in this checkout) into every
+  // child's environment; inside the container the checkout is elsewhere, and a systemctl
+  // run by hand would not have them either.
+  const sh = (script: string, timeoutMs?: number) =>
+    run('nsenter', ['-t', String(pid1), '-a', 'env', '-i', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'LANG=C.UTF-8', 'sh', '-c', script], timeoutMs);
   try {
     // The container's PID 1 is the `systemd` child of systemd-nspawn.
     pid1 = await until('the container systemd', async () => {
