@@ -288,7 +288,8 @@ export async function startMaster(t: Teardown, opts: StartOptions): Promise<Inst
     await waitFor('generation 1 ready', () => {
       if (proc && proc.exitCode !== null) throw new Error(`the master exited with ${proc.exitCode} before it was ready:\n${lines().map((l) => l.text).join('\n')}`);
       return lines().some((l) => l.pid === inst.logPid && /^generation 1: all \d+ worker\(s\) ready/.test(l.text));
-    });
+      // Generous: a test file beside the one that starts 64 workers shares 2 busy CPUs with it.
+    }, 60_000);
   }
   return inst;
 }
