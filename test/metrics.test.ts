@@ -233,14 +233,15 @@ t.test('reload and upgrade results, and scrapes go on across an upgrade', async 
 });
 
 t.test('connections still open in a retiring generation', async (t) => {
-  const { m, port, metrics } = await start(t, '', 1);
-  const slow = get({ port, path: '/?ms=4000' });
+  // Long enough to outlast a reload on 2 busy CPUs: the metric must see it still open.
+  const { m, port, metrics } = await start(t, 'worker_shutdown_timeout 60s;\n', 1);
+  const slow = get({ port, path: '/?ms=12000' });
   await sleep(300);
   t.equal((await m.cli(['-s', 'reload'])).code, 0);
   const text = await waitForMetric(metrics, (x) => sample(x, 'tsmaster_draining_connections', '{generation="1"}') === 1);
   t.equal(sample(text, 'tsmaster_generation'), 2, 'generation 2 serves while generation 1 drains its one connection');
   t.equal((await slow).status, 200);
-  await waitForMetric(metrics, (x) => sample(x, 'tsmaster_draining_connections', '{generation="1"}') === undefined);
+  await waitForMetric(metrics, (x) => sample(x, 'tsmaster_draining_connections', '{generation="1"}') === undefined, 30_000);
   t.pass('gone with the generation');
 });
 
