@@ -12,6 +12,11 @@ export function oldbinPath(path: string): string {
   return `${path}.oldbin`;
 }
 
+/** A count another process sent: a safe non-negative integer, or null for anything else. */
+export function asCount(v: unknown): number | null {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : null;
+}
+
 /** One inherited listening socket: the fd number in the receiving process and its address key. */
 export interface FdDescription {
   fd: number;

@@ -1,9 +1,10 @@
 // The control socket speaks line-delimited JSON: one request per line, one answer line per
 // request, in order. Kept apart from the server so the CLI can share the types.
 
-import type { Totals } from '../protocol.js';
+import type { WorkerState } from '../master/process-table.js';
+import { asCount, type Totals } from '../protocol.js';
 
-export type { Totals };
+export type { Totals, WorkerState };
 
 export type ControlRequest =
   | { cmd: 'status' }
@@ -11,9 +12,6 @@ export type ControlRequest =
   | { cmd: 'ping' }
   /** From the old master of an upgrade, as it exits: what its workers did after USR2. */
   | { cmd: 'handover'; totals: Totals };
-
-import type { WorkerState } from '../master/process-table.js';
-export type { WorkerState };
 
 export interface WorkerStatus {
   pid: number;
@@ -85,8 +83,7 @@ export function parseRequest(line: string): ControlRequest | string {
       return { cmd: req.cmd };
     case 'handover': {
       const t = req.totals as Partial<Totals> | undefined;
-      const count = (n: unknown) => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
-      if (!t || !count(t.requests) || !count(t.restarts)) return 'handover needs totals {requests, restarts}';
+      if (!t || asCount(t.requests) === null || asCount(t.restarts) === null) return 'handover needs totals {requests, restarts}';
       return { cmd: 'handover', totals: { requests: t.requests!, restarts: t.restarts! } };
     }
     default:

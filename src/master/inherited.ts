@@ -3,7 +3,7 @@
 // variable only from the parent that is really our old master, and no other fd reaches a worker.
 import fs from 'node:fs';
 import * as native from '../native/index.js';
-import { INHERIT_ENV, isObject, type FdDescription, type InheritEnv } from '../protocol.js';
+import { INHERIT_ENV, asCount, isObject, type FdDescription, type InheritEnv } from '../protocol.js';
 
 /** Why `fd` cannot be a listener, or null when it is a listening stream socket. */
 export function notAListener(fd: unknown): string | null {
@@ -16,7 +16,7 @@ export function notAListener(fd: unknown): string | null {
   }
 }
 
-const count = (v: unknown): number => (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : 0);
+const count = (v: unknown): number => asCount(v) ?? 0;
 
 /**
  * TSMASTER_INHERIT from an old master, removed from the environment. Taken only when our

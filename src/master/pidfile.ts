@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { oldbinPath } from '../protocol.js';
 import fs from 'node:fs';
 import path from 'node:path';
+import { oldbinPath } from '../protocol.js';
 import { TsmError, openFailed } from '../errors.js';
 import * as native from '../native/index.js';
 import { isAlive, processes } from '../proc.js';

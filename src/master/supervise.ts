@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import * as native from '../native/index.js';
 import type { Config } from '../config/types.js';
-import { isObject, type WorkerMessage } from '../protocol.js';
+import { asCount, isObject, type WorkerMessage } from '../protocol.js';
 import { socketsForSlot, type SocketGroup } from '../sockets/listen.js';
 import type { MasterEvent } from './event-queue.js';
 import { closeWorkerLog, openWorkerLog, type Generation, type GenerationRole } from './generation.js';
@@ -238,11 +238,6 @@ function scheduleRespawn(m: Master, gen: Generation, stable: boolean, why?: stri
   else gen.respawnTimer = m.queue.after(gen.backoffMs, { type: 'respawn', generation: gen.id });
 }
 
-/** A count a worker reports, or null: a safe non-negative integer and nothing else. */
-function count(v: unknown): number | null {
-  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : null;
-}
-
 function isSeconds(v: unknown): v is number {
   return typeof v === 'number' && Number.isFinite(v) && v >= 0 && v < 1e6;
 }
@@ -253,21 +248,21 @@ export function onWorkerMessage(m: Master, pid: number, msg: WorkerMessage): voi
   if (msg.t === 'pong') {
     w.lastPong = Date.now();
     // A worker (its user may be hostile) reports these: only counts are taken, each on its own.
-    const requests = count(msg.requests);
+    const requests = asCount(msg.requests);
     if (requests !== null && requests >= w.requests) {
       m.totals.requests += requests - w.requests;
       w.requests = requests;
     }
-    w.connections = count(msg.connections) ?? w.connections;
-    w.rss = count(msg.rss) ?? w.rss;
-    w.heapUsed = count(msg.heapUsed) ?? w.heapUsed;
+    w.connections = asCount(msg.connections) ?? w.connections;
+    w.rss = asCount(msg.rss) ?? w.rss;
+    w.heapUsed = asCount(msg.heapUsed) ?? w.heapUsed;
     const d = msg.loopDelay;
     if (isObject(d) && isSeconds(d.p50) && isSeconds(d.p99)) w.loopDelay = { p50: d.p50, p99: d.p99 };
     return;
   }
   if (msg.t === 'metrics') return m.metrics?.onWorkerMetrics(pid, msg.seq, msg.metrics);
   if (msg.t === 'ready') {
-    w.startRss = count(msg.rss);
+    w.startRss = asCount(msg.rss);
     markReady(m, w);
   }
 }
