@@ -1,16 +1,30 @@
 // What /proc says about processes. kill(pid, 0) succeeds on a zombie; /proc does not lie.
 import fs from 'node:fs';
 
-/** State letter and parent pid from /proc/PID/stat, or null when there is no such process. */
-export function procStat(pid: number): { state: string; ppid: number } | null {
+/** The fields of /proc/PID/stat from the state on (field 3 of stat(5)), or null when there is no such process. */
+function statFields(pid: number): string[] | null {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name may contain spaces and parentheses: fields start after the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return { state: fields[0]!, ppid: Number(fields[1]) };
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
     return null;
   }
+}
+
+/** State letter and parent pid from /proc/PID/stat, or null when there is no such process. */
+export function procStat(pid: number): { state: string; ppid: number } | null {
+  const fields = statFields(pid);
+  return fields ? { state: fields[0]!, ppid: Number(fields[1]) } : null;
+}
+
+/** Kernel clock ticks per second for /proc/PID/stat times (USER_HZ, 100 on Linux). */
+const CLK_TCK = 100;
+
+/** User plus system CPU time of a process in seconds (utime and stime, fields 14 and 15), or null. */
+export function cpuSeconds(pid: number): number | null {
+  const fields = statFields(pid);
+  return fields ? (Number(fields[11]) + Number(fields[12])) / CLK_TCK : null;
 }
 
 /** Alive and not a zombie. */

@@ -80,7 +80,6 @@ export class Master {
   control: ControlServer | null = null;
   /** metrics_listen, as the master started with it (a reload does not move it). */
   metrics: MasterMetrics | null = null;
-  metricsKey: string | null = null;
   private metricsSocket: OpenSocket | null = null;
   private metricsServer: MetricsServer | null = null;
   /** When the loop last handled a tick: /healthz. */
@@ -142,7 +141,6 @@ export class Master {
         const { MasterMetrics } = await import('../metrics/master-metrics.js');
         this.metrics = new MasterMetrics(this);
         this.metricsSocket = metricsSocket;
-        this.metricsKey = metricsSocket.key;
         // A new master answers only once it serves: until then the old one does, alone.
         if (this.oldMaster === null) this.serveMetrics(true);
         this.log.notice(`metrics on ${describe(metricsSocket)}: /metrics, /healthz, /readyz`);
@@ -315,6 +313,11 @@ export class Master {
     if (this.upgrade?.ready) await handOverTotals(this, this.upgrade, this.control.home);
     this.control.close(true);
     this.control = null;
+  }
+
+  /** The address key of metrics_listen: a socket no generation may take. */
+  get metricsKey(): string | null {
+    return this.metricsSocket?.key ?? null;
   }
 
   /**

@@ -1,7 +1,7 @@
 // Exec workers lead their own process groups, so a shell's background children are stopped
 // with them and cannot outlive them holding the listening sockets.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { trackChild } from './reap.js';
+import type { ChildProcess } from 'node:child_process';
+import { spawnChild } from './reap.js';
 
 /**
  * The keeper outlives a master that is killed with SIGKILL: it reads "+ PGID" and "- PGID"
@@ -75,13 +75,12 @@ export class ProcessGroups {
   /** Started with the first exec worker, and again a second after it died; told every live group. */
   private startKeeper(): ChildProcess | null {
     // Its own session: a terminal's ^C to the master's group does not reach it.
-    const child = spawn('/bin/sh', ['-c', KEEPER], { argv0: KEEPER_TITLE, detached: true, stdio: ['pipe', 'ignore', 'ignore'] });
+    const child = spawnChild('/bin/sh', ['-c', KEEPER], { argv0: KEEPER_TITLE, detached: true, stdio: ['pipe', 'ignore', 'ignore'] });
     if (child.pid === undefined) {
       child.once('error', (err) => this.warn(`process group keeper not started: ${err.message}; an exec worker's children may outlive a killed master`));
       return null;
     }
-    trackChild(child);
-    child.stdin.on('error', () => undefined);
+    child.stdin?.on('error', () => undefined);
     child.once('exit', () => {
       if (this.keeper !== child) return;
       this.keeper = null;
@@ -91,7 +90,7 @@ export class ProcessGroups {
         if (!this.keeper && this.live.size > 0) this.keeper = this.startKeeper();
       }, KEEPER_RESTART_MS).unref();
     });
-    child.stdin.write([...this.live].map((g) => `+ ${g}\n`).join(''));
+    child.stdin?.write([...this.live].map((g) => `+ ${g}\n`).join(''));
     return child;
   }
 }

@@ -1,6 +1,6 @@
 // As PID 1 of a container the master inherits every orphan of its pid namespace; nobody else
 // collects them, so each one it does not wait for stays a zombie (a pid) for ever.
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import os from 'node:os';
 import * as native from '../native/index.js';
 import { processes, procStat } from '../proc.js';
@@ -8,12 +8,15 @@ import { processes, procStat } from '../proc.js';
 /** Children Node spawned: libuv waits for each of them by pid and reports its exit. */
 const spawned = new Set<number>();
 
-/** Every child the master spawns goes through here, so the reaper never takes its status. */
-export function trackChild(child: ChildProcess): void {
+/** How the master starts every child, so that the reaper never takes one's exit status. */
+export function spawnChild(command: string, args: readonly string[], options: SpawnOptions): ChildProcess {
+  const child = spawn(command, args, options);
   const pid = child.pid;
-  if (pid === undefined) return;
-  spawned.add(pid);
-  child.once('exit', () => spawned.delete(pid));
+  if (pid !== undefined) {
+    spawned.add(pid);
+    child.once('exit', () => spawned.delete(pid));
+  }
+  return child;
 }
 
 export interface ProcEntry {
@@ -34,6 +37,13 @@ export interface Reaped {
 
 export class Reaper {
   private pending = false;
+  private push: (() => void) | null = null;
+  /** Our own listener only: another module's SIGCHLD listener stays. */
+  private readonly onSigchld = () => {
+    if (this.pending) return;
+    this.pending = true;
+    this.push?.();
+  };
 
   /** Only PID 1 is handed orphans; elsewhere init collects them and there is nothing to do. */
   constructor(readonly enabled = process.pid === 1) {}
@@ -41,15 +51,12 @@ export class Reaper {
   /** SIGCHLD only enqueues, once until the loop has swept. */
   subscribe(push: () => void): void {
     if (!this.enabled) return;
-    process.on('SIGCHLD', () => {
-      if (this.pending) return;
-      this.pending = true;
-      push();
-    });
+    this.push = push;
+    process.on('SIGCHLD', this.onSigchld);
   }
 
   unsubscribe(): void {
-    if (this.enabled) process.removeAllListeners('SIGCHLD');
+    process.off('SIGCHLD', this.onSigchld);
   }
 
   /** Collect the orphans that are zombies now. */

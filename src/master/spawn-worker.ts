@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import type { ChildProcess, StdioOptions } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -6,7 +6,7 @@ import type { Config } from '../config/types.js';
 import type { OpenSocket } from '../sockets/listen.js';
 import { WORKER_ENV, isObject, type WorkerEnv, type WorkerMessage } from '../protocol.js';
 import type { EventQueue } from './event-queue.js';
-import { trackChild } from './reap.js';
+import { spawnChild } from './reap.js';
 
 /**
  * util-linux's setpriv sets PR_SET_PDEATHSIG and execs, in the worker's own pid, so a
@@ -55,7 +55,7 @@ export function spawnWorker(opts: {
     };
     const stdio: StdioOptions = ['ignore', opts.logFd, opts.logFd, ...fds, 'ipc'];
     const argv = [process.execPath, ...process.execArgv, workerMain];
-    child = spawn(setpriv ?? argv[0]!, setpriv ? [...PDEATHSIG, ...argv] : argv.slice(1), {
+    child = spawnChild(setpriv ?? argv[0]!, setpriv ? [...PDEATHSIG, ...argv] : argv.slice(1), {
       ...common,
       stdio,
       env: { ...config.env, ...identity, [WORKER_ENV]: JSON.stringify(env) },
@@ -65,7 +65,7 @@ export function spawnWorker(opts: {
     // known only after fork: a shell sets it and execs the command in the same process.
     const stdio: StdioOptions = ['ignore', opts.logFd, opts.logFd, ...fds];
     const wrap = setpriv ? `exec ${setpriv} ${PDEATHSIG.join(' ')}` : 'exec';
-    child = spawn('/bin/sh', ['-c', `LISTEN_PID=$$ ${wrap} "$@"`, 'tsmaster-exec', ...config.worker.argv], {
+    child = spawnChild('/bin/sh', ['-c', `LISTEN_PID=$$ ${wrap} "$@"`, 'tsmaster-exec', ...config.worker.argv], {
       ...common,
       stdio,
       // setsid: its own process group, which the master signals and ends as one.
@@ -86,7 +86,6 @@ export function spawnWorker(opts: {
     child.once('error', () => undefined);
     return child;
   }
-  trackChild(child);
   child.once('exit', (code, signal) => opts.queue.push({ type: 'worker-exit', pid, code, signal }));
   child.on('message', (msg: unknown) => {
     if (isObject(msg) && typeof msg.t === 'string') opts.queue.push({ type: 'worker-message', pid, msg: msg as WorkerMessage });

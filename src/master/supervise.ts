@@ -68,13 +68,15 @@ function spawnOne(m: Master, gen: Generation, slot: number): void {
     scheduleRespawn(m, gen, false);
     return;
   }
+  // An exec worker leads a process group of its own (spawnWorker starts it with setsid).
+  const group = gen.config.worker.kind === 'exec';
   m.table.add({
     pid: child.pid,
     slot,
     generation: gen.id,
     state: 'starting',
     child,
-    group: gen.config.worker.kind === 'exec',
+    group,
     startedAt: now,
     readyAt: null,
     lastPong: now,
@@ -91,7 +93,7 @@ function spawnOne(m: Master, gen: Generation, slot: number): void {
     stopDeadline: null,
     killTimer: null,
   });
-  if (gen.config.worker.kind === 'exec') m.groups.add(child.pid);
+  if (group) m.groups.add(child.pid);
   applyLimits(m, gen, child.pid, slot);
   m.log.notice(`start worker process ${child.pid} (generation ${gen.id}, slot ${slot})`);
 }
@@ -329,7 +331,7 @@ export function checkWorkers(m: Master): void {
     if (!gen) continue;
     if (w.state === 'draining') {
       // No verdicts on a worker that is leaving; its heartbeats say what it still holds.
-      if (w.child.connected) w.child.send({ t: 'ping', seq: now }, () => undefined);
+      ping(w, now);
       continue;
     }
     const cfg = gen.config;
@@ -354,9 +356,13 @@ export function checkWorkers(m: Master): void {
           maintainWorkerCount(m, gen);
         }
       }
-      w.child.send({ t: 'ping', seq: now }, () => undefined);
+      ping(w, now);
     }
   }
+}
+
+function ping(w: WorkerRecord, now: number): void {
+  if (w.child.connected) w.child.send({ t: 'ping', seq: now }, () => undefined);
 }
 
 function killWorker(m: Master, w: WorkerRecord, why: string, reason: RestartReason): void {

@@ -1,9 +1,9 @@
-import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import type { ChildProcess, StdioOptions } from 'node:child_process';
 import { INHERIT_ENV, isObject, type InheritEnv, type ParentMessage } from '../protocol.js';
 import type { MasterEvent } from './event-queue.js';
 import type { Master } from './master.js';
 import { isAlive, moveToOldbin, restoreFromOldbin } from './pidfile.js';
-import { trackChild } from './reap.js';
+import { spawnChild } from './reap.js';
 import { restartWorkers } from './shutdown.js';
 
 /** How long a new master gets to exit after TERM before KILL. */
@@ -62,14 +62,13 @@ export function startUpgrade(m: Master): void {
   };
   const stdio: StdioOptions = ['ignore', 'inherit', 'inherit', ...sockets.map((s) => s.fd), 'ipc'];
   const [node, ...args] = m.opts.argv;
-  const child = spawn(node!, args, { stdio, env: { ...process.env, [INHERIT_ENV]: JSON.stringify(inherit) } });
+  const child = spawnChild(node!, args, { stdio, env: { ...process.env, [INHERIT_ENV]: JSON.stringify(inherit) } });
   const pid = child.pid;
   if (pid === undefined) {
     child.once('error', (err) => m.queue.push({ type: 'upgrade-exit', pid: 0, code: null, signal: null, error: err.message }));
     m.upgrade = { pid: 0, child, ready: false, timer: null, killing: false, totalsAtStart: { ...m.totals } };
     return;
   }
-  trackChild(child);
   child.once('exit', (code, signal) => m.queue.push({ type: 'upgrade-exit', pid, code, signal }));
   child.on('error', () => undefined);
   child.on('message', (msg: unknown) => {

@@ -7,6 +7,7 @@ import type { Master } from '../master/master.js';
 import { isLiveMaster } from '../master/pidfile.js';
 import { RESTART_REASONS, WORKER_STATES, type RestartReason, type WorkerRecord } from '../master/process-table.js';
 import { isObject } from '../protocol.js';
+import { cpuSeconds } from '../proc.js';
 import { version } from '../version.js';
 
 export const CHANGE_RESULTS = ['ok', 'failed', 'rolled_back'] as const;
@@ -19,20 +20,6 @@ const MAX_APP_FAMILIES = 1000;
 const MAX_APP_VALUES = 10_000;
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const METRIC_TYPES = new Set(['counter', 'gauge', 'histogram', 'summary']);
-
-/** Kernel clock ticks per second for /proc/PID/stat times (USER_HZ, 100 on Linux). */
-const CLK_TCK = 100;
-
-function cpuSeconds(pid: number): number | null {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // utime and stime are fields 14 and 15 of stat(5): 11 and 12 after the state field.
-    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
-  } catch {
-    return null;
-  }
-}
 
 function rssBytes(pid: number): number | null {
   try {
