@@ -72,6 +72,12 @@ export class OldMasterProbe {
     return u?.role === 'none' && u.lastRollback && u.lastRollback.at >= since ? `${u.lastRollback.reason}; rolled back` : undefined;
   }
 
+  /** Why the old master ignored a USR2 sent at or after `since`, in its own words. */
+  refusedSince(since: number): string | undefined {
+    const u = this.latest?.upgrade;
+    return u?.role === 'none' && u.lastRefusal && u.lastRefusal.at >= since ? u.lastRefusal.reason : undefined;
+  }
+
   /** How many workers the old master still has; undefined when unknown. */
   workersLeft(): number | undefined {
     return this.latest?.workers.length;

@@ -69,6 +69,8 @@ async function dance(config: Config, oldPid: number, probe: OldMasterProbe | nul
     return `${ms} ms`;
   };
   const ready = await waitFor(() => {
+    const refused = probe?.refusedSince(sentAt);
+    if (refused) return { refused };
     const bad = rolledBack();
     if (bad) return { bad };
     const ready = probe?.newReady();
@@ -80,6 +82,7 @@ async function dance(config: Config, oldPid: number, probe: OldMasterProbe | nul
     return undefined;
   }, bound);
   if (!ready) return failure(`no new master was ready within ${bound}ms`);
+  if ('refused' in ready) return { code: 1, out, err: [`[error] upgrade not started: ${ready.refused}`] };
   if ('bad' in ready) return failure(ready.bad!);
   newPid = ready.pid!;
   out.push(`new master process ${newPid} is ready (${took()})`);

@@ -36,12 +36,13 @@ export interface WorkerStatus {
 }
 
 /**
- * `none` (with the last rollback, if any: `at` in ms since the epoch); `old`: this master
+ * `none` (with the last rollback and the last ignored USR2, if any: `at` in ms since the
+ * epoch); `old`: this master
  * started a new one on USR2 (`newReady` once all its workers are ready); `new`: an old
  * master started this one and is still running.
  */
 export type UpgradeStatus =
-  | { role: 'none'; lastRollback?: { newPid: number; reason: string; at: number } }
+  | { role: 'none'; lastRollback?: { newPid: number; reason: string; at: number }; lastRefusal?: { reason: string; at: number } }
   | { role: 'old'; newPid: number; newReady: boolean }
   | { role: 'new'; oldPid: number };
 

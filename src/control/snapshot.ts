@@ -52,7 +52,11 @@ function upgradeOf(m: Master): UpgradeStatus {
     if (isLiveMaster(m.oldMaster)) return { role: 'new', oldPid: m.oldMaster };
     oldMasterGone = true;
   }
-  return m.lastRollback ? { role: 'none', lastRollback: { ...m.lastRollback } } : { role: 'none' };
+  return {
+    role: 'none',
+    ...(m.lastRollback ? { lastRollback: { ...m.lastRollback } } : {}),
+    ...(m.lastRefusal ? { lastRefusal: { ...m.lastRefusal } } : {}),
+  };
 }
 
 /** What `-s status` shows of one master: itself, its upgrade partner, its workers. */

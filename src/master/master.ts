@@ -66,6 +66,8 @@ export class Master {
   upgrade: Upgrade | null = null;
   /** The last upgrade that rolled back, for status. */
   lastRollback: { newPid: number; reason: string; at: number } | null = null;
+  /** The last USR2 this master ignored, and why, for status. */
+  lastRefusal: { reason: string; at: number } | null = null;
   /** Set when this master was started by USR2: the old master's pid. */
   readonly oldMaster: number | null;
   readonly totals: InheritEnv['totals'];

@@ -22,26 +22,26 @@ export interface Upgrade {
 /** Why a master that is PID 1 refuses USR2: when PID 1 exits the kernel ends its whole pid namespace. */
 export const PID1_REFUSAL = 'the master is PID 1 of its pid namespace (a container), whose exit would end the new master too; use reload, or run it under an init';
 
+/** Why this master ignores a USR2 now; undefined when it accepts one. */
+function usr2Refusal(m: Master): string | undefined {
+  if (m.upgrade) return `an upgrade is under way (new master process ${m.upgrade.pid})`;
+  if (m.oldMaster !== null && isAlive(m.oldMaster)) return `the old master process ${m.oldMaster} is still running`;
+  if (m.state !== 'running' && m.state !== 'draining') return `the master is ${m.state}`;
+  if (process.pid === 1) return PID1_REFUSAL;
+  return undefined;
+}
+
 /**
  * USR2: move the pidfile to .oldbin and start a new master (the same command line, so a
  * switched `current` symlink runs the new release) with the listening fds at 3.. and their
  * description in TSMASTER_INHERIT. It is our child; its exit before we quit is a rollback.
  */
 export function startUpgrade(m: Master): void {
-  if (m.upgrade) {
-    m.log.notice(`USR2 ignored: an upgrade is under way (new master process ${m.upgrade.pid})`);
-    return;
-  }
-  if (m.oldMaster !== null && isAlive(m.oldMaster)) {
-    m.log.notice(`USR2 ignored: the old master process ${m.oldMaster} is still running`);
-    return;
-  }
-  if (m.state !== 'running' && m.state !== 'draining') {
-    m.log.notice(`USR2 ignored: the master is ${m.state}`);
-    return;
-  }
-  if (process.pid === 1) {
-    m.log.notice(`USR2 ignored: ${PID1_REFUSAL}`);
+  const refused = usr2Refusal(m);
+  if (refused) {
+    m.log.notice(`USR2 ignored: ${refused}`);
+    // Kept for status, so that `-s upgrade` can say at once why nothing happens.
+    m.lastRefusal = { reason: refused, at: Date.now() };
     return;
   }
   try {
