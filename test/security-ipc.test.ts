@@ -57,7 +57,8 @@ time.sleep(120)`,
   );
   const dir = openDir(t);
   const port = await freePort();
-  const m = await startMaster(t, { dir, conf: `worker_processes 1;\nlisten 127.0.0.1:${port};\nexec ${PYTHON} ${execFixture('py_systemd_worker.py')};\n` });
+  // A plain LISTEN_FDS worker (no python3-systemd needed): it gets the NOTIFY_SOCKET all the same.
+  const m = await startMaster(t, { dir, conf: `worker_processes 1;\nlisten 127.0.0.1:${port};\nexec ${PYTHON} ${execFixture('py_plain_worker.py')};\n` });
   t.equal((await get({ port })).status, 200, 'the master started despite the squatted names');
   const [w] = childrenOf(m.masterPid);
   const notify = environ(w!).NOTIFY_SOCKET!;
