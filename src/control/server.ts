@@ -6,11 +6,18 @@ import * as native from '../native/index.js';
 import { MAX_LINE, parseRequest, type ControlRequest, type ControlResponse } from './protocol.js';
 import { snapshot } from './snapshot.js';
 
-/** A client that sends nothing for this long (between requests) is dropped. */
-const IDLE_MS = 10_000;
+/**
+ * A client must complete each request line within this long after connecting or after its
+ * last answer; data does not extend it, so a client trickling bytes cannot keep its slot.
+ */
+const REQUEST_MS = 10_000;
 /** A client that does not read an answer for this long is dropped: it holds a slot otherwise. */
 const WRITE_MS = 5000;
-/** More clients at once than any operator or script needs; the rest are told so and closed. */
+/**
+ * More clients at once than any operator or script needs. A new client past it closes the
+ * longest-idle one, so stuck clients cannot lock the operator out; only when every client
+ * waits for an answer (a reload under way) is the new one told the socket is busy.
+ */
 const MAX_CLIENTS = 32;
 /** Requests a client may have sent ahead of the answers it has read. */
 const MAX_PIPELINED = 16;
@@ -84,26 +91,29 @@ export class ControlServer {
     if (unlink) fs.rmSync(this.path, { force: true });
   }
 
-  private clients = 0;
+  private readonly clients = new Set<Connection>();
 
   private onConnection(socket: net.Socket): void {
     socket.on('error', () => undefined);
-    if (this.clients >= MAX_CLIENTS) {
-      socket.end(`${JSON.stringify({ ok: false, error: `busy: ${MAX_CLIENTS} control clients are connected` } satisfies ControlResponse)}\n`);
-      setTimeout(() => socket.destroy(), WRITE_MS).unref();
-      return;
+    if (this.clients.size >= MAX_CLIENTS) {
+      let idlest: Connection | null = null;
+      for (const c of this.clients) if (!c.busy && (!idlest || c.idleSince < idlest.idleSince)) idlest = c;
+      if (!idlest) {
+        socket.end(`${JSON.stringify({ ok: false, error: `busy: ${MAX_CLIENTS} control clients are waiting for answers` } satisfies ControlResponse)}\n`);
+        setTimeout(() => socket.destroy(), WRITE_MS).unref();
+        return;
+      }
+      idlest.socket.destroy();
+      this.clients.delete(idlest);
     }
-    this.clients++;
-    socket.once('close', () => this.clients--);
     const peer = peerOf(socket);
+    const conn = new Connection(socket, (req) => this.answer(req, peer));
+    this.clients.add(conn);
+    socket.once('close', () => this.clients.delete(conn));
     if (peer.uid !== 0 && peer.uid !== process.getuid?.()) {
       this.m.log.warn(`control socket: refused a client with uid ${peer.uid} (pid ${peer.pid})`);
-      socket.end(`${JSON.stringify({ ok: false, error: `permission denied: uid ${peer.uid}` } satisfies ControlResponse)}\n`);
-      socket.resume();
-      setTimeout(() => socket.destroy(), DISCARD_MS).unref();
-      return;
+      conn.refuse(`permission denied: uid ${peer.uid}`);
     }
-    new Connection(socket, (req) => this.answer(req, peer));
   }
 
   private async answer(req: ControlRequest, peer: Peer): Promise<ControlResponse> {
@@ -141,14 +151,19 @@ function countLines(buf: Buffer): number {
  */
 class Connection {
   private buf: Buffer = Buffer.alloc(0);
-  private busy = false;
+  /** An answer is being made or written: the client is not idle. */
+  busy = false;
+  /** Since when it has owed us a request (ms since the epoch). */
+  idleSince = Date.now();
   private ended = false;
+  private deadline: NodeJS.Timeout | null = null;
 
   constructor(
-    private readonly socket: net.Socket,
+    readonly socket: net.Socket,
     private readonly answer: (req: ControlRequest) => Promise<ControlResponse>,
   ) {
-    socket.setTimeout(IDLE_MS, () => socket.destroy());
+    this.armDeadline();
+    socket.once('close', () => this.clearDeadline());
     socket.on('data', (chunk: Buffer) => {
       this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
       this.next();
@@ -181,11 +196,11 @@ class Connection {
       this.buf = this.buf.subarray(nl + 1);
     }
     if (countLines(this.buf) >= MAX_PIPELINED) return this.refuse(`more than ${MAX_PIPELINED} requests ahead of their answers`);
-    // No idle limit and no more reading while an answer is pending (a reload takes as long as
-    // it takes) or while the client has not read the answers already sent.
+    // No request deadline and no more reading while an answer is pending (a reload takes as
+    // long as it takes) or while the client has not read the answers already sent.
     this.busy = true;
     this.socket.pause();
-    this.socket.setTimeout(0);
+    this.clearDeadline();
     const req = parseRequest(line);
     const res = typeof req === 'string' ? Promise.resolve<ControlResponse>({ ok: false, error: req }) : this.answer(req);
     res
@@ -206,13 +221,26 @@ class Connection {
   private resume(): void {
     this.busy = false;
     if (this.socket.destroyed) return;
-    this.socket.setTimeout(IDLE_MS);
+    this.idleSince = Date.now();
+    this.armDeadline();
     this.socket.resume();
     this.next();
   }
 
+  private armDeadline(): void {
+    this.clearDeadline();
+    this.deadline = setTimeout(() => this.socket.destroy(), REQUEST_MS);
+    this.deadline.unref();
+  }
+
+  private clearDeadline(): void {
+    if (this.deadline) clearTimeout(this.deadline);
+    this.deadline = null;
+  }
+
   /** Answer once, then drop whatever else the client sends for a while, and close. */
-  private refuse(error: string): void {
+  refuse(error: string): void {
+    this.clearDeadline();
     this.buf = Buffer.alloc(0);
     this.socket.removeAllListeners('data');
     this.socket.removeAllListeners('end');
