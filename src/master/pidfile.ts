@@ -78,34 +78,43 @@ export function writePid(file: string, pid = process.pid): void {
 }
 
 /**
- * Refuse to start over a live master: one that holds the pidfile's lock, or (the file was
- * deleted under it) one that still has it open. A stale file is simply replaced later.
+ * Refuse to start over a live master: one that holds the pidfile's lock, or one that still
+ * holds a pidfile that was deleted or replaced under it (a user who can write the directory
+ * must not get a second master past the lock). A stale file is simply replaced later.
  */
 export function checkNotRunning(file: string): void {
-  let fd: number;
+  let locked = false;
   try {
-    fd = native.openFile(file, fs.constants.O_RDONLY, 0);
+    const fd = native.openFile(file, fs.constants.O_RDONLY, 0);
+    try {
+      locked = !native.flock(fd, false);
+    } finally {
+      fs.closeSync(fd);
+    }
   } catch {
     // None, or a symlink or other non-file that the rename of writePid replaces.
-    const holder = deletedPidfileHolder(file);
-    if (holder !== null) throw new TsmError('TSM_ERR_PIDFILE', `pid file "${file}" was deleted, but tsmaster master process ${holder} still runs with it`);
-    return;
-  }
-  let locked: boolean;
-  try {
-    locked = !native.flock(fd, false);
-  } finally {
-    fs.closeSync(fd);
   }
   const pid = readPid(file);
   if (locked || (pid !== null && pid !== process.pid && isLiveMaster(pid))) {
     throw new TsmError('TSM_ERR_PIDFILE', `pid file "${file}" is locked by a running tsmaster master${pid === null ? '' : ` (pid ${pid})`}`);
   }
+  const holder = deletedPidfileHolder(file);
+  if (holder !== null) throw new TsmError('TSM_ERR_PIDFILE', `pid file "${file}" was deleted or replaced, but tsmaster master process ${holder} still runs with it`);
 }
 
-/** A live master that holds `file` open after it was unlinked (as fuser would find it). */
-function deletedPidfileHolder(file: string): number | null {
+/** The path as the kernel names open files: its directory with symlinks resolved (/var/run is /run). */
+function kernelPath(file: string): string {
   const abs = path.resolve(file);
+  try {
+    return path.join(fs.realpathSync(path.dirname(abs)), path.basename(abs));
+  } catch {
+    return abs;
+  }
+}
+
+/** A live master that holds `file` open after it was unlinked or replaced (as fuser would find it). */
+function deletedPidfileHolder(file: string): number | null {
+  const abs = kernelPath(file);
   const targets = new Set([`${abs} (deleted)`, `${oldbinPath(abs)} (deleted)`]);
   for (const pid of processes()) {
     if (pid === process.pid || !isLiveMaster(pid)) continue;
