@@ -4,14 +4,24 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import t from 'tap';
+import t, { type Test as Tap } from 'tap';
 import { validAppFamilies } from '../src/metrics/master-metrics.js';
 import { cannotAttack } from './helpers/nobody.js';
 import { fixtures, freePort, get, isGone, killAll, sleep, startMaster, tempDir, waitFor, waitForAnswer, workersOf, type Instance } from './helpers/master.js';
 
 const app = path.join(fixtures, 'apps', 'metrics-app.mjs');
-const promtool = spawnSync('promtool', ['--version']).status === 0;
-const prometheus = spawnSync('prometheus', ['--version']).status === 0;
+/** A skip reason when the binary is missing, false when it runs: a missing tool never passes silently. */
+const missing = (bin: string) => (spawnSync(bin, ['--version']).status === 0 ? false : `${bin} is not installed (Debian: apt-get install prometheus)`);
+const noPromtool = missing('promtool');
+const noPrometheus = missing('prometheus');
+
+/** `promtool check metrics` on an exposition, as a subtest that says why when it is skipped. */
+function promtoolCheck(t: Tap, body: string): Promise<unknown> {
+  return t.test('promtool check metrics accepts the exposition', { skip: noPromtool }, async (t) => {
+    const check = spawnSync('promtool', ['check', 'metrics'], { input: body, encoding: 'utf8' });
+    t.equal(check.status, 0, `promtool check metrics: ${check.stdout}${check.stderr}`);
+  });
+}
 
 /** One sample's value from an exposition, by its name and label text (`{a="b"}` or ''). */
 function sample(text: string, name: string, labels = ''): number | undefined {
@@ -25,10 +35,10 @@ async function scrape(port: number): Promise<string> {
   return r.body;
 }
 
-async function start(t: Parameters<typeof startMaster>[0], extra = '', workers = 2): Promise<{ m: Instance; port: number; metrics: number }> {
+async function start(t: Parameters<typeof startMaster>[0], extra = '', workers = 2, appFile = app): Promise<{ m: Instance; port: number; metrics: number }> {
   const port = await freePort();
   const metrics = await freePort();
-  const m = await startMaster(t, { conf: `worker_processes ${workers};\nlisten 127.0.0.1:${port};\nmetrics_listen 127.0.0.1:${metrics};\n${extra}app ${app};\n` });
+  const m = await startMaster(t, { conf: `worker_processes ${workers};\nlisten 127.0.0.1:${port};\nmetrics_listen 127.0.0.1:${metrics};\n${extra}app ${appFile};\n` });
   return { m, port, metrics };
 }
 
@@ -54,9 +64,20 @@ t.test('validAppFamilies: what a worker sends is rebuilt, and a bad family dropp
 });
 
 t.test('/metrics, /healthz, /readyz and 404 on the master\'s own socket, never the workers\'', async (t) => {
-  const { m, port, metrics } = await start(t);
-  for (let i = 0; i < 20; i++) await get({ port });
-  const body = await waitForMetric(metrics, (text) => (sample(text, 'tsmaster_requests_total') ?? 0) >= 20);
+  // metrics-app plus /block, which busy-waits: the event-loop delay must show it.
+  const { m, port, metrics } = await start(t, '', 2, path.join(fixtures, 'apps', 'metrics-block.mjs'));
+  const served = new Map<string, number>();
+  for (let i = 0; i < 20; i++) {
+    const pid = /^ok (\d+)/.exec((await get({ port })).body)?.[1] ?? 'no pid';
+    served.set(pid, (served.get(pid) ?? 0) + 1);
+  }
+  const perSlot = (text: string) => ['0', '1'].map((slot) => sample(text, 'tsmaster_worker_requests_total', `{slot="${slot}",generation="1"}`) ?? 0);
+  const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+  // The per-worker counts come with the heartbeat, every second.
+  const body = await waitForMetric(metrics, (text) => (sample(text, 'tsmaster_requests_total') ?? 0) >= 20 && sum(perSlot(text)) >= 20);
+  t.equal(sample(body, 'tsmaster_requests_total'), 20, 'requests_total: the 20 requests');
+  const answered = [...served.values(), 0, 0].slice(0, 2).sort((a, b) => a - b);
+  t.same(perSlot(body).sort((a, b) => a - b), answered, `worker_requests_total{slot,generation}: what each worker answered (${[...served.values()].join(' + ')})`);
   t.equal(sample(body, 'tsmaster_build_info', `{version="${JSON.parse(fs.readFileSync(path.join(fixtures, '..', '..', 'package.json'), 'utf8')).version}",node="${process.version}"}`), 1, 'build_info');
   t.equal(sample(body, 'tsmaster_generation'), 1);
   t.equal(sample(body, 'tsmaster_workers', '{state="ready"}'), 2);
@@ -66,14 +87,22 @@ t.test('/metrics, /healthz, /readyz and 404 on the master\'s own socket, never t
     t.ok((sample(body, 'tsmaster_worker_resident_memory_bytes', l) ?? 0) > 1e6, `RSS of slot ${slot}`);
     t.ok((sample(body, 'tsmaster_worker_cpu_seconds_total', l) ?? 0) > 0, `CPU seconds of slot ${slot}`);
     t.ok((sample(body, 'tsmaster_worker_heap_used_bytes', l) ?? 0) > 1e5, `heap of slot ${slot}`);
-    t.ok(sample(body, 'tsmaster_worker_event_loop_delay_p99_seconds', l) !== undefined, `loop delay of slot ${slot}`);
+    const p50 = sample(body, 'tsmaster_worker_event_loop_delay_p50_seconds', l);
+    const p99 = sample(body, 'tsmaster_worker_event_loop_delay_p99_seconds', l);
+    t.ok(Number.isFinite(p50) && p50! >= 0, `loop delay p50 of slot ${slot}: ${p50}`);
+    t.ok(Number.isFinite(p99) && p99! >= p50!, `loop delay p99 of slot ${slot}: ${p99}`);
     t.ok(sample(body, 'tsmaster_worker_connections', l) !== undefined);
   }
   t.equal(sample(body, 'app_workers'), 2, 'the app\'s gauge, summed over the workers');
-  if (promtool) {
-    const check = spawnSync('promtool', ['check', 'metrics'], { input: body, encoding: 'utf8' });
-    t.equal(check.status, 0, `promtool check metrics: ${check.stdout}${check.stderr}`);
-  }
+  await promtoolCheck(t, body);
+
+  // A worker that blocks its loop for 500 ms: its next heartbeat's p99 says so.
+  const p99s = (text: string) => ['0', '1'].map((slot) => sample(text, 'tsmaster_worker_event_loop_delay_p99_seconds', `{slot="${slot}",generation="1"}`) ?? 0);
+  const idle = Math.max(...p99s(body));
+  t.equal((await get({ port, path: '/block?ms=500' })).status, 200);
+  const blocked = Math.max(...p99s(await waitForMetric(metrics, (text) => Math.max(...p99s(text)) >= 0.25)));
+  t.ok(blocked > idle, `p99 grows when the loop is blocked: ${idle} s -> ${blocked} s`);
+
   t.equal((await get({ port: metrics, path: '/healthz' })).status, 200);
   t.equal((await get({ port: metrics, path: '/readyz' })).status, 200);
   t.equal((await get({ port: metrics, path: '/nope' })).status, 404);
@@ -109,10 +138,10 @@ function waitForMetric(port: number, ok: (text: string) => boolean, timeoutMs = 
   }, timeoutMs);
 }
 
-t.test('a worker (as nobody) that lies on its IPC channel cannot forge series or break the exposition', { skip: cannotAttack }, async (t) => {
+t.test('a worker (as nobody) that lies on its channel cannot forge series or break the exposition', { skip: cannotAttack }, async (t) => {
   const port = await freePort();
   const metrics = await freePort();
-  await startMaster(t, { conf: `user nobody;\nworker_processes 1;\nlisten 127.0.0.1:${port};\nmetrics_listen 127.0.0.1:${metrics};\napp ${fixtures}/apps/hostile-metrics.mjs;\n` });
+  const m = await startMaster(t, { conf: `user nobody;\nworker_processes 1;\nlisten 127.0.0.1:${port};\nmetrics_listen 127.0.0.1:${metrics};\napp ${fixtures}/apps/hostile-metrics.mjs;\n` });
   for (let i = 0; i < 3; i++) await get({ port });
   await sleep(1200); // a few rounds of forged heartbeats
   const body = await scrape(metrics);
@@ -121,10 +150,8 @@ t.test('a worker (as nobody) that lies on its IPC channel cannot forge series or
   t.notMatch(body, /^app_[xyz]/m, 'the bad families are dropped');
   t.ok(Number.isSafeInteger(sample(body, 'tsmaster_requests_total')), 'the request total stays a count');
   t.equal(sample(body, 'tsmaster_worker_connections', '{slot="0",generation="1"}'), 0, 'connections: null ignored');
-  if (promtool) {
-    const check = spawnSync('promtool', ['check', 'metrics'], { input: body, encoding: 'utf8' });
-    t.equal(check.status, 0, `promtool check metrics: ${check.stdout}${check.stderr}`);
-  }
+  t.equal(m.lines().filter((l) => /a message that is not JSON was dropped/.test(l.text)).length, 1, 'the line that is not JSON is dropped, said once');
+  await promtoolCheck(t, body);
 });
 
 t.test('a reload may not make the metrics socket a listen', async (t) => {
@@ -201,6 +228,20 @@ t.test('reload and upgrade results, and scrapes go on across an upgrade', async 
   t.equal(sample(text, 'tsmaster_reloads_total', '{result="ok"}'), 1);
   t.equal(sample(text, 'tsmaster_reloads_total', '{result="failed"}'), 1);
   t.equal(sample(text, 'tsmaster_upgrades_total', '{result="failed"}'), 1, 'the old master counts the failed upgrade');
+
+  // A new master that becomes ready, then dies before this one quits: rolled back, not failed.
+  const mark = m.lines().length;
+  m.signal('SIGUSR2');
+  const since = (err: Error) => new Error(`${err.message}; the log since USR2:\n${m.lines().slice(mark).map((l) => `${l.pid} [${l.level}] ${l.text}`).join('\n')}`);
+  const ready = await m.waitLog(/^new master process \d+ is ready/, { pid: m.masterPid, after: mark, timeoutMs: 45_000 }).catch((err: Error) => Promise.reject(since(err)));
+  const newMaster = Number(/^new master process (\d+)/.exec(ready.text)![1]);
+  process.kill(newMaster, 'SIGKILL');
+  await m.waitLog(/^rollback finished/, { pid: m.masterPid, after: mark }).catch((err: Error) => Promise.reject(since(err)));
+  text = await waitForMetric(metrics, (x) => sample(x, 'tsmaster_upgrades_total', '{result="rolled_back"}') === 1);
+  t.pass('the old master counts upgrades_total{result="rolled_back"} when its ready new master dies');
+  t.equal(sample(text, 'tsmaster_upgrades_total', '{result="failed"}'), 1, 'and not as failed');
+  t.equal(sample(text, 'tsmaster_upgrades_total', '{result="ok"}'), 0, 'nor as ok');
+  t.equal((await get({ port: metrics, path: '/readyz' })).status, 200, 'the old master serves again');
   for (let i = 0; i < 10; i++) await get({ port });
   text = await waitForMetric(metrics, (x) => (sample(x, 'tsmaster_requests_total') ?? 0) >= 10);
   const before = sample(text, 'tsmaster_requests_total')!;
@@ -231,6 +272,48 @@ t.test('reload and upgrade results, and scrapes go on across an upgrade', async 
   text = await waitForMetric(metrics, (x) => sample(x, 'tsmaster_upgrades_total', '{result="ok"}') === 1);
   t.pass('the new master counts the upgrade once its old master is gone');
   t.ok(sample(text, 'tsmaster_requests_total')! >= before, 'requests_total survives the upgrade');
+});
+
+t.test('ready_timeout is a restart reason; /readyz is 503 while no generation is ready, after WINCH too, and 200 after HUP', async (t) => {
+  const port = await freePort();
+  const metrics = await freePort();
+  const conf = `worker_processes 1;\nlisten 127.0.0.1:${port};\nmetrics_listen 127.0.0.1:${metrics};\n`;
+  // start(ctx) never resolves: generation 1 is never ready.
+  const m = await startMaster(t, { waitReady: false, conf: `${conf}ready_timeout 1s;\napp ${fixtures}/apps/never-ready.mjs;\n` });
+  await m.waitLog(/^metrics on /, { pid: m.masterPid });
+  const reason = (text: string, r: string) => sample(text, 'tsmaster_worker_restarts_total', `{reason="${r}"}`);
+  let probe = await get({ port: metrics, path: '/readyz' });
+  t.equal(probe.status, 503, 'not ready: generation 1 has no ready worker');
+  t.match(probe.body, /no ready worker/);
+  const text = await waitForMetric(metrics, (x) => (reason(x, 'ready_timeout') ?? 0) >= 1, 30_000);
+  t.pass('a worker not ready within ready_timeout counts as ready_timeout');
+  t.equal(reason(text, 'crash'), 0, 'not as a crash');
+  t.equal(reason(text, 'heartbeat'), 0);
+  t.equal(sample(text, 'tsmaster_workers', '{state="ready"}'), 0);
+
+  // A reload to an app that gets ready (default ready_timeout): ready.
+  fs.writeFileSync(m.conf, fs.readFileSync(m.conf, 'utf8').replace('ready_timeout 1s;\n', '').replace(/^app .*$/m, `app ${app};`));
+  const r = await m.cli(['-s', 'reload']);
+  t.equal(r.code, 0, `reload: ${r.stderr}`);
+  t.equal((await get({ port: metrics, path: '/readyz' })).status, 200, '200 once a generation serves');
+
+  // WINCH: the workers drain and go, the master stays: nothing serves.
+  m.signal('SIGWINCH');
+  probe = await waitFor('/readyz 503 after WINCH', async () => {
+    const p = await get({ port: metrics, path: '/readyz' });
+    return p.status === 503 ? p : undefined;
+  });
+  t.match(probe.body, /no ready worker/, '503 after WINCH');
+  await waitFor('the workers gone', () => workersOf(m.masterPid).length === 0 || undefined);
+  t.equal((await get({ port: metrics, path: '/readyz' })).status, 503, 'still 503 with no worker at all');
+  t.equal((await get({ port: metrics, path: '/healthz' })).status, 200, '/healthz stays 200');
+
+  // HUP after WINCH starts a generation again.
+  m.signal('SIGHUP');
+  await waitFor('/readyz 200 after HUP', async () => (await get({ port: metrics, path: '/readyz' })).status === 200 || undefined, 30_000);
+  t.pass('200 again after HUP');
+  t.match(await waitForAnswer(port), /^ok \d+/, 'and the app answers');
+  t.equal(sample(await scrape(metrics), 'tsmaster_workers', '{state="ready"}'), 1);
 });
 
 t.test('connections still open in a retiring generation', async (t) => {
@@ -291,7 +374,7 @@ t.test('slow clients cannot hold the metrics socket, nor lock probes out', async
   t.equal((await get({ port: metrics, path: '/healthz' })).status, 200, 'and the master answers');
 });
 
-t.test('a real Prometheus scrapes metrics_listen', { skip: prometheus ? false : 'prometheus is not installed (apt-get install prometheus)' }, async (t) => {
+t.test('a real Prometheus scrapes metrics_listen', { skip: noPrometheus }, async (t) => {
   const { port, metrics } = await start(t);
   for (let i = 0; i < 5; i++) await get({ port });
   const dir = tempDir(t);
