@@ -42,11 +42,6 @@ void SdNotify(const Napi::CallbackInfo& info) {
   if (n < 0) ThrowErrno(env, errno, "sendto", d);
 }
 
-// Linux >= 6.16: a receiver can refuse SCM_RIGHTS outright (the sender gets EPERM).
-#ifndef SO_PASSRIGHTS
-#define SO_PASSRIGHTS 83
-#endif
-
 struct Datagram {
   std::string text;
   pid_t pid;
@@ -99,8 +94,7 @@ void EnvCleanup(void* arg) {
 // Closing a received fd can block (a TCP socket with SO_LINGER waits up to its linger time,
 // a FUSE file waits for its daemon): turn linger off, and do it on this thread, never the loop's.
 void DiscardFd(int passed) {
-  linger off{0, 0};
-  setsockopt(passed, SOL_SOCKET, SO_LINGER, &off, sizeof off);
+  NoLinger(passed);
   close(passed);
 }
 
@@ -212,10 +206,10 @@ Napi::Value OpenNotifySocket(const Napi::CallbackInfo& info) {
   s->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (s->fd < 0) ThrowErrno(env, errno, "socket", d);
   if (pipe2(s->wake, O_CLOEXEC) != 0) ThrowErrno(env, errno, "pipe2", d);
-  int one = 1, zero = 0;
+  int one = 1;
   if (setsockopt(s->fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) != 0) ThrowErrno(env, errno, "setsockopt", d);
-  // Older kernels do not know the option (ENOPROTOOPT): the reader thread copes anyway.
-  setsockopt(s->fd, SOL_SOCKET, SO_PASSRIGHTS, &zero, sizeof zero);
+  // Older kernels do not know the option: the reader thread copes anyway.
+  RefuseFdPassing(s->fd);
   ReclaimStaleSocket(env, path, addr, SOCK_DGRAM);
   if (int err = BindUnix(s->fd, addr, mode)) ThrowErrno(env, err, "bind", d);
   s->path = path;

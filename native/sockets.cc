@@ -183,6 +183,15 @@ Napi::Value SocketInfo(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// refuseFdPassing(fd) -> whether the kernel refuses SCM_RIGHTS to this unix socket now.
+Napi::Value RefuseFdPassingJs(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), RefuseFdPassing(ArgInt32(info, 0)));
+}
+
+void NoLingerJs(const Napi::CallbackInfo& info) {
+  NoLinger(ArgInt32(info, 0));
+}
+
 }  // namespace
 
 void RegisterSockets(Napi::Env env, Napi::Object exports) {
@@ -191,6 +200,8 @@ void RegisterSockets(Napi::Env env, Napi::Object exports) {
   exports.Set("getsockname", Napi::Function::New(env, GetSockName, "getsockname"));
   exports.Set("getPeerCred", Napi::Function::New(env, GetPeerCred, "getPeerCred"));
   exports.Set("socketInfo", Napi::Function::New(env, SocketInfo, "socketInfo"));
+  exports.Set("refuseFdPassing", Napi::Function::New(env, RefuseFdPassingJs, "refuseFdPassing"));
+  exports.Set("noLinger", Napi::Function::New(env, NoLingerJs, "noLinger"));
 }
 
 }  // namespace tsm

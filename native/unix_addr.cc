@@ -72,4 +72,14 @@ int BindUnix(int fd, const UnixAddr& addr, int mode) {
   return rc == 0 ? 0 : err;
 }
 
+bool RefuseFdPassing(int fd) {
+  int zero = 0;
+  return setsockopt(fd, SOL_SOCKET, SO_PASSRIGHTS, &zero, sizeof zero) == 0;
+}
+
+void NoLinger(int fd) {
+  linger off{0, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &off, sizeof off);
+}
+
 }  // namespace tsm

@@ -33,4 +33,16 @@ void ReclaimStaleSocket(Napi::Env env, const std::string& path, const UnixAddr& 
 // could redirect. Returns 0 or an errno value.
 int BindUnix(int fd, const UnixAddr& addr, int mode);
 
+// Linux >= 6.16: a unix socket can refuse SCM_RIGHTS outright (the sender gets EPERM).
+#ifndef SO_PASSRIGHTS
+#define SO_PASSRIGHTS 83
+#endif
+
+// Make SCM_RIGHTS to this socket fail for the sender. False when the kernel is older and
+// knows no such option: the receiver must then discard whatever fds arrive.
+bool RefuseFdPassing(int fd);
+
+// Turn SO_LINGER off, so that closing a socket someone else handed us never blocks on it.
+void NoLinger(int fd);
+
 }  // namespace tsm

@@ -39,6 +39,8 @@ export interface WorkerEnv {
   log: string | null;
   /** worker_shutdown_timeout: the deadline drain handlers are told. */
   shutdownTimeoutMs: number;
+  /** The worker's end of its channel to the master (see channel.ts). */
+  channelFd: number;
 }
 
 export const WORKER_ENV = 'TSM_WORKER';

@@ -1,14 +1,14 @@
 // The root master and what other processes can send it or leave it: datagrams on the exec
 // workers' notify socket, control-socket clients, inherited fds and environment, forged log
 // lines, a NOTIFY_SOCKET that never reads, signals without permission. Attacks run as nobody.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import t from 'tap';
 import { ask } from '../src/control/client.js';
-import { app, childrenOf, cli, fixtures, freePort, get, killAll, readLog, startMaster, tempDir, waitFor, workersOf } from './helpers/master.js';
+import { app, childrenOf, cli, fixtures, freePort, get, killAll, readLog, startMaster, tempDir, waitFor, waitForAnswer, workersOf } from './helpers/master.js';
 import { PYTHON, asNobody, cannotAttack, daemonAsNobody, pythonAsNobody } from './helpers/nobody.js';
 
 const execFixture = (name: string) => path.join(fixtures, 'exec', name);
@@ -18,6 +18,13 @@ function openDir(t: Parameters<typeof tempDir>[0]): string {
   fs.chmodSync(dir, 0o755);
   return dir;
 }
+
+/** Python: send READY=1 to the datagram socket argv[1]; prints `sent` or the error. */
+const SEND_READY = `import socket,sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+try:
+    s.sendto(b"READY=1", sys.argv[1]); print("sent")
+except OSError as e: print(e.strerror)`;
 
 function environ(pid: number): Record<string, string> {
   return Object.fromEntries(
@@ -65,14 +72,7 @@ time.sleep(120)`,
   t.match(notify, /^\/.+\/notify$/, 'a filesystem path, not an abstract name');
   const st = fs.statSync(path.dirname(notify));
   t.equal(st.mode & 0o777, 0o700, 'in a directory only root may enter (workers run as root here)');
-  const send = pythonAsNobody(
-    `import socket,sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-try:
-    s.sendto(b"READY=1", sys.argv[1]); print("sent")
-except OSError as e: print(e.strerror)`,
-    notify,
-  );
+  const send = pythonAsNobody(SEND_READY, notify);
   t.equal(send.stdout.trim(), 'Permission denied', 'nobody cannot send to it');
 });
 
@@ -88,8 +88,13 @@ t.test('notify socket: the worker user may send, but passed fds never block the 
   });
   const [w] = childrenOf(m.masterPid);
   const notify = environ(w!).NOTIFY_SOCKET!;
-  const st = fs.statSync(path.dirname(notify));
-  t.same([st.mode & 0o777, st.uid, st.gid], [0o710, 0, 65534], "root's directory, open to the workers' group only");
+  const dirSt = fs.statSync(path.dirname(notify));
+  t.same([dirSt.mode & 0o777, dirSt.uid], [0o711, 0], "root's directory: others may pass through, not list or change it");
+  const sockSt = fs.lstatSync(notify);
+  t.same([sockSt.mode & 0o777, sockSt.uid], [0o600, 65534], "the socket is the worker user's alone");
+  // Another account in the worker's group (nogroup) may not send to it.
+  const other = spawnSync('/usr/bin/env', ['-i', '/usr/bin/setpriv', '--reuid=65533', '--regid=65534', '--clear-groups', '--', PYTHON, '-c', SEND_READY, notify], { encoding: 'utf8', timeout: 30_000 });
+  t.equal(other.stdout.trim(), 'Permission denied', 'uid 65533 of group 65534 cannot send to it');
   const said = fs.readFileSync(`${logs}/worker.log`, 'utf8');
   t.match(said, /^attack: (fd sent|refused)/m, `the attack ran: ${said.split('\n')[0]}`);
   for (let i = 0; i < 5; i++) {
@@ -98,7 +103,34 @@ t.test('notify socket: the worker user may send, but passed fds never block the 
   t.equal((await get({ port })).status, 200);
 });
 
-t.test('workers start with fds 0-2, their listeners and the IPC channel only', { skip: cannotAttack }, async (t) => {
+t.test('worker channel: fds and endless lines a Node worker sends never reach the master or block its loop', { skip: cannotAttack }, async (t) => {
+  const dir = openDir(t);
+  const port = await freePort();
+  const logs = path.join(dir, 'logs');
+  fs.mkdirSync(logs);
+  fs.chownSync(logs, 65534, 65534);
+  const m = await startMaster(t, { dir, conf: `user nobody;\nworker_processes 1;\nworker_log ${logs}/worker.log;\nlisten 127.0.0.1:${port};\napp ${app('pass-fds.mjs')};\n` });
+  const fdsOf = (pid: number) => fs.readdirSync(`/proc/${pid}/fd`).length;
+  const before = fdsOf(m.masterPid);
+  const r = await get({ port, path: '/attack' });
+  const said = JSON.parse(r.body) as { uid: number; sent: { ok?: number; failed?: number } };
+  t.equal(said.uid, 65534, 'the attack ran as nobody');
+  t.equal((said.sent.ok ?? 0) + (said.sent.failed ?? 0), 100, `100 sockets sent with SCM_RIGHTS: ${JSON.stringify(said.sent)}`);
+  for (let i = 0; i < 3; i++) t.ok(await loopAnswers(`${m.pidFile}.sock`, m.masterPid), `ping ${i + 1}: the loop answers`);
+  // A heartbeat may hold an fd for a moment; 100 passed sockets would show.
+  t.ok(fdsOf(m.masterPid) < before + 10, `the master holds ${fdsOf(m.masterPid)} fds, ${before} before the attack`);
+
+  const after = m.lines().length;
+  t.equal((await get({ port, path: '/flood' })).status, 200);
+  await m.waitLog(/^worker process \d+: a message longer than 8388608 bytes: channel closed$/, { after });
+  t.ok(await loopAnswers(`${m.pidFile}.sock`, m.masterPid), 'the loop answers after the flood');
+  // The worker lost its master's channel and leaves; supervision starts another.
+  await m.waitLog(/^start worker process \d+ \(generation 1, slot 0\)/, { after });
+  await waitForAnswer(port);
+  t.equal((await get({ port })).status, 200, 'the service answers');
+});
+
+t.test('workers start with fds 0-2, their listeners and their channel to the master only', { skip: cannotAttack }, async (t) => {
   const dir = openDir(t);
   const secretPath = path.join(dir, 'secret');
   fs.writeFileSync(secretPath, 'root only\n', { mode: 0o600 });

@@ -1,4 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
+import type { Channel } from '../channel.js';
 import type { LoopDelay } from '../protocol.js';
 
 export const WORKER_STATES = ['starting', 'ready', 'draining'] as const;
@@ -16,6 +17,8 @@ export interface WorkerRecord {
   generation: number;
   state: WorkerState;
   child: ChildProcess;
+  /** A Node worker's channel (heartbeats, readiness, metrics); null for exec workers. */
+  channel: Channel | null;
   /** An exec worker: it leads its own process group, which is signalled and ends with it. */
   group: boolean;
   startedAt: number;
@@ -57,6 +60,7 @@ export class ProcessTable {
     const w = this.byPid.get(pid);
     this.byPid.delete(pid);
     if (w?.killTimer) clearTimeout(w.killTimer);
+    w?.channel?.close();
     return w;
   }
 

@@ -1,10 +1,13 @@
 import type { ChildProcess, StdioOptions } from 'node:child_process';
+import type net from 'node:net';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../config/types.js';
 import type { OpenSocket } from '../sockets/listen.js';
+import { Channel } from '../channel.js';
 import { WORKER_ENV, isObject, type WorkerEnv, type WorkerMessage } from '../protocol.js';
+import * as native from '../native/index.js';
 import type { EventQueue } from './event-queue.js';
 import { spawnChild } from './reap.js';
 
@@ -19,8 +22,8 @@ const PDEATHSIG = ['--pdeathsig', 'TERM', '--'];
 const workerMain = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'worker', 'main.js');
 
 /**
- * Start one worker: listening sockets in stdio slots 3.., the IPC channel after them,
- * stdout/stderr straight to the worker log. Its exit and messages become queue events.
+ * Start one worker: listening sockets in stdio slots 3.., a Node worker's channel after
+ * them, stdout/stderr straight to the worker log. Its exit and messages become queue events.
  */
 export function spawnWorker(opts: {
   config: Config;
@@ -32,7 +35,9 @@ export function spawnWorker(opts: {
   queue: EventQueue;
   /** NOTIFY_SOCKET for exec workers. */
   notifySocket?: string;
-}): ChildProcess {
+  /** Said of a worker that sends something other than messages on its channel. */
+  warn: (msg: string) => void;
+}): { child: ChildProcess; channel: Channel | null } {
   const { config, sockets } = opts;
   const listeners = sockets.map((s, i) => ({ fd: 3 + i, name: s.name, key: s.key }));
   const fds = sockets.map((s) => s.fd);
@@ -52,8 +57,9 @@ export function spawnWorker(opts: {
       listeners,
       log: opts.logPath,
       shutdownTimeoutMs: config.workerShutdownTimeoutMs,
+      channelFd: 3 + fds.length,
     };
-    const stdio: StdioOptions = ['ignore', opts.logFd, opts.logFd, ...fds, 'ipc'];
+    const stdio: StdioOptions = ['ignore', opts.logFd, opts.logFd, ...fds, 'pipe'];
     const argv = [process.execPath, ...process.execArgv, workerMain];
     child = spawnChild(setpriv ?? argv[0]!, setpriv ? [...PDEATHSIG, ...argv] : argv.slice(1), {
       ...common,
@@ -84,12 +90,22 @@ export function spawnWorker(opts: {
   if (pid === undefined) {
     // spawn() failed (ENOENT, EACCES): the 'error' event says why; report it as an exit.
     child.once('error', () => undefined);
-    return child;
+    return { child, channel: null };
   }
   child.once('exit', (code, signal) => opts.queue.push({ type: 'worker-exit', pid, code, signal }));
-  child.on('message', (msg: unknown) => {
-    if (isObject(msg) && typeof msg.t === 'string') opts.queue.push({ type: 'worker-message', pid, msg: msg as WorkerMessage });
-  });
   child.on('error', () => undefined);
-  return child;
+  const end = config.worker.kind === 'app' ? (child.stdio[3 + fds.length] as net.Socket | null) : null;
+  if (!end) return { child, channel: null };
+  // The worker user may pass fds to fill the master's table or to linger on close: the
+  // kernel refuses them (Linux >= 6.16); on older kernels a stream read discards them.
+  const fd = (end as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (fd !== undefined && fd >= 0) native.refuseFdPassing(fd);
+  const channel = new Channel(
+    end,
+    (msg) => {
+      if (isObject(msg) && typeof msg.t === 'string') opts.queue.push({ type: 'worker-message', pid, msg: msg as WorkerMessage });
+    },
+    (why) => opts.warn(`worker process ${pid}: ${why}`),
+  );
+  return { child, channel };
 }

@@ -52,7 +52,7 @@ export function startGeneration(m: Master, config: Config, sockets: SocketGroup[
 }
 
 function spawnOne(m: Master, gen: Generation, slot: number): void {
-  const child = spawnWorker({
+  const { child, channel } = spawnWorker({
     config: gen.config,
     sockets: socketsForSlot(gen.sockets, slot, gen.target),
     generation: gen.id,
@@ -61,6 +61,7 @@ function spawnOne(m: Master, gen: Generation, slot: number): void {
     logPath: gen.logPath,
     queue: m.queue,
     ...(gen.config.worker.kind === 'exec' ? { notifySocket: m.workerNotifySocket(gen.config) } : {}),
+    warn: (msg) => m.log.warn(msg),
   });
   const now = Date.now();
   if (child.pid === undefined) {
@@ -76,6 +77,7 @@ function spawnOne(m: Master, gen: Generation, slot: number): void {
     generation: gen.id,
     state: 'starting',
     child,
+    channel,
     group,
     startedAt: now,
     readyAt: null,
@@ -339,7 +341,7 @@ export function checkWorkers(m: Master): void {
       markReady(m, w);
     } else if (w.state === 'starting' && now - w.startedAt > cfg.readyTimeoutMs) {
       killWorker(m, w, `not ready within ${cfg.readyTimeoutMs}ms`, 'ready_timeout');
-    } else if (w.state === 'ready' && w.child.connected) {
+    } else if (w.state === 'ready' && w.channel?.connected) {
       if (cfg.workerHeartbeatTimeoutMs !== null && now - w.lastPong > cfg.workerHeartbeatTimeoutMs) {
         killWorker(m, w, `no heartbeat for ${now - w.lastPong}ms`, 'heartbeat');
         continue;
@@ -362,7 +364,7 @@ export function checkWorkers(m: Master): void {
 }
 
 function ping(w: WorkerRecord, now: number): void {
-  if (w.child.connected) w.child.send({ t: 'ping', seq: now }, () => undefined);
+  w.channel?.send({ t: 'ping', seq: now });
 }
 
 function killWorker(m: Master, w: WorkerRecord, why: string, reason: RestartReason): void {

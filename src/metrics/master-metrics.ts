@@ -260,7 +260,7 @@ export class MasterMetrics {
 
   private askWorkers(): Promise<Metric[][]> {
     // Draining workers are about to go; a scrape does not wait for them.
-    const workers = this.m.table.all().filter((w) => w.state !== 'draining' && this.m.generations.get(w.generation)?.config.worker.kind === 'app' && w.child.connected);
+    const workers = this.m.table.all().filter((w) => w.state !== 'draining' && this.m.generations.get(w.generation)?.config.worker.kind === 'app' && w.channel?.connected);
     if (workers.length === 0) return Promise.resolve([]);
     const seq = ++this.seq;
     return new Promise((resolve) => {
@@ -275,7 +275,7 @@ export class MasterMetrics {
       };
       const timer = setTimeout(scrape.done, WORKER_METRICS_MS);
       this.scrapes.set(seq, scrape);
-      for (const w of workers) w.child.send({ t: 'metrics', seq }, () => undefined);
+      for (const w of workers) w.channel!.send({ t: 'metrics', seq });
     });
   }
 }

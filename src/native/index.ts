@@ -36,6 +36,8 @@ interface Binding {
   getsockname(fd: number): SockName;
   getPeerCred(fd: number): PeerCred;
   socketInfo(fd: number): SocketInfo;
+  refuseFdPassing(fd: number): boolean;
+  noLinger(fd: number): void;
   openFile(path: string, flags: number, mode: number, uid: number, gid: number): number;
   flock(fd: number, exclusive: boolean): boolean;
   getCloexec(fd: number): boolean;
@@ -182,6 +184,19 @@ export function getPeerCred(fd: number): PeerCred {
 /** Family, type and SO_ACCEPTCONN of a socket fd; ENOTSOCK for anything else. */
 export function socketInfo(fd: number): SocketInfo {
   return native().socketInfo(fdArg('socketInfo', 'fd', fd));
+}
+
+/**
+ * Make the kernel refuse file descriptors sent to this unix socket (SO_PASSRIGHTS off; the
+ * sender gets EPERM). False on kernels before 6.16, which know no such option.
+ */
+export function refuseFdPassing(fd: number): boolean {
+  return native().refuseFdPassing(fdArg('refuseFdPassing', 'fd', fd));
+}
+
+/** SO_LINGER off: closing a socket that someone else handed us can then never block. */
+export function noLinger(fd: number): void {
+  native().noLinger(fdArg('noLinger', 'fd', fd));
 }
 
 // ---- files -----------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 // answer heartbeats, and stop on the master's signals (QUIT graceful, TERM/INT fast).
 import fs from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { Channel } from '../channel.js';
 import { formatLine } from '../log/logger.js';
 import * as native from '../native/index.js';
 import { WORKER_ENV, isObject, type MasterToWorker, type WorkerEnv, type WorkerMessage } from '../protocol.js';
@@ -33,8 +34,12 @@ function log(level: LogLevel, message: string): void {
   }
 }
 
-function send(msg: WorkerMessage): void {
-  if (process.connected) process.send?.(msg);
+/** To the master; the same messages the master reads in channel.ts. */
+const channel = Channel.fromFd(env.channelFd, (msg) => onMessage(msg));
+channel.socket.once('close', () => void stopGracefully(true));
+
+function send(msg: WorkerMessage, done?: () => void): boolean {
+  return channel.send(msg, done);
 }
 
 // The master's death (even SIGKILL) reaches us as SIGHUP; also check for the race where it
@@ -92,11 +97,7 @@ async function stopGracefully(orphan: boolean): Promise<void> {
   }
   await tracker.drain(orphan ? ORPHAN_IDLE_MS : undefined);
   // The last counts, so the master's request total misses nothing this worker served.
-  if (process.connected) {
-    process.send?.({ t: 'pong', seq: 0, connections: 0, requests: tracker.requests, rss: process.memoryUsage.rss() }, () => process.exit(0));
-  } else {
-    process.exit(0);
-  }
+  if (!send({ t: 'pong', seq: 0, connections: 0, requests: tracker.requests, rss: process.memoryUsage.rss() }, () => process.exit(0))) process.exit(0);
 }
 
 function reopenLog(): void {
@@ -116,8 +117,7 @@ process.on('SIGHUP', () => void stopGracefully(true));
 process.on('SIGTERM', () => process.exit(0));
 process.on('SIGINT', () => process.exit(0));
 process.on('SIGUSR1', reopenLog);
-process.on('disconnect', () => void stopGracefully(true));
-process.on('message', (msg: unknown) => {
+function onMessage(msg: unknown): void {
   if (!isObject(msg)) return;
   const m = msg as MasterToWorker;
   if (m.t === 'ping') send(heartbeat(m.seq));
@@ -131,7 +131,7 @@ process.on('message', (msg: unknown) => {
       },
     );
   }
-});
+}
 
 try {
   serving = await startApp({ app: env.app, id: env.id, generation: env.generation, listeners: env.listeners, tracker, log });

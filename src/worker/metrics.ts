@@ -1,5 +1,5 @@
 // The app's own Prometheus metrics in a worker: one prom-client registry per worker process,
-// which the master asks for over IPC on each scrape and sums over the workers.
+// which the master asks for over the worker's channel on each scrape and sums over the workers.
 import { Registry } from 'prom-client';
 import { REGISTRY_KEY } from './app-metrics.js';
 
