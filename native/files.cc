@@ -60,7 +60,8 @@ int OpenRetry(const char* path, int flags, mode_t mode) {
 // O_TRUNC; uid -1 opens as this process. The last component is never followed. An existing
 // file is first pinned with O_PATH and checked to be a regular file, then reopened through
 // /proc/self/fd, so a swap between check and open cannot redirect it, and nothing else (a
-// FIFO, a device) is ever opened for real. A new file is created with O_EXCL.
+// FIFO, a device, a file with another hard link) is ever opened for real. A new file is
+// created with O_EXCL.
 Napi::Value OpenFile(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string path = ArgString(info, 0);
@@ -88,6 +89,13 @@ Napi::Value OpenFile(const Napi::CallbackInfo& info) {
     if (!S_ISREG(st.st_mode)) {
       Napi::Error e = ErrnoError(env, EINVAL, "open", d);
       e.Value().Set("message", "open EINVAL: not a regular file " + path);
+      throw e;
+    }
+    // A second name for the file: a hard link planted where protected_hardlinks is off
+    // would have root append to, say, /etc/shadow.
+    if (st.st_nlink > 1) {
+      Napi::Error e = ErrnoError(env, EMLINK, "open", d);
+      e.Value().Set("message", "open EMLINK: file has more than one link " + path);
       throw e;
     }
     std::string self = "/proc/self/fd/" + std::to_string(pinned);

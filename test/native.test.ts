@@ -1,6 +1,6 @@
 // The native addon against the real kernel: real sockets, real processes, no mocks.
 import t, { type Test } from 'tap';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -23,6 +23,11 @@ function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
     timer = setTimeout(() => reject(new Error(`timed out after ${ms}ms: ${what}`)), ms);
   });
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+function spawnSyncOk(cmd: string, args: string[]): void {
+  const r = spawnSync(cmd, args);
+  if (r.status !== 0) throw new Error(`${cmd} failed: ${r.stderr}`);
 }
 
 const sleep = (ms: number) => new Promise<void>(resolve => setTimeout(resolve, ms));
@@ -682,6 +687,40 @@ t.test('sdNotify and openNotifySocket', async t => {
 });
 
 // ---- argument checks -------------------------------------------------------------------
+
+t.test('openFile: only regular files with one link, never through a symlink, as another user when asked', async t => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsm-open-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const { O_WRONLY, O_APPEND, O_CREAT, O_RDONLY } = fs.constants;
+  const code = (fn: () => unknown) => {
+    try {
+      fs.closeSync(fn() as number);
+      return 'opened';
+    } catch (err) {
+      return isErrno(err) ? `${err.code} ${err.syscall}` : String(err);
+    }
+  };
+  const file = path.join(dir, 'log');
+  const fd = native.openFile(file, O_WRONLY | O_APPEND | O_CREAT, 0o640);
+  t.equal(fs.fstatSync(fd).mode & 0o777, 0o640, 'created with the mode asked for');
+  t.ok(native.getCloexec(fd), 'close-on-exec');
+  fs.closeSync(fd);
+  t.equal(code(() => native.openFile(file, O_WRONLY | O_APPEND, 0)), 'opened', 'an existing regular file');
+  fs.symlinkSync(file, path.join(dir, 'link'));
+  t.equal(code(() => native.openFile(path.join(dir, 'link'), O_WRONLY | O_APPEND | O_CREAT, 0o644)), 'ELOOP open', 'a symlink is never followed');
+  fs.linkSync(file, path.join(dir, 'hard'));
+  t.equal(code(() => native.openFile(path.join(dir, 'hard'), O_WRONLY | O_APPEND, 0)), 'EMLINK open', 'a file with a second hard link is refused');
+  fs.rmSync(path.join(dir, 'hard'));
+  spawnSyncOk('mkfifo', [path.join(dir, 'fifo')]);
+  // A FIFO with no reader would block open(O_WRONLY) for ever: refused before it is opened.
+  t.equal(code(() => native.openFile(path.join(dir, 'fifo'), O_WRONLY | O_APPEND, 0)), 'EINVAL open', 'a FIFO is refused without blocking');
+  if (process.getuid?.() === 0) {
+    fs.writeFileSync(path.join(dir, 'secret'), 'x', { mode: 0o600 });
+    fs.chmodSync(dir, 0o755);
+    t.equal(code(() => native.openFile(path.join(dir, 'secret'), O_RDONLY, 0, { uid: 65534, gid: 65534 })), 'EACCES open', "root's 0600 file, opened as nobody");
+    t.equal(code(() => native.openFile(path.join(dir, 'new'), O_WRONLY | O_CREAT, 0o600, { uid: 65534, gid: 65534 })), 'EACCES open', 'nobody may not create in a directory of root\'s');
+  }
+});
 
 t.test('bad arguments throw TsmError TSM_ERR_NATIVE_ARG', async t => {
   // Deliberately ill-typed calls, as from untyped JavaScript.

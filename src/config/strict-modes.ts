@@ -14,6 +14,7 @@ function writers(st: fs.Stats, user: Config['user'], holdsOurFile: boolean): str
   if (user && st.gid === user.gid && st.mode & 0o020) return `the worker user ${user.name} (group)`;
   if (st.mode & 0o002 && !(st.mode & 0o1000)) return 'every user';
   if (st.mode & 0o002 && holdsOurFile) return 'every user (sticky, but names can be taken first)';
+  if (st.mode & 0o020 && st.gid !== 0) return `the members of group ${st.gid}`;
   if (st.uid !== 0 && st.uid !== process.geteuid?.()) return `uid ${st.uid}`;
   return null;
 }
@@ -27,6 +28,8 @@ export function unsafeDirectories(config: Config): string[] {
   }
   if (config.controlSocket) paths.push(['control_socket', config.controlSocket]);
   for (const l of config.listens) if (l.kind === 'unix' && !l.path.startsWith('@')) paths.push([`listen unix:${l.path}`, l.path]);
+  const ml = config.metricsListen;
+  if (ml?.kind === 'unix' && !ml.path.startsWith('@')) paths.push([`metrics_listen unix:${ml.path}`, ml.path]);
   const seen = new Set<string>();
   const out: string[] = [];
   for (const [what, file] of paths) {

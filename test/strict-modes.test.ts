@@ -1,0 +1,48 @@
+// -t's StrictModes decisions in-process: which directories of the pid, logs and sockets
+// someone other than root may write (the start and `tsmaster -t` print these lines).
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import t from 'tap';
+import { loadConfig } from '../src/config/index.js';
+import { unsafeDirectories } from '../src/config/strict-modes.js';
+
+const root = process.getuid?.() === 0 ? false : 'needs root (directories owned by other users)';
+
+t.test('directories others may write are named, each with who may write it', { skip: root }, async (t) => {
+  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'tsm-strict-'));
+  t.teardown(() => fs.rmSync(base, { recursive: true, force: true }));
+  fs.chmodSync(base, 0o755);
+  const dir = (name: string, mode: number, uid = 0, gid = 0) => {
+    const d = path.join(base, name);
+    fs.mkdirSync(d);
+    fs.chownSync(d, uid, gid);
+    fs.chmodSync(d, mode);
+    return d;
+  };
+  const safe = dir('safe', 0o755);
+  const worker = dir('worker', 0o755, 65534, 65534);
+  const workerGroup = dir('workergroup', 0o775, 0, 65534);
+  const staff = dir('staff', 0o775, 0, 50);
+  const world = dir('world', 0o1777);
+  fs.writeFileSync(
+    path.join(base, 'tsmaster.conf'),
+    [
+      'user nobody;',
+      `pid ${worker}/tsmaster.pid;`,
+      `error_log ${workerGroup}/error.log;`,
+      `control_socket ${staff}/ctl.sock;`,
+      `listen unix:${safe}/app.sock;`,
+      `metrics_listen unix:${world}/metrics.sock;`,
+      'app app.mjs;',
+    ].join('\n'),
+  );
+  fs.writeFileSync(path.join(base, 'app.mjs'), 'export default (q, s) => s.end();\n');
+  const lines = unsafeDirectories(loadConfig({ file: 'tsmaster.conf', prefix: base }));
+  t.same(lines, [
+    `directory "${worker}" of pid "${worker}/tsmaster.pid" is writable by the worker user nobody`,
+    `directory "${workerGroup}" of error_log "${workerGroup}/error.log" is writable by the worker user nobody (group)`,
+    `directory "${staff}" of control_socket "${staff}/ctl.sock" is writable by the members of group 50`,
+    `directory "${world}" of metrics_listen unix:${world}/metrics.sock "${world}/metrics.sock" is writable by every user (sticky, but names can be taken first)`,
+  ]);
+});
