@@ -287,32 +287,44 @@ t.test('inherited sockets are checked: a UDP socket in LISTEN_FDS, a handover na
   t.match(err3, /TSMASTER_INHERIT names master process 1, but our parent is \d+: ignored/);
 });
 
-t.test('a NOTIFY_SOCKET that never reads cannot stop the master', { skip: cannotAttack }, async (t) => {
+t.test('a full NOTIFY_SOCKET cannot stop the master; READY=1 goes out once it reads again', { skip: cannotAttack }, async (t) => {
   const dir = openDir(t);
   fs.mkdirSync(path.join(dir, 'nobody'));
   fs.chownSync(path.join(dir, 'nobody'), 65534, 65534);
   const notify = path.join(dir, 'nobody', 'notify');
-  // As nobody: a datagram socket whose queue is full and is never read.
-  await daemonAsNobody(
+  const drain = path.join(dir, 'nobody', 'drain');
+  // As nobody: a datagram socket whose queue is full and is not read until \`drain\` exists.
+  const reader = await daemonAsNobody(
     t,
-    `import socket,sys,time
+    `import os,socket,sys,time
 r = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); r.bind(sys.argv[1])
-import os; os.chmod(sys.argv[1], 0o666)
+os.chmod(sys.argv[1], 0o666)
 w = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); w.setblocking(False)
 try:
     while True: w.sendto(b"x" * 1024, sys.argv[1])
 except BlockingIOError: pass
 print("ready")
+while not os.path.exists(sys.argv[2]): time.sleep(0.05)
+r.settimeout(15)
+while True:
+    d = r.recv(4096)
+    if b"READY=1" in d: print("got READY=1"); break
 time.sleep(120)`,
     notify,
+    drain,
   );
+  let heard = '';
+  reader.stdout!.on('data', (d: Buffer) => (heard += d));
   const port = await freePort();
   const m = await startMaster(t, { dir, conf: `worker_processes 1;\nlisten 127.0.0.1:${port};\napp ${app('hello.mjs')};\n`, env: { ...process.env, NOTIFY_SOCKET: notify } });
-  const said = await m.waitLog(/^sd_notify\("READY=1 .*EAGAIN/, { pid: m.masterPid });
-  t.equal(said.level, 'warn', 'the master says READY=1 was not sent, and goes on');
+  const said = await m.waitLog(/^sd_notify\("READY=1 .*EAGAIN.*retrying/, { pid: m.masterPid });
+  t.equal(said.level, 'warn', 'the master says READY=1 waits, and goes on');
+  t.equal((await get({ port })).status, 200, 'serving meanwhile');
+  fs.writeFileSync(drain, '');
+  await waitFor('READY=1 at the reader', () => heard.includes('got READY=1'), 15_000);
+  t.pass('READY=1 arrived once the socket had room');
   const r = await m.cli(['-s', 'reload']);
-  t.equal(r.code, 0, 'and goes on: a reload works');
-  t.equal((await get({ port })).status, 200);
+  t.equal(r.code, 0, 'and a reload works');
 });
 
 t.test('-s stop without permission: one line, no stack trace', { skip: cannotAttack }, async (t) => {

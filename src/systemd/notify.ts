@@ -1,9 +1,14 @@
 import * as native from '../native/index.js';
 
+/** A full NOTIFY_SOCKET (systemd busy) is tried again this often, this many times. */
+const RETRY_MS = 200;
+const MAX_RETRIES = 50;
+
 /**
  * sd_notify to the service manager, when NOTIFY_SOCKET names one. NOTIFY_SOCKET stays in
  * the master's environment so a new master started by USR2 reaches systemd too; workers
- * never see it (their environment comes from the config).
+ * never see it (their environment comes from the config). A send never blocks the loop: a
+ * full socket keeps the message and tries again on a timer, for 10 s at most.
  */
 export class Notifier {
   private readonly socket: string | null;
@@ -21,11 +26,58 @@ export class Notifier {
 
   send(...fields: string[]): void {
     if (!this.socket) return;
-    try {
-      native.sdNotify(this.socket, fields.join('\n'));
-    } catch (err) {
-      this.onError(`sd_notify(${JSON.stringify(fields.join(' '))}) failed: ${(err as Error).message}`);
+    const message = fields.join('\n');
+    // In order: a READY=1 must not overtake the RELOADING=1 waiting before it.
+    if (this.backlog.length > 0) {
+      this.backlog.push(message);
+      return;
     }
+    this.attempt(message);
+  }
+
+  /** Messages a full socket did not take yet, oldest first, retried on a timer. */
+  private backlog: string[] = [];
+  private retries = 0;
+  private timer: NodeJS.Timeout | null = null;
+
+  /** False when the socket is full: the message then waits in the backlog. */
+  private attempt(message: string): boolean {
+    try {
+      native.sdNotify(this.socket!, message);
+      return true;
+    } catch (err) {
+      const what = `sd_notify(${JSON.stringify(message.replaceAll('\n', ' '))})`;
+      if ((err as { code?: string }).code !== 'EAGAIN') {
+        this.onError(`${what} failed: ${(err as Error).message}`);
+        return true;
+      }
+      if (this.backlog[0] !== message) {
+        this.backlog.unshift(message);
+        this.onError(`${what} failed: ${(err as Error).message}; retrying for ${(RETRY_MS * MAX_RETRIES) / 1000}s`);
+      }
+      this.timer ??= setTimeout(() => this.flush(), RETRY_MS);
+      this.timer.unref();
+      return false;
+    }
+  }
+
+  /** Retry the backlog; after MAX_RETRIES the service manager is not reading: drop it. */
+  private flush(): void {
+    this.timer = null;
+    while (this.backlog.length > 0) {
+      const message = this.backlog[0]!;
+      if (!this.attempt(message)) {
+        if (++this.retries < MAX_RETRIES) return;
+        this.onError(`sd_notify: ${this.backlog.length} message(s) dropped: ${this.socket} does not read`);
+        this.backlog = [];
+        break;
+      }
+      this.backlog.shift();
+      this.retries = 0;
+    }
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.retries = 0;
   }
 
   /** systemd's Type=notify-reload wants the reload start stamped with CLOCK_MONOTONIC. */
