@@ -62,6 +62,7 @@ t.test('defaults', async (t) => {
     user: null,
     workerProcesses: 1,
     workerShutdownTimeoutMs: 10_000,
+    workerReloadBatch: null,
     termShutdown: 'fast',
     metricsListen: null,
     workerHeartbeatTimeoutMs: 60_000,
@@ -84,7 +85,7 @@ t.test('defaults', async (t) => {
   });
   t.strictSame(Object.keys(c).sort(), [
     'controlSocket', 'daemon', 'env', 'errorLog', 'file', 'listens', 'metricsListen', 'pid', 'prefix', 'readyTimeoutMs', 'termShutdown', 'user', 'worker',
-    'workerCpuAffinity', 'workerHeartbeatTimeoutMs', 'workerLog', 'workerMaxMemory', 'workerPriority', 'workerProcesses',
+    'workerCpuAffinity', 'workerHeartbeatTimeoutMs', 'workerLog', 'workerMaxMemory', 'workerPriority', 'workerProcesses', 'workerReloadBatch',
     'workerRlimitNofile', 'workerShutdownTimeoutMs', 'workerStopSignal',
   ]);
 });

@@ -89,6 +89,7 @@ t.test('colours only on a terminal', async (t) => {
     pid: 10,
     generation: 2,
     state: 'running',
+    rollout: null,
     uptimeMs: 3_723_000,
     upgrade: { role: 'old', newPid: 11, newReady: false },
     totals: { requests: 5, restarts: 1 },
@@ -101,6 +102,10 @@ t.test('colours only on a terminal', async (t) => {
   const coloured = render([st], true).join('\n');
   t.match(coloured, /\x1b\[/, 'escape codes on a terminal');
   t.equal(coloured.replace(/\x1b\[\d+m/g, ''), plain, 'the same text under the colours');
+  const batched = render([{ ...st, state: 'reloading', rollout: { batch: 2, of: 4, back: false } }], false).join('\n');
+  t.match(batched, /^master 10  generation 2  reloading \(batch 2 of 4\)  up/m, 'a batched reload shows its progress');
+  const back = render([{ ...st, state: 'reloading', rollout: { batch: 1, of: 2, back: true } }], false).join('\n');
+  t.match(back, /reloading \(rollback batch 1 of 2\)/, 'and its rollback');
 });
 
 t.test('during a reload: the old generation ready, the new one starting, then the new one alone', async (t) => {

@@ -60,7 +60,7 @@ export function render(masters: MasterStatus[], color: boolean): string[] {
       [
         c.bold(`master ${m.pid}`),
         `generation ${m.generation}`,
-        stateColor(c, m.state)(m.state),
+        stateColor(c, m.state)(m.rollout ? `${m.state} (${m.rollout.back ? 'rollback ' : ''}batch ${m.rollout.batch} of ${m.rollout.of})` : m.state),
         `up ${duration(m.uptimeMs)}`,
         m.upgrade.role === 'none' ? upgradeText(m.upgrade) : c.cyan(upgradeText(m.upgrade)),
         `requests ${m.totals.requests}`,

@@ -71,6 +71,13 @@ const TABLE = [
     minArgs: 1, maxArgs: 1, multiple: false,
   },
   {
+    name: 'worker_reload_batch',
+    syntax: 'worker_reload_batch number | number% | off;',
+    default: 'off',
+    doc: 'Replace workers on a reload this many at a time (or this share of worker_processes), each batch ready before as many old ones drain; off replaces them all at once.',
+    minArgs: 1, maxArgs: 1, multiple: false,
+  },
+  {
     name: 'term_shutdown',
     syntax: 'term_shutdown fast | graceful;',
     default: 'fast',
@@ -476,6 +483,7 @@ interface Draft {
   user?: Config['user'];
   workerProcesses?: number;
   workerShutdownTimeoutMs?: number;
+  workerReloadBatch?: Config['workerReloadBatch'];
   termShutdown?: 'fast' | 'graceful';
   metricsListen?: ListenSpec | null;
   workerHeartbeatTimeoutMs?: number | null;
@@ -526,6 +534,12 @@ const HANDLERS: Record<Exclude<DirectiveName, 'include'>, Handler> = {
   },
   worker_shutdown_timeout(d, st) {
     st.workerShutdownTimeoutMs = duration(d, d.args[0]!, 0);
+  },
+  worker_reload_batch(d, st) {
+    const v = d.args[0]!;
+    if (v === 'off') st.workerReloadBatch = null;
+    else if (v.endsWith('%')) st.workerReloadBatch = { percent: int(d, v.slice(0, -1), 1, 100) };
+    else st.workerReloadBatch = { count: int(d, v, 1, 1024) };
   },
   term_shutdown(d, st) {
     const v = d.args[0]!;
@@ -704,6 +718,7 @@ export function buildConfig(list: readonly Directive[], opts: { file: string; pr
     user: st.user ?? null,
     workerProcesses,
     workerShutdownTimeoutMs: st.workerShutdownTimeoutMs ?? 10_000,
+    workerReloadBatch: st.workerReloadBatch ?? null,
     termShutdown: st.termShutdown ?? 'fast',
     metricsListen: st.metricsListen ?? null,
     workerHeartbeatTimeoutMs: st.workerHeartbeatTimeoutMs === undefined ? 60_000 : st.workerHeartbeatTimeoutMs,

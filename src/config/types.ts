@@ -58,6 +58,8 @@ export interface Config {
   termShutdown: 'fast' | 'graceful';
   /** The master's own HTTP socket for /metrics, /healthz, /readyz; null = off. */
   metricsListen: ListenSpec | null;
+  /** worker_reload_batch: workers replaced at a time on a reload; null = all at once. */
+  workerReloadBatch: { count: number } | { percent: number } | null;
   /** null = off */
   workerHeartbeatTimeoutMs: number | null;
   workerRlimitNofile: number | null;

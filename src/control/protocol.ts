@@ -50,6 +50,8 @@ export interface MasterStatus {
   pid: number;
   generation: number;
   state: string;
+  /** A batched reload (worker_reload_batch) under way: batch k of m, or its rollback. */
+  rollout: { batch: number; of: number; back: boolean } | null;
   uptimeMs: number;
   upgrade: UpgradeStatus;
   /** Since the first master of this line started: handed to each new master on upgrade. */

@@ -69,6 +69,7 @@ export async function snapshot(m: Master): Promise<MasterStatus> {
     pid: process.pid,
     generation: m.current,
     state: m.state,
+    rollout: m.rollout ? { batch: m.rollout.step, of: m.rollout.steps, back: m.rollout.back } : null,
     uptimeMs: now - m.startedAt,
     upgrade: upgradeOf(m),
     totals: { requests: m.totals.requests, restarts: m.totals.restarts },

@@ -16,6 +16,8 @@ export interface Generation {
   role: GenerationRole;
   /** worker_processes, changed by TTIN/TTOU; 0 after WINCH. */
   target: number;
+  /** During a batched reload (rollout.ts), the slots below `target` it may run; null: all. */
+  slots: Set<number> | null;
   logFd: number | 'inherit' | 'ignore';
   logPath: string | null;
   backoffMs: number;

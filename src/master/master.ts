@@ -24,6 +24,7 @@ import { ProcessTable } from './process-table.js';
 import { ProcessGroups } from './process-groups.js';
 import { Reaper } from './reap.js';
 import { startReload } from './reload.js';
+import type { Rollout } from './rollout.js';
 import { meaningOf } from './signals.js';
 import { checkWorkers, onReadyTimeout, onRespawn, onWorkerExit, onWorkerMessage, onWorkerNotify, signalWorker, startGeneration } from './supervise.js';
 import { onUpgradeExit, onUpgradeReady, onUpgradeTimeout, type Upgrade } from './upgrade.js';
@@ -64,6 +65,8 @@ export class Master {
   nextGeneration: number;
   readonly firstGeneration: number;
   upgrade: Upgrade | null = null;
+  /** A batched reload (worker_reload_batch) under way, or its rollback. */
+  rollout: Rollout | null = null;
   /** The last upgrade that rolled back, for status. */
   lastRollback: { newPid: number; reason: string; at: number } | null = null;
   /** The last USR2 this master ignored, and why, for status. */
@@ -286,7 +289,8 @@ export class Master {
   statusLine(): string {
     const gen = this.generations.get(this.current);
     const ready = this.table.serving(this.current).filter((w) => w.state === 'ready').length;
-    return `${this.state}, generation ${this.current}, ${ready}/${gen?.target ?? 0} workers ready`;
+    const batch = this.rollout ? ` (${this.rollout.back ? 'rollback ' : ''}batch ${this.rollout.step} of ${this.rollout.steps})` : '';
+    return `${this.state}${batch}, generation ${this.current}, ${ready}/${gen?.target ?? 0} workers ready`;
   }
 
   /** The NOTIFY_SOCKET exec workers of `config` get; their datagrams become queue events. */

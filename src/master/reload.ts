@@ -2,8 +2,9 @@ import type { Config } from '../config/types.js';
 import type { Generation } from './generation.js';
 import { Logger } from '../log/logger.js';
 import type { Master } from './master.js';
+import { advanceRollout, batchSize, progress, startRollout, type Rollout, type RolloutEffects } from './rollout.js';
 import { restartWorkers } from './shutdown.js';
-import { closeSocketsNoGenerationUses, releaseUnservedSockets, startGeneration, stopGeneration } from './supervise.js';
+import { checkGenerationReady, closeSocketsNoGenerationUses, maintainWorkerCount, releaseUnservedSockets, startGeneration, stopGeneration, stopWorker } from './supervise.js';
 
 /**
  * HUP: read the config again; if it is valid, bind the new sockets and start a new
@@ -63,9 +64,12 @@ export function replaceGeneration(m: Master, config: Config): void {
   }
   m.stateBeforeReload = m.state;
   m.state = 'reloading';
+  const old = m.generations.get(m.current);
+  const batch = old && old.target > 0 ? batchSize(config, Math.max(old.target, config.workerProcesses)) : null;
   try {
-    const gen = startGeneration(m, config, sockets, 'pending');
-    m.log.notice(`reload: generation ${gen.id} starting with ${gen.target} worker(s)`);
+    const gen = startGeneration(m, config, sockets, 'pending', batch ? new Set() : null);
+    m.log.notice(`reload: generation ${gen.id} starting with ${gen.target} worker(s)${batch ? `, ${batch} at a time` : ''}`);
+    if (batch) startRollout(old!, gen, batch, rolloutEffects(m), (r) => (m.rollout = r));
   } catch (err) {
     // e.g. the worker_log cannot be opened: nothing was started, the old generation serves.
     m.state = m.stateBeforeReload;
@@ -77,6 +81,8 @@ export function replaceGeneration(m: Master, config: Config): void {
 
 export function finishReload(m: Master, gen: Generation): void {
   const previous = m.current;
+  m.rollout = null;
+  gen.slots = null;
   gen.role = 'active';
   m.current = gen.id;
   const oldLog = m.config.errorLog;
@@ -95,11 +101,86 @@ export function finishReload(m: Master, gen: Generation): void {
 }
 
 export function failReload(m: Master, gen: Generation, reason: string): void {
+  const r = m.rollout;
+  if (r && !r.back && r.to === gen.id) return rollBack(m, gen, r, reason);
   m.log.alert(`reload failed: ${reason}; generation ${m.current} keeps serving`);
   stopGeneration(m, gen);
+  settleFailedReload(m, gen, reason);
+}
+
+function settleFailedReload(m: Master, gen: Generation | null, reason: string): void {
   releaseUnservedSockets(m, gen);
   m.state = m.stateBeforeReload;
   m.notifier.send('READY=1', `STATUS=${m.statusLine()}, last reload failed`);
   m.settleReload(reason);
   m.metrics?.changed('reload', 'failed');
+}
+
+/**
+ * A batched reload failed part-way: the new workers that do not serve yet stop now, and the
+ * old generation takes its slots back batch by batch, each new worker stopping once the old
+ * one for its slot is ready. The reload's outcome is told when that is done.
+ */
+function rollBack(m: Master, gen: Generation, r: Rollout, reason: string): void {
+  const old = m.generations.get(r.from);
+  const why = `${reason} (${progress(r)})`;
+  gen.role = 'retiring';
+  if (gen.readyTimer) clearTimeout(gen.readyTimer);
+  if (gen.respawnTimer) clearTimeout(gen.respawnTimer);
+  gen.readyTimer = gen.respawnTimer = null;
+  for (const w of m.table.ofGeneration(gen.id)) if (w.state !== 'ready') stopWorker(m, w, true, gen.config.workerShutdownTimeoutMs);
+  if (!old) {
+    m.rollout = null;
+    m.log.alert(`reload failed: ${why}`);
+    stopGeneration(m, gen);
+    settleFailedReload(m, gen, why);
+    return;
+  }
+  m.log.alert(`reload failed: ${why}; generation ${old.id} takes its slots back ${r.batch} at a time`);
+  startRollout(gen, old, r.batch, rolloutEffects(m), (plan) => (m.rollout = plan), true, why);
+}
+
+/** After a worker is ready or has exited: the rollout under way may take its next step. */
+export function stepRollout(m: Master): void {
+  const r = m.rollout;
+  if (!r) return;
+  const to = m.generations.get(r.to);
+  if (!to) {
+    m.rollout = null;
+    return;
+  }
+  advanceRollout(r, m.generations.get(r.from), to, (generation, slot) => slotState(m, generation, slot), rolloutEffects(m));
+}
+
+function slotState(m: Master, generation: number, slot: number): 'ready' | 'other' | 'none' {
+  const ws = m.table.ofGeneration(generation).filter((w) => w.slot === slot);
+  if (ws.some((w) => w.state === 'ready' && !w.recycling)) return 'ready';
+  return ws.length > 0 ? 'other' : 'none';
+}
+
+function rolloutEffects(m: Master): RolloutEffects {
+  return {
+    spawn: (gen) => maintainWorkerCount(m, gen),
+    drain: (gen, slots) => {
+      for (const w of m.table.ofGeneration(gen.id)) if (slots.includes(w.slot)) stopWorker(m, w, true, gen.config.workerShutdownTimeoutMs);
+    },
+    armReadyTimer: (gen) => {
+      if (gen.readyTimer) clearTimeout(gen.readyTimer);
+      gen.readyTimer = m.queue.after(gen.config.readyTimeoutMs, { type: 'ready-timeout', generation: gen.id });
+    },
+    log: (msg) => m.log.notice(msg),
+    finished: (r) => {
+      m.rollout = null;
+      const to = m.generations.get(r.to);
+      if (to) to.slots = null;
+      if (!r.back) {
+        if (to) checkGenerationReady(m, to);
+        return;
+      }
+      const failed = m.generations.get(r.from) ?? null;
+      if (failed) stopGeneration(m, failed);
+      m.log.alert(`reload failed: ${r.reason}; generation ${r.to} serves again on all ${to?.target ?? 0} slot(s)`);
+      settleFailedReload(m, failed, r.reason);
+    },
+  };
 }

@@ -25,6 +25,7 @@ export function fastShutdown(m: Master, code = 0): void {
   m.state = 'stopping';
   m.stopMode = 'fast';
   m.stopCode = code;
+  m.rollout = null;
   clearTimers(m);
   for (const w of m.table.all()) stopWorker(m, w, false, FAST_KILL_MS);
   checkExit(m);
@@ -38,6 +39,7 @@ export function gracefulShutdown(m: Master): void {
   notifyStopping(m);
   m.state = 'stopping';
   m.stopMode = 'graceful';
+  m.rollout = null;
   clearTimers(m);
   for (const w of m.table.all()) {
     stopWorker(m, w, true, m.generations.get(w.generation)?.config.workerShutdownTimeoutMs ?? m.config.workerShutdownTimeoutMs);

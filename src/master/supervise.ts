@@ -7,7 +7,7 @@ import type { MasterEvent } from './event-queue.js';
 import { closeWorkerLog, openWorkerLog, type Generation, type GenerationRole } from './generation.js';
 import type { Master } from './master.js';
 import type { RestartReason, WorkerRecord } from './process-table.js';
-import { finishReload, failReload, replaceGeneration } from './reload.js';
+import { finishReload, failReload, replaceGeneration, stepRollout } from './reload.js';
 import { checkExit, fastShutdown } from './shutdown.js';
 import { spawnWorker } from './spawn-worker.js';
 
@@ -28,13 +28,15 @@ function pinApp(config: Config): Config {
   return { ...config, worker: { kind: 'app', path: fs.realpathSync(config.worker.path) } };
 }
 
-export function startGeneration(m: Master, config: Config, sockets: SocketGroup[], role: GenerationRole): Generation {
+/** `slots`: an empty set for a batched reload, whose rollout then says which slots may run. */
+export function startGeneration(m: Master, config: Config, sockets: SocketGroup[], role: GenerationRole, slots: Set<number> | null = null): Generation {
   const gen: Generation = {
     id: m.nextGeneration++,
     config: pinApp(config),
     sockets,
     role,
     target: config.workerProcesses,
+    slots,
     ...openWorkerLog(config),
     backoffMs: 0,
     respawnTimer: null,
@@ -104,7 +106,7 @@ function spawnOne(m: Master, gen: Generation, slot: number): void {
 export function maintainWorkerCount(m: Master, gen: Generation): void {
   if (gen.role === 'retiring' || m.state === 'stopping' || gen.respawnTimer) return;
   const used = new Set(m.table.serving(gen.id).map((w) => w.slot));
-  for (let slot = 0; slot < gen.target; slot++) if (!used.has(slot)) spawnOne(m, gen, slot);
+  for (let slot = 0; slot < gen.target; slot++) if (!used.has(slot) && (gen.slots === null || gen.slots.has(slot))) spawnOne(m, gen, slot);
 }
 
 /** worker_rlimit_nofile, worker_priority, worker_cpu_affinity, applied from outside right after spawn. */
@@ -218,6 +220,7 @@ export function onWorkerExit(m: Master, ev: Extract<MasterEvent, { type: 'worker
     else m.log.alert(`worker process ${w.pid} ${how} while being replaced`);
   }
   if (gen) forgetGenerationIfEmpty(m, gen);
+  stepRollout(m);
   checkExit(m);
 }
 
@@ -290,10 +293,11 @@ function markReady(m: Master, w: WorkerRecord): void {
   for (const old of m.table.ofGeneration(gen.id)) {
     if (old.recycling && old.slot === w.slot) stopWorker(m, old, true, gen.config.workerShutdownTimeoutMs);
   }
+  stepRollout(m);
   checkGenerationReady(m, gen);
 }
 
-function checkGenerationReady(m: Master, gen: Generation): void {
+export function checkGenerationReady(m: Master, gen: Generation): void {
   if (gen.everReady) return;
   const serving = m.table.serving(gen.id);
   if (serving.length < gen.target || serving.some((w) => w.state !== 'ready')) return;
