@@ -62,6 +62,8 @@ export interface LoopDelay {
 }
 
 export type WorkerMessage =
+  /** Its signal handlers are in place: from now on QUIT is a graceful stop, not a core dump. */
+  | { t: 'hello' }
   | { t: 'ready'; rss: number }
   | { t: 'pong'; seq: number; connections: number; requests: number; rss: number; heapUsed?: number; loopDelay?: LoopDelay }
   /** The app's prom-client metrics (Registry#getMetricsAsJSON), for the master to aggregate. */

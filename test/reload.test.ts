@@ -103,3 +103,20 @@ t.test('worker_processes, env, app and listen changes take effect', async (t) =>
   t.match((await get({ port: p2 })).body, /^express: /, 'new app');
   t.match(m.lines().map((l) => l.text).join('\n'), /generation 3: all 3 worker\(s\) ready/);
 });
+
+t.test('a failed reload stops a worker that has no signal handlers yet with TERM, not a QUIT that dumps core', async (t) => {
+  const port = await freePort();
+  const m = await startMaster(t, { conf: `worker_processes 2;\nlisten 127.0.0.1:${port};\napp ${app('hello.mjs')};\n` });
+  // Slot 0 of the new generation is still booting when slot 1 fails on import.
+  const conf = fs.readFileSync(m.conf, 'utf8').replace(app('hello.mjs'), `${app('broken-from-slot.mjs')};\nenv CRASH_FROM_SLOT=1;\nenv "NODE_OPTIONS=--require ${app('slow-boot.cjs')}"`);
+  fs.writeFileSync(m.conf, conf);
+  const after = m.lines().length;
+  const r = await m.cli(['-s', 'reload']);
+  t.equal(r.code, 1, r.stderr);
+  const booting = await m.waitLog(/^start worker process (\d+) \(generation 2, slot 0\)/, { after });
+  const pid = /process (\d+)/.exec(booting.text)![1];
+  const exit = await m.waitLog(new RegExp(`^worker process ${pid} exited`), { after });
+  t.equal(exit.text, `worker process ${pid} exited on signal SIGTERM`, 'stopped with TERM');
+  t.equal((await get({ port })).status, 200, 'generation 1 serves on');
+});
+

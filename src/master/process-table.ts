@@ -34,6 +34,11 @@ export interface WorkerRecord {
   startRss: number | null;
   /** Being replaced (memory limit): a new worker takes its slot once ready. */
   recycling: boolean;
+  /**
+   * A Node worker whose QUIT handler is in place (it said hello). Before that a QUIT would
+   * kill it with a core dump; it has served nothing yet, so it is stopped with TERM instead.
+   */
+  handlers: boolean;
   /** An exec worker that sent anything on NOTIFY_SOCKET: it is ready only on READY=1. */
   notified: boolean;
   /** Killed by the master (hung, not ready in time): its exit is a failure, not a surprise. */

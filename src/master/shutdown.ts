@@ -86,8 +86,9 @@ export function reopenLogs(m: Master): void {
     m.redirectStdio();
   });
   for (const gen of m.generations.values()) attempt(() => reopenWorkerLog(gen));
+  // A Node worker without its handlers yet would take USR1 as Node's own (the inspector).
   for (const w of m.table.all()) {
-    if (m.generations.get(w.generation)?.config.worker.kind === 'app') w.child.kill('SIGUSR1');
+    if (w.handlers && m.generations.get(w.generation)?.config.worker.kind === 'app') w.child.kill('SIGUSR1');
   }
 }
 

@@ -91,6 +91,7 @@ function spawnOne(m: Master, gen: Generation, slot: number): void {
     loopDelay: null,
     startRss: null,
     recycling: false,
+    handlers: false,
     notified: false,
     killedFor: null,
     killReason: null,
@@ -138,7 +139,8 @@ export function stopWorker(m: Master, w: WorkerRecord, graceful: boolean, timeou
   if (w.state === 'draining' && graceful) return;
   w.state = 'draining';
   const gen = m.generations.get(w.generation);
-  const signal = graceful ? (gen?.config.worker.kind === 'exec' ? gen.config.workerStopSignal : 'SIGQUIT') : 'SIGTERM';
+  const exec = gen?.config.worker.kind === 'exec';
+  const signal = !graceful || (!exec && !w.handlers) ? 'SIGTERM' : exec ? gen!.config.workerStopSignal : 'SIGQUIT';
   signalWorker(m, w, signal);
   if (w.killTimer) clearTimeout(w.killTimer);
   w.killTimer = m.queue.after(timeoutMs, { type: 'kill-timeout', pid: w.pid });
@@ -265,6 +267,10 @@ export function onWorkerMessage(m: Master, pid: number, msg: WorkerMessage): voi
     w.heapUsed = asCount(msg.heapUsed) ?? w.heapUsed;
     const d = msg.loopDelay;
     if (isObject(d) && isSeconds(d.p50) && isSeconds(d.p99)) w.loopDelay = { p50: d.p50, p99: d.p99 };
+    return;
+  }
+  if (msg.t === 'hello') {
+    w.handlers = true;
     return;
   }
   if (msg.t === 'metrics') return m.metrics?.onWorkerMetrics(pid, msg.seq, msg.metrics);

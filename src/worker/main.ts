@@ -117,6 +117,7 @@ process.on('SIGHUP', () => void stopGracefully(true));
 process.on('SIGTERM', () => process.exit(0));
 process.on('SIGINT', () => process.exit(0));
 process.on('SIGUSR1', reopenLog);
+send({ t: 'hello' });
 function onMessage(msg: unknown): void {
   if (!isObject(msg)) return;
   const m = msg as MasterToWorker;
