@@ -8,6 +8,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { deployCost } from './deploy.js';
 import { autocannonVersion, probe, runAutocannon, runWrk, startNodeClient, startWrk, wrkVersion } from './load.js';
 import { cleanup, clockTicks, installHandlers, onExitSync, procStat, rssKb, run, sleep, tempRoot, wasInterrupted } from './procs.js';
 import { writeReport } from './report.js';
@@ -158,7 +159,7 @@ async function measure(cfg, load, seconds) {
 
 async function throughput(configs, loads) {
   const perRun = configs.length * loads.reduce((a, l) => a + opts.seconds + (l.tool === 'autocannon' ? 1.8 : 0.8), 0);
-  const reserve = 210; // stalled worker, reload tests, upgrade timing, status, report
+  const reserve = 270; // stalled worker, reload tests, upgrade timing, status, deploy cost, report
   let rounds = opts.rounds;
   while (rounds > 1 && rounds * perRun > remaining() - reserve) rounds--;
   if (rounds < opts.rounds) note(`throughput: ${rounds} round(s) instead of ${opts.rounds} to stay within the time budget`);
@@ -470,6 +471,13 @@ async function bench() {
   }
   if (result.status.skipped) note(`-s status with ${opts.statusWorkers} workers skipped: ${result.status.reason}`);
   await tsm.stop();
+
+  log('deploy cost: a reload of 4 workers all at once and with worker_reload_batch 1; -s upgrade steps under load');
+  try {
+    result.deploy = await deployCost(log);
+  } catch (err) {
+    note(`deploy cost not measured: ${err.message.split('\n')[0]}`);
+  }
 
   log('reuseport kernel check in a private network namespace');
   result.reuseportDemo = await reuseportDemo();

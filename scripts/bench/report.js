@@ -145,6 +145,17 @@ export function markdown(r) {
     const u = r.upgradeReady;
     lines.push(`- USR2 → the new master's workers all ready (its "generation G: all ${r.options.workers} worker(s) ready" log line), idle: median ${int(u.median)} ms (${u.runs.join(', ')} ms).`);
   }
+  if (r.deploy) {
+    const mbOf = (kb) => (kb / 1024).toFixed(0);
+    for (const d of r.deploy.reload) {
+      const peak = Math.max(...d.runs.map((x) => x.peakKb));
+      const before = Math.max(...d.runs.map((x) => x.beforeKb));
+      const procs = Math.max(...d.runs.map((x) => x.peakProcs));
+      lines.push(`- Reload of 4 workers, ${d.label}: total RSS ${mbOf(before)} MB before, peak ${mbOf(peak)} MB; at most ${procs} processes (master included); ${d.runs.map((x) => int(x.ms)).join(', ')} ms per reload; ${d.failed} of ${d.requests} keep-alive requests failed.`);
+    }
+    const u = r.deploy.upgrade.median;
+    lines.push(`- \`tsmaster -s upgrade\` under 40 keep-alive connections (median of ${r.deploy.upgrade.runs.length}): new master ready ${int(u.readyMs)} ms, old workers gone ${int(u.drainedMs)} ms, old master exited ${int(u.exitedMs)} ms; ${int(u.totalMs)} ms in all, ${int(u.wallMs)} ms with the CLI's own start; ${r.deploy.upgrade.failed} requests failed.`);
+  }
   if (r.status) {
     if (r.status.skipped) lines.push(`- \`tsmaster -s status\` with ${r.options.statusWorkers} workers: not measured (${r.status.reason}).`);
     else {
