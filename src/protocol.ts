@@ -78,6 +78,8 @@ export type MasterToWorker = { t: 'ping'; seq: number } | { t: 'metrics'; seq: n
 export type ParentMessage =
   | { t: 'started'; pid: number }
   | { t: 'ready'; pid: number }
+  /** A batched upgrade (worker_reload_batch): these slots of the new master are ready. */
+  | { t: 'batch-ready'; pid: number; slots: number[]; step: number; steps: number }
   | { t: 'failed'; pid: number; lines: string[] };
 
 export function isObject(v: unknown): v is Record<string, unknown> {

@@ -10,6 +10,14 @@ import { advanceRollout, batchSize, startRollout, type Rollout, type RolloutEffe
 import { startLoad, type Load } from './helpers/load.js';
 import { app, childrenOf, freePort, startMaster, waitFor, workersOf } from './helpers/master.js';
 
+function cmdline(pid: number): string {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\\0', ' ');
+  } catch {
+    return '';
+  }
+}
+
 function config(directives: string) {
   const file = '/etc/tsmaster/test.conf';
   return buildConfig(parseText(`${directives}\nlisten 8080;\nexec /bin/true;\n`, file, { includeBase: '/etc/tsmaster' }), { file, prefix: '/etc/tsmaster' });
@@ -175,3 +183,56 @@ t.test('a release broken in the third batch: the reload fails, says how far it g
   t.pass('generation 1 serves on all 4 slots again');
   t.ok(m.lines().some((l) => /generation 1 serves again on all 4 slot\(s\)/.test(l.text)), 'logged');
 });
+
+/** Every worker of an upgrade's two masters (the new master itself not counted). */
+function upgradeWorkers(oldPid: number): number {
+  const kids = childrenOf(oldPid);
+  const masters = kids.filter((p) => /^tsmaster: master process|cli\/main\.js/.test(cmdline(p)));
+  return kids.length - masters.length + masters.reduce((n, p) => n + childrenOf(p).length, 0);
+}
+
+async function peakUpgradeWorkers(oldPid: number, during: () => Promise<void>): Promise<number> {
+  let peak = 0;
+  const timer = setInterval(() => (peak = Math.max(peak, upgradeWorkers(oldPid))), 10);
+  try {
+    await during();
+  } finally {
+    clearInterval(timer);
+  }
+  return peak;
+}
+
+t.test('a batched upgrade: the new master starts a worker at a time, the old one drains one for each; at most 5 workers', async (t) => {
+  const port = await freePort();
+  const m = await startMaster(t, { conf: `worker_processes 4;\nworker_reload_batch 1;\nlisten 127.0.0.1:${port};\napp ${app('hello.mjs')};\n` });
+  const oldPid = m.masterPid;
+  const loads = await loaded(port);
+  t.teardown(() => Promise.all(loads.map((l) => l.stop())));
+  const peak = await peakUpgradeWorkers(oldPid, async () => {
+    const r = await m.cli(['-s', 'upgrade'], { timeoutMs: 120_000 });
+    t.equal(r.code, 0, `upgrade: ${r.stderr}`);
+  });
+  t.ok(peak <= 5, `at most 5 workers alive at once (saw ${peak})`);
+  await zeroFailed(t, loads);
+  for (let k = 1; k <= 3; k++) t.ok(m.lines().some((l) => l.pid === oldPid && new RegExp(`has batch ${k} of 4 ready; draining slot\\(s\\) ${k - 1}$`).test(l.text)), `the old master drained slot ${k - 1} for batch ${k}`);
+});
+
+t.test('a batched upgrade rolled back in its third batch: the old master has its 4 workers again', async (t) => {
+  const port = await freePort();
+  const m = await startMaster(t, { conf: `worker_processes 4;\nworker_reload_batch 1;\nlisten 127.0.0.1:${port};\napp ${app('hello.mjs')};\n` });
+  const oldPid = m.masterPid;
+  const loads = await loaded(port);
+  t.teardown(() => Promise.all(loads.map((l) => l.stop())));
+  const after = m.lines().length;
+  m.signal('SIGUSR2');
+  const third = await m.waitLog(/^upgrade: batch 3 of 4: starting slot\(s\) 2$/, { after });
+  process.kill(third.pid, 'SIGKILL');
+  await m.waitLog(/^rollback finished: master process \d+ serves$/, { after, pid: oldPid });
+  await waitFor('4 workers of the old master, all ready', async () => {
+    const st = await askStatus(`${m.pidFile}.sock`).catch(() => null);
+    return st && st.pid === oldPid && st.workers.length === 4 && st.workers.every((w) => w.state === 'ready') ? st : undefined;
+  }, 30_000);
+  t.pass('the old master serves with all 4 workers');
+  await zeroFailed(t, loads);
+});
+

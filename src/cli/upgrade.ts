@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import type { Config } from '../config/types.js';
 import { isAlive, isLiveMaster, oldbinPath, readPid } from '../master/pidfile.js';
+import { batchSize } from '../master/rollout.js';
 import { childrenOf } from '../proc.js';
 import { waitFor } from './log-watch.js';
 import { logWatch, masterPid, problemLines, signalMaster, type Outcome } from './signal.js';
@@ -35,7 +36,9 @@ const USR2_ACCEPT_MS = 5000;
 async function dance(config: Config, oldPid: number, probe: OldMasterProbe | null): Promise<Outcome> {
   const out: string[] = [];
   const watch = logWatch(config);
-  const bound = config.readyTimeoutMs + 15_000;
+  // A batched upgrade has ready_timeout for each batch.
+  const batch = batchSize(config, config.workerProcesses);
+  const bound = config.readyTimeoutMs * (batch ? Math.ceil(config.workerProcesses / batch) : 1) + 15_000;
   const oldbin = oldbinPath(config.pid);
   let newPid = 0;
   const failure = (why: string): Outcome => {

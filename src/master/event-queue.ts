@@ -1,4 +1,4 @@
-import type { Totals, WorkerMessage } from '../protocol.js';
+import type { ParentMessage, Totals, WorkerMessage } from '../protocol.js';
 
 /** Every signal the master reacts to. */
 export const MASTER_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH', 'SIGTTIN', 'SIGTTOU'] as const;
@@ -19,7 +19,10 @@ export type MasterEvent =
   | { type: 'kill-timeout'; pid: number }
   | { type: 'upgrade-exit'; pid: number; code: number | null; signal: NodeJS.Signals | null; error?: string }
   | { type: 'upgrade-ready'; pid: number }
-  | { type: 'upgrade-timeout'; pid: number };
+  | { type: 'upgrade-timeout'; pid: number }
+  /** A batched upgrade: the new master has a batch ready (old master), the old one drained it (new master). */
+  | { type: 'upgrade-batch'; msg: Extract<ParentMessage, { t: 'batch-ready' }> }
+  | { type: 'batch-drained' };
 
 /**
  * The master's only inbox. Signal handlers, child exits, IPC and timers push here and do

@@ -28,6 +28,7 @@ import type { Rollout } from './rollout.js';
 import { meaningOf } from './signals.js';
 import { checkWorkers, onReadyTimeout, onRespawn, onWorkerExit, onWorkerMessage, onWorkerNotify, signalWorker, startGeneration } from './supervise.js';
 import { onUpgradeExit, onUpgradeReady, onUpgradeTimeout, type Upgrade } from './upgrade.js';
+import { firstBatch, onBatchDrained, onBatchReady, type IncomingBatches } from './upgrade-batches.js';
 
 export type MasterState = 'starting' | 'running' | 'reloading' | 'draining' | 'stopping';
 
@@ -67,6 +68,8 @@ export class Master {
   upgrade: Upgrade | null = null;
   /** A batched reload (worker_reload_batch) under way, or its rollback. */
   rollout: Rollout | null = null;
+  /** A new master of a batched upgrade: the batches of its first generation still to come. */
+  incoming: IncomingBatches | null = null;
   /** The last upgrade that rolled back, for status. */
   lastRollback: { newPid: number; reason: string; at: number } | null = null;
   /** The last USR2 this master ignored, and why, for status. */
@@ -152,7 +155,7 @@ export class Master {
       }
       this.log.notice(`tsmaster/${version} master process started, ${this.config.workerProcesses} worker(s)`);
       this.tellParent({ t: 'started', pid: process.pid });
-      startGeneration(this, this.config, sockets, 'active');
+      startGeneration(this, this.config, sockets, 'active', firstBatch(this));
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       this.log.emerg(message);
@@ -232,6 +235,10 @@ export class Master {
         return onUpgradeExit(this, ev);
       case 'upgrade-timeout':
         return onUpgradeTimeout(this, ev.pid);
+      case 'upgrade-batch':
+        return onBatchReady(this, ev.msg);
+      case 'batch-drained':
+        return onBatchDrained(this);
     }
   }
 
@@ -254,7 +261,7 @@ export class Master {
   tellParent(msg: ParentMessage): void {
     if (this.announced || !process.connected || !process.send) return;
     process.send(msg);
-    if (msg.t !== 'started') {
+    if (msg.t !== 'started' && msg.t !== 'batch-ready') {
       this.announced = true;
       process.disconnect();
     }

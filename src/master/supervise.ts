@@ -10,6 +10,7 @@ import type { RestartReason, WorkerRecord } from './process-table.js';
 import { finishReload, failReload, replaceGeneration, stepRollout } from './reload.js';
 import { checkExit, fastShutdown } from './shutdown.js';
 import { spawnWorker } from './spawn-worker.js';
+import { checkBatchDrained, onIncomingReady } from './upgrade-batches.js';
 
 /** A worker that stayed up this long was healthy: its crash starts the backoff anew. */
 const STABLE_MS = 10_000;
@@ -223,6 +224,7 @@ export function onWorkerExit(m: Master, ev: Extract<MasterEvent, { type: 'worker
   }
   if (gen) forgetGenerationIfEmpty(m, gen);
   stepRollout(m);
+  checkBatchDrained(m);
   checkExit(m);
 }
 
@@ -300,6 +302,7 @@ function markReady(m: Master, w: WorkerRecord): void {
     if (old.recycling && old.slot === w.slot) stopWorker(m, old, true, gen.config.workerShutdownTimeoutMs);
   }
   stepRollout(m);
+  onIncomingReady(m, gen);
   checkGenerationReady(m, gen);
 }
 

@@ -5,6 +5,7 @@ import type { Master } from './master.js';
 import { isAlive, moveToOldbin, restoreFromOldbin } from './pidfile.js';
 import { spawnChild } from './reap.js';
 import { restartWorkers } from './shutdown.js';
+import { restoreAllSlots } from './upgrade-batches.js';
 
 /** How long a new master gets to exit after TERM before KILL. */
 const UPGRADE_KILL_MS = 5000;
@@ -15,6 +16,8 @@ export interface Upgrade {
   ready: boolean;
   timer: NodeJS.Timeout | null;
   killing: boolean;
+  /** A batched upgrade: this master's slots draining for the new master's last ready batch. */
+  draining: number[] | null;
   /** The totals handed to the new master at USR2; what is counted after is handed over at exit. */
   totalsAtStart: InheritEnv['totals'];
 }
@@ -66,7 +69,7 @@ export function startUpgrade(m: Master): void {
   const pid = child.pid;
   if (pid === undefined) {
     child.once('error', (err) => m.queue.push({ type: 'upgrade-exit', pid: 0, code: null, signal: null, error: err.message }));
-    m.upgrade = { pid: 0, child, ready: false, timer: null, killing: false, totalsAtStart: { ...m.totals } };
+    m.upgrade = { pid: 0, child, ready: false, timer: null, killing: false, draining: null, totalsAtStart: { ...m.totals } };
     return;
   }
   child.once('exit', (code, signal) => m.queue.push({ type: 'upgrade-exit', pid, code, signal }));
@@ -75,6 +78,7 @@ export function startUpgrade(m: Master): void {
     if (!isObject(msg)) return;
     const pm = msg as ParentMessage;
     if (pm.t === 'ready') m.queue.push({ type: 'upgrade-ready', pid });
+    if (pm.t === 'batch-ready') m.queue.push({ type: 'upgrade-batch', msg: { ...pm, pid } });
     if (pm.t === 'failed') for (const line of pm.lines) m.log.alert(`new master process ${pid}: ${line}`);
   });
   m.upgrade = {
@@ -83,6 +87,7 @@ export function startUpgrade(m: Master): void {
     ready: false,
     timer: m.queue.after(m.config.readyTimeoutMs, { type: 'upgrade-timeout', pid }),
     killing: false,
+    draining: null,
     totalsAtStart: { ...m.totals },
   };
   m.log.notice(`start new master process ${pid}`);
@@ -129,6 +134,7 @@ export function onUpgradeExit(m: Master, ev: Extract<MasterEvent, { type: 'upgra
     m.log.alert(`rollback: ${(err as Error).message}`);
   }
   m.moveControl(false);
+  restoreAllSlots(m);
   if (m.state === 'stopping' && m.stopMode === 'graceful') {
     m.log.alert('graceful shutdown cancelled: no new master took over');
     m.stopMode = null;
