@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import t, { type Test } from 'tap';
 import { askStatus } from '../src/control/client.js';
+import { isAlive } from '../src/proc.js';
 import { parseText } from '../src/config/parser.js';
 import { buildConfig } from '../src/config/schema.js';
 import type { Generation } from '../src/master/generation.js';
@@ -120,17 +121,25 @@ t.test('a rollback with nothing to move back finishes at once', async (t) => {
   t.ok(w.finished(), 'finished without a batch');
 });
 
-/** Children of the master at every moment of `during`: the most seen at once. */
-async function peakChildren(masterPid: number, during: () => Promise<void>): Promise<number> {
+/**
+ * The most processes `count` saw alive at once while `during` ran. A scan of /proc takes a
+ * while: a worker that exits during it and its replacement started after it could both be
+ * seen, so only those still alive when the scan is over are counted.
+ */
+async function peakAlive(count: () => number[], during: () => Promise<void>): Promise<number> {
   let peak = 0;
-  const timer = setInterval(() => (peak = Math.max(peak, childrenOf(masterPid).length)), 10);
+  const sample = () => (peak = Math.max(peak, count().filter(isAlive).length));
+  const timer = setInterval(sample, 10);
   try {
     await during();
   } finally {
     clearInterval(timer);
   }
-  return Math.max(peak, childrenOf(masterPid).length);
+  sample();
+  return peak;
 }
+
+const peakChildren = (masterPid: number, during: () => Promise<void>) => peakAlive(() => childrenOf(masterPid), during);
 
 async function loaded(port: number): Promise<Load[]> {
   const loads = [startLoad({ port, keepAlive: true, concurrency: 4 }), startLoad({ port, keepAlive: false, concurrency: 4 })];
@@ -185,21 +194,10 @@ t.test('a release broken in the third batch: the reload fails, says how far it g
 });
 
 /** Every worker of an upgrade's two masters (the new master itself not counted). */
-function upgradeWorkers(oldPid: number): number {
+function upgradeWorkers(oldPid: number): number[] {
   const kids = childrenOf(oldPid);
   const masters = kids.filter((p) => /^tsmaster: master process|cli\/main\.js/.test(cmdline(p)));
-  return kids.length - masters.length + masters.reduce((n, p) => n + childrenOf(p).length, 0);
-}
-
-async function peakUpgradeWorkers(oldPid: number, during: () => Promise<void>): Promise<number> {
-  let peak = 0;
-  const timer = setInterval(() => (peak = Math.max(peak, upgradeWorkers(oldPid))), 10);
-  try {
-    await during();
-  } finally {
-    clearInterval(timer);
-  }
-  return peak;
+  return [...kids.filter((p) => !masters.includes(p)), ...masters.flatMap((p) => childrenOf(p))];
 }
 
 t.test('a batched upgrade: the new master starts a worker at a time, the old one drains one for each; at most 5 workers', async (t) => {
@@ -208,7 +206,7 @@ t.test('a batched upgrade: the new master starts a worker at a time, the old one
   const oldPid = m.masterPid;
   const loads = await loaded(port);
   t.teardown(() => Promise.all(loads.map((l) => l.stop())));
-  const peak = await peakUpgradeWorkers(oldPid, async () => {
+  const peak = await peakAlive(() => upgradeWorkers(oldPid), async () => {
     const r = await m.cli(['-s', 'upgrade'], { timeoutMs: 120_000 });
     t.equal(r.code, 0, `upgrade: ${r.stderr}`);
   });

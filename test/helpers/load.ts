@@ -8,6 +8,8 @@ export interface LoadResult {
   non2xx: number;
   failed: number;
   errors: string[];
+  /** When each failed request failed (ms since the epoch), to tell expected failures from others. */
+  errorTimes: number[];
   bodies: Map<string, number>;
 }
 
@@ -18,7 +20,7 @@ export interface Load {
 
 /** `concurrency` loops, each sending one request after another until stopped. */
 export function startLoad(opts: { port: number; keepAlive: boolean; concurrency?: number; path?: string }): Load {
-  const result: LoadResult = { ok: 0, non2xx: 0, failed: 0, errors: [], bodies: new Map() };
+  const result: LoadResult = { ok: 0, non2xx: 0, failed: 0, errors: [], errorTimes: [], bodies: new Map() };
   let running = true;
   let stopped: Promise<LoadResult> | null = null;
   const pool = opts.keepAlive ? new Pool(`http://127.0.0.1:${opts.port}`, { connections: opts.concurrency ?? 4, pipelining: 1 }) : null;
@@ -30,6 +32,7 @@ export function startLoad(opts: { port: number; keepAlive: boolean; concurrency?
   };
   const fail = (err: unknown) => {
     result.failed++;
+    result.errorTimes.push(Date.now());
     if (result.errors.length < 20) result.errors.push(String((err as Error).message ?? err));
   };
   const once = async (): Promise<void> => {
