@@ -213,3 +213,23 @@ t.test('manual rollback as in nginx: HUP to the old master, QUIT to the new one'
   t.match((await get({ port: d.port })).body, /^r0: /);
   assertNoFailures(t, await load.stop());
 });
+
+t.test('kill -9 of the old master after WINCH: the new master serves on and removes the .oldbin files it left', async (t) => {
+  const port = await freePort();
+  const m = await startMaster(t, { conf: `worker_processes 1;\nlisten 127.0.0.1:${port};\napp ${path.join(fixtures, 'apps', 'hello.mjs')};\n` });
+  m.signal('SIGUSR2');
+  await m.waitLog(/is ready; WINCH and QUIT/, { pid: m.masterPid });
+  const m2 = pidOf(m.pidFile);
+  const old = workersOf(m.masterPid);
+  m.signal('SIGWINCH');
+  await waitFor('old workers gone', () => old.every(isGone));
+  t.ok(fs.existsSync(`${m.pidFile}.oldbin`) && fs.existsSync(`${m.pidFile}.sock.oldbin`), 'the old master is on the .oldbin names');
+  m.signal('SIGKILL');
+  await waitFor('the .oldbin pidfile and socket gone', () => (!fs.existsSync(`${m.pidFile}.oldbin`) && !fs.existsSync(`${m.pidFile}.sock.oldbin`)) || undefined);
+  t.pass('removed by the new master');
+  t.equal(pidOf(m.pidFile), m2);
+  t.equal((await get({ port })).status, 200);
+  const st = await m.cli(['-s', 'status', '--json']);
+  t.equal(st.code, 0, st.stderr);
+  t.match(st.stdout, /"role":"none"/, 'no upgrade under way any more');
+});

@@ -1,10 +1,13 @@
 import pidusage from 'pidusage';
 import type { Master } from '../master/master.js';
-import { isLiveMaster } from '../master/pidfile.js';
 import type { MasterStatus, UpgradeStatus } from './protocol.js';
 
-/** pidusage keeps a sample per pid this long; CPU % is measured from it. */
-const SAMPLE_MAXAGE_MS = 60_000;
+/**
+ * pidusage keeps a sample per pid this long, CPU % is measured from it, and it holds the
+ * pid's /proc/PID/stat open as long (even after the pid is gone): short, so that workers
+ * replaced under a status poller do not pile up open files in the master.
+ */
+const SAMPLE_MAXAGE_MS = 5000;
 
 /** When each pid was last sampled here: a CPU % from pidusage needs a previous sample. */
 const sampled = new Map<number, number>();
@@ -43,15 +46,9 @@ async function usageOf(pids: number[]): Promise<Map<number, Usage>> {
   return out;
 }
 
-/** The old master of this one has exited (remembered: its pid may be reused later). */
-let oldMasterGone = false;
-
 function upgradeOf(m: Master): UpgradeStatus {
   if (m.upgrade) return { role: 'old', newPid: m.upgrade.pid, newReady: m.upgrade.ready };
-  if (m.oldMaster !== null && !oldMasterGone) {
-    if (isLiveMaster(m.oldMaster)) return { role: 'new', oldPid: m.oldMaster };
-    oldMasterGone = true;
-  }
+  if (m.oldMaster !== null && !m.oldMasterGone()) return { role: 'new', oldPid: m.oldMaster };
   return {
     role: 'none',
     ...(m.lastRollback ? { lastRollback: { ...m.lastRollback } } : {}),

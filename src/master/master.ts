@@ -76,6 +76,8 @@ export class Master {
   lastRefusal: { reason: string; at: number } | null = null;
   /** Set when this master was started by USR2: the old master's pid. */
   readonly oldMaster: number | null;
+  /** The old master has exited (remembered: its pid may be reused later). */
+  private oldMasterExited = false;
   readonly totals: InheritEnv['totals'];
   exitCode: number | null = null;
   stopMode: 'fast' | 'graceful' | null = null;
@@ -203,6 +205,7 @@ export class Master {
         return onWorkerNotify(this, ev.pid, ev.msg);
       case 'tick':
         this.lastTickAt = Date.now();
+        this.oldMasterGone();
         // A sweep per tick too: SIGCHLDs that arrive together are delivered as one.
         this.reap();
         return checkWorkers(this);
@@ -255,6 +258,22 @@ export class Master {
     const meaning = meaningOf(signal, this.config.termShutdown);
     this.log.notice(`signal ${number} (${signal}) received, ${meaning.action}`);
     meaning.run(this);
+  }
+
+  /**
+   * Whether the old master that started this one is gone. The first time it is seen gone,
+   * what it could not remove itself (killed with SIGKILL) goes: its .oldbin pidfile and
+   * control socket, unless this master is in an upgrade of its own and uses those names.
+   */
+  oldMasterGone(): boolean {
+    if (this.oldMaster === null || this.oldMasterExited) return true;
+    if (pidfile.isLiveMaster(this.oldMaster)) return false;
+    this.oldMasterExited = true;
+    if (!this.upgrade) {
+      pidfile.removeIfOurs(oldbinPath(this.config.pid), this.oldMaster);
+      if (this.control) fs.rmSync(oldbinPath(this.control.home), { force: true });
+    }
+    return true;
   }
 
   /** The launcher or the old master waits for our outcome on the IPC channel. */
