@@ -58,7 +58,8 @@ function parseWrk(stdout, stderr) {
  * wrk against 127.0.0.1:port. With `seconds` it runs that long; without, until stop()
  * (SIGINT makes wrk print its summary). Returns { stop(): Promise<result>, done }.
  */
-export function startWrk({ port, close = false, connections = 50, threads = 1, seconds = 0, timeoutSec = 5 }) {
+/** `cpu`: run wrk pinned to that CPU (taskset), away from the server under test. */
+export function startWrk({ port, close = false, connections = 50, threads = 1, seconds = 0, timeoutSec = 5, cpu = null }) {
   if (!wrkScript) {
     wrkScript = path.join(tempDir('wrk'), 'report.lua');
     fs.writeFileSync(wrkScript, WRK_LUA);
@@ -66,7 +67,7 @@ export function startWrk({ port, close = false, connections = 50, threads = 1, s
   const args = ['-t', String(threads), '-c', String(connections), '-d', `${seconds || 600}s`, '--timeout', `${timeoutSec}s`, '-s', wrkScript];
   if (close) args.push('-H', 'Connection: close');
   args.push(`http://127.0.0.1:${port}/`);
-  const child = track('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] }, 'wrk');
+  const child = cpu === null ? track('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] }, 'wrk') : track('taskset', ['-c', String(cpu), 'wrk', ...args], { stdio: ['ignore', 'pipe', 'pipe'] }, 'wrk');
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d) => (stdout += d));

@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { deployCost } from './deploy.js';
+import { pinnedKeepAlive } from './placement.js';
 import { autocannonVersion, probe, runAutocannon, runWrk, startNodeClient, startWrk, wrkVersion } from './load.js';
 import { cleanup, clockTicks, installHandlers, onExitSync, procStat, rssKb, run, sleep, tempRoot, wasInterrupted } from './procs.js';
 import { writeReport } from './report.js';
@@ -159,7 +160,7 @@ async function measure(cfg, load, seconds) {
 
 async function throughput(configs, loads) {
   const perRun = configs.length * loads.reduce((a, l) => a + opts.seconds + (l.tool === 'autocannon' ? 1.8 : 0.8), 0);
-  const reserve = 270; // stalled worker, reload tests, upgrade timing, status, deploy cost, report
+  const reserve = 360; // stalled worker, reload tests, upgrade timing, status, deploy cost, pinned runs, report
   let rounds = opts.rounds;
   while (rounds > 1 && rounds * perRun > remaining() - reserve) rounds--;
   if (rounds < opts.rounds) note(`throughput: ${rounds} round(s) instead of ${opts.rounds} to stay within the time budget`);
@@ -477,6 +478,13 @@ async function bench() {
     result.deploy = await deployCost(log);
   } catch (err) {
     note(`deploy cost not measured: ${err.message.split('\n')[0]}`);
+  }
+
+  log('keep-alive with one pinned worker (CPU 0) and wrk pinned to CPU 1: the worker runtime alone');
+  try {
+    result.pinned = await pinnedKeepAlive({ log });
+  } catch (err) {
+    note(`pinned keep-alive not measured: ${err.message.split('\n')[0]}`);
   }
 
   log('reuseport kernel check in a private network namespace');

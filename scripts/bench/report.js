@@ -156,6 +156,14 @@ export function markdown(r) {
     const u = r.deploy.upgrade.median;
     lines.push(`- \`tsmaster -s upgrade\` under 40 keep-alive connections (median of ${r.deploy.upgrade.runs.length}): new master ready ${int(u.readyMs)} ms, old workers gone ${int(u.drainedMs)} ms, old master exited ${int(u.exitedMs)} ms; ${int(u.totalMs)} ms in all, ${int(u.wallMs)} ms with the CLI's own start; ${r.deploy.upgrade.failed} requests failed.`);
   }
+  if (r.pinned) {
+    const p = r.pinned;
+    if (p.skipped) lines.push(`- Keep-alive with one pinned worker: not measured (${p.reason}).`);
+    else {
+      const row = (k) => `${p.configs[k].label} ${int(p.configs[k].rps)} req/s (${Math.min(...p.configs[k].runs).toLocaleString('en-US')}–${Math.max(...p.configs[k].runs).toLocaleString('en-US')})`;
+      lines.push(`- Keep-alive, one worker pinned to CPU 0 and wrk (${p.connections} connections) to CPU 1, median of ${p.rounds} interleaved ${p.seconds} s rounds: ${row('pin-bare')}; ${row('pin-cluster-none')}; ${row('pin-tsm')}: tsmaster ${p.tsmVsClusterNone.toFixed(2)}× SCHED_NONE, ${p.tsmVsBare.toFixed(2)}× bare.`);
+    }
+  }
   if (r.status) {
     if (r.status.skipped) lines.push(`- \`tsmaster -s status\` with ${r.options.statusWorkers} workers: not measured (${r.status.reason}).`);
     else {

@@ -67,7 +67,7 @@ function waitLine(child, re, what, timeoutMs = 20_000) {
   });
 }
 
-class NodeServed {
+export class NodeServed {
   constructor({ key, label, workers, sched }) {
     Object.assign(this, { key, label, workers, sched });
     this.manager = sched ? 'cluster primary' : null;
