@@ -1,11 +1,11 @@
 // The master as a container's PID 1 (a new pid namespace, as Docker without --init or a
 // Kubernetes pod runs it), and exec workers whose shells leave children behind.
-import { spawnSync } from 'node:child_process';
+import { exec, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import t, { type Test } from 'tap';
-import { orphansToReap } from '../src/master/reap.js';
+import { Reaper, orphansToReap } from '../src/master/reap.js';
 import { procStat, processes } from '../src/proc.js';
 import { childrenOf, fixtures, freePort, get, isGone, keeperOf, nsPid, root, sleep, startMaster, tempDir, waitFor, waitForAnswer, workersOf, type Instance } from './helpers/master.js';
 
@@ -38,6 +38,20 @@ t.test('orphansToReap: only zombie children the master did not spawn', async (t)
   t.same(orphansToReap(entries, 1, new Set([12])), [10]);
   t.same(orphansToReap(entries, 1, new Set([10, 12])), []);
   t.same(orphansToReap([], 1, new Set()), []);
+});
+
+t.test('the reaper never takes the exit status of a child a library started (pidusage runs getconf)', async (t) => {
+  const reaper = new Reaper(true);
+  let child = 0;
+  const done = new Promise<number | null>((resolve) => {
+    child = exec('sleep 0.2; exit 3', (err) => resolve(err ? ((err as { code?: number }).code ?? null) : 0)).pid!;
+  });
+  // Hold the loop until the child is a zombie, so that libuv cannot collect it first.
+  const until = Date.now() + 5000;
+  while (procStat(child)?.state !== 'Z' && Date.now() < until);
+  t.equal(procStat(child)?.state, 'Z', 'a zombie child of this process');
+  t.same(reaper.sweep().map((r) => r.pid), [], 'not reaped: Node started it');
+  t.equal(await done, 3, 'and its exit code still reaches the one who started it');
 });
 
 t.test('as PID 1: orphans are reaped, and workers\' exits still reach supervision', { skip: noNamespace }, async (t) => {

@@ -1,7 +1,6 @@
 // Exec workers lead their own process groups, so a shell's background children are stopped
 // with them and cannot outlive them holding the listening sockets.
-import type { ChildProcess } from 'node:child_process';
-import { spawnChild } from './reap.js';
+import { spawn, type ChildProcess } from 'node:child_process';
 
 /**
  * The keeper outlives a master that is killed with SIGKILL: it reads "+ PGID" and "- PGID"
@@ -75,7 +74,7 @@ export class ProcessGroups {
   /** Started with the first exec worker, and again a second after it died; told every live group. */
   private startKeeper(): ChildProcess | null {
     // Its own session: a terminal's ^C to the master's group does not reach it.
-    const child = spawnChild('/bin/sh', ['-c', KEEPER], { argv0: KEEPER_TITLE, detached: true, stdio: ['pipe', 'ignore', 'ignore'] });
+    const child = spawn('/bin/sh', ['-c', KEEPER], { argv0: KEEPER_TITLE, detached: true, stdio: ['pipe', 'ignore', 'ignore'] });
     if (child.pid === undefined) {
       child.once('error', (err) => this.warn(`process group keeper not started: ${err.message}; an exec worker's children may outlive a killed master`));
       return null;

@@ -1,6 +1,6 @@
 // As PID 1 of a container the master inherits every orphan of its pid namespace; nobody else
 // collects them, so each one it does not wait for stays a zombie (a pid) for ever.
-import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import * as native from '../native/index.js';
 import { processes, procStat } from '../proc.js';
@@ -8,16 +8,23 @@ import { processes, procStat } from '../proc.js';
 /** Children Node spawned: libuv waits for each of them by pid and reports its exit. */
 const spawned = new Set<number>();
 
-/** How the master starts every child, so that the reaper never takes one's exit status. */
-export function spawnChild(command: string, args: readonly string[], options: SpawnOptions): ChildProcess {
-  const child = spawn(command, args, options);
-  const pid = child.pid;
+/**
+ * Every child Node starts in this process, whoever starts it (the master, or a library such
+ * as pidusage running `getconf`), goes through ChildProcess#spawn: noted there, so that the
+ * reaper never takes the exit status libuv waits for.
+ */
+// Not in @types/node: ChildProcess#spawn is what child_process.spawn, exec and fork all call.
+const proto = ChildProcess.prototype as unknown as { spawn: (this: ChildProcess, ...args: unknown[]) => unknown };
+const nodeSpawn = proto.spawn;
+proto.spawn = function spawnNoted(this: ChildProcess, ...args: unknown[]) {
+  const result = nodeSpawn.apply(this, args);
+  const pid = this.pid;
   if (pid !== undefined) {
     spawned.add(pid);
-    child.once('exit', () => spawned.delete(pid));
+    this.once('exit', () => spawned.delete(pid));
   }
-  return child;
-}
+  return result;
+};
 
 export interface ProcEntry {
   pid: number;

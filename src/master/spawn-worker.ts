@@ -1,4 +1,4 @@
-import type { ChildProcess, StdioOptions } from 'node:child_process';
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import type net from 'node:net';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -9,7 +9,6 @@ import { Channel } from '../channel.js';
 import { WORKER_ENV, isObject, type WorkerEnv, type WorkerMessage } from '../protocol.js';
 import * as native from '../native/index.js';
 import type { EventQueue } from './event-queue.js';
-import { spawnChild } from './reap.js';
 
 /**
  * util-linux's setpriv sets PR_SET_PDEATHSIG and execs, in the worker's own pid, so a
@@ -61,7 +60,7 @@ export function spawnWorker(opts: {
     };
     const stdio: StdioOptions = ['ignore', opts.logFd, opts.logFd, ...fds, 'pipe'];
     const argv = [process.execPath, ...process.execArgv, workerMain];
-    child = spawnChild(setpriv ?? argv[0]!, setpriv ? [...PDEATHSIG, ...argv] : argv.slice(1), {
+    child = spawn(setpriv ?? argv[0]!, setpriv ? [...PDEATHSIG, ...argv] : argv.slice(1), {
       ...common,
       stdio,
       env: { ...config.env, ...identity, [WORKER_ENV]: JSON.stringify(env) },
@@ -71,7 +70,7 @@ export function spawnWorker(opts: {
     // known only after fork: a shell sets it and execs the command in the same process.
     const stdio: StdioOptions = ['ignore', opts.logFd, opts.logFd, ...fds];
     const wrap = setpriv ? `exec ${setpriv} ${PDEATHSIG.join(' ')}` : 'exec';
-    child = spawnChild('/bin/sh', ['-c', `LISTEN_PID=$$ ${wrap} "$@"`, 'tsmaster-exec', ...config.worker.argv], {
+    child = spawn('/bin/sh', ['-c', `LISTEN_PID=$$ ${wrap} "$@"`, 'tsmaster-exec', ...config.worker.argv], {
       ...common,
       stdio,
       // setsid: its own process group, which the master signals and ends as one.
