@@ -3,7 +3,7 @@
 import t from 'tap';
 import { MASTER_SIGNALS } from '../src/master/event-queue.js';
 import { gracefulShutdown } from '../src/master/shutdown.js';
-import { SIGNAL_TABLE, meaningOf } from '../src/master/signals.js';
+import { SIGNAL_TABLE, TRANSITIONS, meaningOf } from '../src/master/signals.js';
 
 t.test('every signal the master subscribes to has one meaning', async (t) => {
   t.same(Object.keys(SIGNAL_TABLE).sort(), [...MASTER_SIGNALS].sort());
@@ -13,8 +13,9 @@ t.test('every signal the master subscribes to has one meaning', async (t) => {
 t.test('term_shutdown: TERM is the fast stop, or QUIT\'s graceful one; INT is always fast', async (t) => {
   t.equal(meaningOf('SIGTERM', 'fast'), SIGNAL_TABLE.SIGTERM);
   const graceful = meaningOf('SIGTERM', 'graceful');
-  t.equal(graceful.run, gracefulShutdown, 'TERM runs the graceful shutdown');
+  t.equal(graceful.command, 'graceful-stop', 'TERM asks for the graceful shutdown');
   t.equal(graceful.action, 'shutting down (term_shutdown graceful)');
   t.equal(meaningOf('SIGINT', 'graceful'), SIGNAL_TABLE.SIGINT, 'INT stays fast');
-  t.equal(meaningOf('SIGQUIT', 'fast').run, gracefulShutdown);
+  t.equal(meaningOf('SIGQUIT', 'fast').command, 'graceful-stop');
+  t.equal(TRANSITIONS['graceful-stop'], gracefulShutdown, 'which the graceful shutdown carries out');
 });

@@ -193,16 +193,22 @@ t.test('USR2 twice: one new master only; USR2 to the new master while the old on
   t.equal(m.lines().filter((l) => /^start new master process/.test(l.text)).length, 1);
 });
 
-t.test('manual rollback as in nginx: HUP to the old master, QUIT to the new one', async (t) => {
-  const { d, m } = await startDeploy(t);
-  const load = loads(t, d.port);
-  d.release('r1');
+/** USR2, the new master ready, then WINCH and the old workers gone: the new master's pid. */
+async function usr2ThenWinch(m: Instance): Promise<number> {
   m.signal('SIGUSR2');
   await m.waitLog(/is ready; WINCH and QUIT/, { pid: m.masterPid });
   const m2 = pidOf(m.pidFile);
   const old = workersOf(m.masterPid);
   m.signal('SIGWINCH');
   await waitFor('old workers gone', () => old.every(isGone));
+  return m2;
+}
+
+t.test('manual rollback as in nginx: HUP to the old master, QUIT to the new one', async (t) => {
+  const { d, m } = await startDeploy(t);
+  const load = loads(t, d.port);
+  d.release('r1');
+  const m2 = await usr2ThenWinch(m);
   m.signal('SIGHUP');
   await waitFor('old master has workers again', () => workersOf(m.masterPid).length === 2);
   await m.waitLog(/generation \d+: all 2 worker\(s\) ready|worker process \d+ is ready/, { pid: m.masterPid, after: m.lines().length - 3 });
@@ -217,12 +223,7 @@ t.test('manual rollback as in nginx: HUP to the old master, QUIT to the new one'
 t.test('kill -9 of the old master after WINCH: the new master serves on and removes the .oldbin files it left', async (t) => {
   const port = await freePort();
   const m = await startMaster(t, { conf: `worker_processes 1;\nlisten 127.0.0.1:${port};\napp ${path.join(fixtures, 'apps', 'hello.mjs')};\n` });
-  m.signal('SIGUSR2');
-  await m.waitLog(/is ready; WINCH and QUIT/, { pid: m.masterPid });
-  const m2 = pidOf(m.pidFile);
-  const old = workersOf(m.masterPid);
-  m.signal('SIGWINCH');
-  await waitFor('old workers gone', () => old.every(isGone));
+  const m2 = await usr2ThenWinch(m);
   t.ok(fs.existsSync(`${m.pidFile}.oldbin`) && fs.existsSync(`${m.pidFile}.sock.oldbin`), 'the old master is on the .oldbin names');
   m.signal('SIGKILL');
   await waitFor('the .oldbin pidfile and socket gone', () => (!fs.existsSync(`${m.pidFile}.oldbin`) && !fs.existsSync(`${m.pidFile}.sock.oldbin`)) || undefined);

@@ -2,7 +2,7 @@ import type { Config } from '../config/types.js';
 import { answers, askStatus, isSocket } from '../control/client.js';
 import type { MasterStatus } from '../control/protocol.js';
 import { oldbinPath } from '../protocol.js';
-import { PID1_REFUSAL } from '../master/upgrade.js';
+import { decide, type MasterPhase, type UpgradePhase } from '../master/phase.js';
 import { sleep } from './log-watch.js';
 
 const EVERY_MS = 100;
@@ -53,11 +53,13 @@ export class OldMasterProbe {
   refusal(): string | undefined {
     const st = this.latest;
     if (!st) return undefined;
-    if (st.upgrade.role === 'old') return `an upgrade is under way (new master process ${st.upgrade.newPid})`;
-    if (st.upgrade.role === 'new') return `the old master process ${st.upgrade.oldPid} is still running`;
-    if (st.state !== 'running' && st.state !== 'draining') return `the master is ${st.state}`;
-    if (st.pid === 1) return PID1_REFUSAL;
-    return undefined;
+    // The master's own table, read from its status: the same reasons its log would give.
+    const u = st.upgrade;
+    const upgrade: UpgradePhase = u.role === 'old' ? (u.newReady ? 'ready' : 'starting') : u.role;
+    const partner = u.role === 'old' ? u.newPid : u.role === 'new' ? u.oldPid : undefined;
+    const phase = (st.state === 'stopping' ? 'stopping-graceful' : st.state) as MasterPhase;
+    const d = decide({ phase, upgrade, ...(partner !== undefined ? { partner } : {}), pid1: st.pid === 1 }, 'upgrade');
+    return 'refuse' in d ? d.refuse.reason : undefined;
   }
 
   /** The new master's pid once the old master says all its workers are ready. */

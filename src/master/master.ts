@@ -23,9 +23,9 @@ import * as pidfile from './pidfile.js';
 import { ProcessTable } from './process-table.js';
 import { ProcessGroups } from './process-groups.js';
 import { Reaper } from './reap.js';
-import { startReload } from './reload.js';
 import type { Rollout } from './rollout.js';
-import { meaningOf } from './signals.js';
+import { decide, type Command, type Decision, type MasterPhase, type Situation } from './phase.js';
+import { TRANSITIONS, meaningOf } from './signals.js';
 import { checkWorkers, onReadyTimeout, onRespawn, onWorkerExit, onWorkerMessage, onWorkerNotify, signalWorker, startGeneration } from './supervise.js';
 import { onUpgradeExit, onUpgradeReady, onUpgradeTimeout, type Upgrade } from './upgrade.js';
 import { firstBatch, onBatchDrained, onBatchReady, type IncomingBatches } from './upgrade-batches.js';
@@ -49,9 +49,11 @@ export interface MasterOptions {
 const TICK_MS = 1000;
 
 /**
- * The master: one loop takes events from the queue and makes one transition each. The
- * transitions live in reload.ts, upgrade.ts, shutdown.ts and supervise.ts; signals.ts says
- * which one each signal starts.
+ * The master: one loop takes events from the queue and makes one transition each. What an
+ * operator's command (a signal, a control reload) may do in the master's phase is decided
+ * by the table of phase.ts, refusals included; signals.ts maps signals to commands and
+ * commands to their transitions, which live in reload.ts, upgrade.ts, shutdown.ts and
+ * supervise.ts.
  */
 export class Master {
   state: MasterState = 'starting';
@@ -213,11 +215,18 @@ export class Master {
         return this.reap();
       case 'watchdog':
         return this.watchdog.onEvent();
-      case 'control-reload':
+      case 'control-reload': {
         // An ignored reload answers only its own client, not those waiting on one under way.
-        if (this.state === 'stopping' || this.state === 'reloading') ev.done(`reload ignored: the master is ${this.state}`);
-        else this.reloadWaiters.push(ev.done);
-        return startReload(this);
+        const d = decide(this.situation(), 'reload');
+        if ('refuse' in d) {
+          this.log.notice(d.refuse.line);
+          ev.done(d.refuse.line);
+          return;
+        }
+        this.reloadWaiters.push(ev.done);
+        TRANSITIONS[d.go](this);
+        return;
+      }
       case 'control-handover':
         return addHandedOver(this, ev);
       case 'respawn':
@@ -257,7 +266,28 @@ export class Master {
     }
     const meaning = meaningOf(signal, this.config.termShutdown);
     this.log.notice(`signal ${number} (${signal}) received, ${meaning.action}`);
-    meaning.run(this);
+    this.command(meaning.command);
+  }
+
+  /** Where the master is now, as the table of phase.ts reads it. */
+  situation(): Situation {
+    const phase: MasterPhase = this.state === 'stopping' ? (this.stopMode === 'fast' ? 'stopping-fast' : 'stopping-graceful') : this.state;
+    if (this.upgrade) return { phase, upgrade: this.upgrade.killing ? 'killing' : this.upgrade.ready ? 'ready' : 'starting', partner: this.upgrade.pid, pid1: process.pid === 1 };
+    if (this.oldMaster !== null && !this.oldMasterGone()) return { phase, upgrade: 'new', partner: this.oldMaster, pid1: process.pid === 1 };
+    return { phase, upgrade: 'none', pid1: process.pid === 1 };
+  }
+
+  /** One command, decided by the table; a refusal is logged there and then, once. */
+  command(cmd: Command): Decision {
+    const d = decide(this.situation(), cmd);
+    if ('go' in d) {
+      TRANSITIONS[d.go](this);
+      return d;
+    }
+    if (!d.quiet) this.log.notice(d.refuse.line);
+    // Kept for status, so that `-s upgrade` can say at once why nothing happens.
+    if (cmd === 'upgrade') this.lastRefusal = { reason: d.refuse.reason, at: Date.now() };
+    return d;
   }
 
   /**

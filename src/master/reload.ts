@@ -3,7 +3,6 @@ import type { Generation } from './generation.js';
 import { Logger } from '../log/logger.js';
 import type { Master } from './master.js';
 import { advanceRollout, batchSize, progress, startRollout, type Rollout, type RolloutEffects } from './rollout.js';
-import { restartWorkers } from './shutdown.js';
 import { checkGenerationReady, closeSocketsNoGenerationUses, maintainWorkerCount, releaseUnservedSockets, startGeneration, stopGeneration, stopWorker } from './supervise.js';
 
 /**
@@ -12,17 +11,6 @@ import { checkGenerationReady, closeSocketsNoGenerationUses, maintainWorkerCount
  * any failure leaves it serving as if nothing happened (failReload).
  */
 export function startReload(m: Master): void {
-  if (m.state === 'stopping' || m.state === 'reloading') {
-    m.log.notice(`reload ignored: the master is ${m.state}`);
-    return;
-  }
-  if (m.state === 'draining' && m.upgrade) {
-    // nginx's manual rollback: the old master serves again with the config it has.
-    m.log.notice('starting the workers again with the current configuration');
-    restartWorkers(m);
-    m.settleReload(null);
-    return;
-  }
   m.notifier.reloading('reloading configuration');
   let config;
   try {

@@ -19,6 +19,7 @@ function notifyStopping(m: Master): void {
   if (!m.upgrade?.ready) m.notifier.send('STOPPING=1');
 }
 
+/** TERM/INT, or a new master that cannot start. Again while exiting: nothing more to do. */
 export function fastShutdown(m: Master, code = 0): void {
   if (m.state === 'stopping' && m.stopMode === 'fast') return;
   notifyStopping(m);
@@ -32,10 +33,6 @@ export function fastShutdown(m: Master, code = 0): void {
 }
 
 export function gracefulShutdown(m: Master): void {
-  if (m.state === 'stopping') {
-    m.log.notice(`already ${m.stopMode === 'fast' ? 'exiting' : 'shutting down'}`);
-    return;
-  }
   notifyStopping(m);
   m.state = 'stopping';
   m.stopMode = 'graceful';
@@ -49,10 +46,6 @@ export function gracefulShutdown(m: Master): void {
 
 /** WINCH: the workers finish and exit; the master and its sockets stay. */
 export function drainWorkers(m: Master): void {
-  if (m.state === 'stopping' || m.state === 'reloading') {
-    m.log.notice(`workers not drained: the master is ${m.state}`);
-    return;
-  }
   m.state = 'draining';
   for (const gen of m.generations.values()) {
     gen.target = 0;

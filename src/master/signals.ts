@@ -1,28 +1,30 @@
-// What each master signal does: the word the log uses and the transition it starts, in one
-// table (the names themselves are MASTER_SIGNALS, which the handlers subscribe to).
+// What each master signal asks for: the word the log uses and the command it is, in one
+// table (the names themselves are MASTER_SIGNALS, which the handlers subscribe to); and the
+// transition each allowed command runs. Whether a command is allowed now is phase.ts's.
 import type { MasterSignal } from './event-queue.js';
 import type { Master } from './master.js';
+import type { Command, Transition } from './phase.js';
 import { startReload } from './reload.js';
-import { drainWorkers, fastShutdown, gracefulShutdown, reopenLogs } from './shutdown.js';
+import { drainWorkers, fastShutdown, gracefulShutdown, reopenLogs, restartWorkers } from './shutdown.js';
 import { changeWorkerCount } from './supervise.js';
 import { startUpgrade } from './upgrade.js';
 
 export interface SignalMeaning {
   /** `signal 1 (SIGHUP) received, <action>` */
   action: string;
-  run(m: Master): void;
+  command: Command;
 }
 
 export const SIGNAL_TABLE: Record<MasterSignal, SignalMeaning> = {
-  SIGTERM: { action: 'exiting', run: (m) => fastShutdown(m) },
-  SIGINT: { action: 'exiting', run: (m) => fastShutdown(m) },
-  SIGQUIT: { action: 'shutting down', run: gracefulShutdown },
-  SIGHUP: { action: 'reconfiguring', run: startReload },
-  SIGUSR1: { action: 'reopening logs', run: reopenLogs },
-  SIGUSR2: { action: 'changing binary', run: startUpgrade },
-  SIGWINCH: { action: 'gracefully stopping workers', run: drainWorkers },
-  SIGTTIN: { action: 'adding a worker', run: (m) => changeWorkerCount(m, +1) },
-  SIGTTOU: { action: 'removing a worker', run: (m) => changeWorkerCount(m, -1) },
+  SIGTERM: { action: 'exiting', command: 'fast-stop' },
+  SIGINT: { action: 'exiting', command: 'fast-stop' },
+  SIGQUIT: { action: 'shutting down', command: 'graceful-stop' },
+  SIGHUP: { action: 'reconfiguring', command: 'reload' },
+  SIGUSR1: { action: 'reopening logs', command: 'reopen' },
+  SIGUSR2: { action: 'changing binary', command: 'upgrade' },
+  SIGWINCH: { action: 'gracefully stopping workers', command: 'drain' },
+  SIGTTIN: { action: 'adding a worker', command: 'add-worker' },
+  SIGTTOU: { action: 'removing a worker', command: 'remove-worker' },
 };
 
 /** The meaning a signal has for this master now: under `term_shutdown graceful`, TERM is QUIT's. */
@@ -30,3 +32,21 @@ export function meaningOf(signal: MasterSignal, termShutdown: 'fast' | 'graceful
   if (signal === 'SIGTERM' && termShutdown === 'graceful') return { ...SIGNAL_TABLE.SIGQUIT, action: `${SIGNAL_TABLE.SIGQUIT.action} (term_shutdown graceful)` };
   return SIGNAL_TABLE[signal];
 }
+
+/** The transition each allowed command starts. */
+export const TRANSITIONS: Record<Transition, (m: Master) => void> = {
+  reload: startReload,
+  'restart-workers': (m) => {
+    // nginx's manual rollback: the old master serves again with the config it has.
+    m.log.notice('starting the workers again with the current configuration');
+    restartWorkers(m);
+    m.settleReload(null);
+  },
+  upgrade: startUpgrade,
+  drain: drainWorkers,
+  'graceful-stop': gracefulShutdown,
+  'fast-stop': (m) => fastShutdown(m),
+  reopen: reopenLogs,
+  'add-worker': (m) => changeWorkerCount(m, +1),
+  'remove-worker': (m) => changeWorkerCount(m, -1),
+};

@@ -391,10 +391,7 @@ function killWorker(m: Master, w: WorkerRecord, why: string, reason: RestartReas
 /** TTIN / TTOU: one worker more or fewer in the serving generation (at least one). */
 export function changeWorkerCount(m: Master, delta: number): void {
   const gen = m.generations.get(m.current);
-  if (!gen || m.state !== 'running') {
-    m.log.notice(`worker count not changed: the master is ${m.state}`);
-    return;
-  }
+  if (!gen) return;
   const target = Math.max(1, gen.target + delta);
   if (target === gen.target) {
     m.log.notice(`worker count stays ${target}: at least one worker serves`);

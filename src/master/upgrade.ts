@@ -1,9 +1,8 @@
-import type { ChildProcess, StdioOptions } from 'node:child_process';
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { INHERIT_ENV, isObject, type InheritEnv, type ParentMessage } from '../protocol.js';
 import type { MasterEvent } from './event-queue.js';
 import type { Master } from './master.js';
-import { isAlive, moveToOldbin, restoreFromOldbin } from './pidfile.js';
-import { spawnChild } from './reap.js';
+import { moveToOldbin, restoreFromOldbin } from './pidfile.js';
 import { restartWorkers } from './shutdown.js';
 import { restoreAllSlots } from './upgrade-batches.js';
 
@@ -22,17 +21,6 @@ export interface Upgrade {
   totalsAtStart: InheritEnv['totals'];
 }
 
-/** Why a master that is PID 1 refuses USR2: when PID 1 exits the kernel ends its whole pid namespace. */
-export const PID1_REFUSAL = 'the master is PID 1 of its pid namespace (a container), whose exit would end the new master too; use reload, or run it under an init';
-
-/** Why this master ignores a USR2 now; undefined when it accepts one. */
-function usr2Refusal(m: Master): string | undefined {
-  if (m.upgrade) return `an upgrade is under way (new master process ${m.upgrade.pid})`;
-  if (m.oldMaster !== null && isAlive(m.oldMaster)) return `the old master process ${m.oldMaster} is still running`;
-  if (m.state !== 'running' && m.state !== 'draining') return `the master is ${m.state}`;
-  if (process.pid === 1) return PID1_REFUSAL;
-  return undefined;
-}
 
 /**
  * USR2: move the pidfile to .oldbin and start a new master (the same command line, so a
@@ -40,13 +28,6 @@ function usr2Refusal(m: Master): string | undefined {
  * description in TSMASTER_INHERIT. It is our child; its exit before we quit is a rollback.
  */
 export function startUpgrade(m: Master): void {
-  const refused = usr2Refusal(m);
-  if (refused) {
-    m.log.notice(`USR2 ignored: ${refused}`);
-    // Kept for status, so that `-s upgrade` can say at once why nothing happens.
-    m.lastRefusal = { reason: refused, at: Date.now() };
-    return;
-  }
   try {
     moveToOldbin(m.config.pid);
   } catch (err) {
@@ -65,7 +46,7 @@ export function startUpgrade(m: Master): void {
   };
   const stdio: StdioOptions = ['ignore', 'inherit', 'inherit', ...sockets.map((s) => s.fd), 'ipc'];
   const [node, ...args] = m.opts.argv;
-  const child = spawnChild(node!, args, { stdio, env: { ...process.env, [INHERIT_ENV]: JSON.stringify(inherit) } });
+  const child = spawn(node!, args, { stdio, env: { ...process.env, [INHERIT_ENV]: JSON.stringify(inherit) } });
   const pid = child.pid;
   if (pid === undefined) {
     child.once('error', (err) => m.queue.push({ type: 'upgrade-exit', pid: 0, code: null, signal: null, error: err.message }));

@@ -127,7 +127,27 @@ const broken = {
   neverReady: (conf: string) => conf.replace(app('hello.mjs'), app('never-ready.mjs')),
 };
 
-/** The operations, each with the invariant-relevant effect it has on the worker count. */
+/** USR2 by hand, the new master ready, WINCH, the old workers gone: both masters' pids. */
+async function usr2ThenWinch(c: Ctx): Promise<{ old: number; fresh: number }> {
+  const { pid: old } = await current(c);
+  process.kill(old, 'SIGUSR2');
+  const fresh = await newMasterOf(old);
+  c.masters.add(fresh);
+  await waitFor('the new master ready', () => readPid(c.m.pidFile) === fresh || undefined, 30_000);
+  process.kill(old, 'SIGWINCH');
+  await waitFor('old workers gone', () => childrenOf(old).filter((p) => p !== fresh).length === 0 || undefined, 30_000);
+  return { old, fresh };
+}
+
+/** A reload or upgrade of a broken release or config: it must fail, and nothing be lost. */
+async function mustFail(c: Ctx, what: 'reload' | 'upgrade', how: keyof typeof broken): Promise<void> {
+  await withConfig(c, broken[how], async () => {
+    const r = await cli(c, '-s', what);
+    if (r.code === 0) throw new Error(`-s ${what} with ${how} succeeded`);
+  });
+}
+
+/** The operations by name; those that start a generation from the config reset the worker count. */
 const OPERATIONS: Record<string, (c: Ctx) => Promise<void>> = {
   async hup(c) {
     c.target = WORKERS; // a new generation from the config: TTIN/TTOU are forgotten
@@ -146,25 +166,15 @@ const OPERATIONS: Record<string, (c: Ctx) => Promise<void>> = {
   },
   async manualUpgrade(c) {
     c.target = WORKERS; // a new generation from the config: TTIN/TTOU are forgotten
-    const { pid } = await current(c);
-    process.kill(pid, 'SIGUSR2');
-    const fresh = await newMasterOf(pid);
-    await waitFor('the new master ready', () => readPid(c.m.pidFile) === fresh || undefined, 30_000);
-    process.kill(pid, 'SIGWINCH');
-    await waitFor('old workers gone', () => childrenOf(pid).filter((p) => p !== fresh).length === 0 || undefined, 30_000);
-    process.kill(pid, 'SIGQUIT');
+    const { old, fresh } = await usr2ThenWinch(c);
+    process.kill(old, 'SIGQUIT');
     c.masters.add(fresh);
   },
   async manualRollback(c) {
     c.target = WORKERS; // a new generation from the config: TTIN/TTOU are forgotten
-    const { pid } = await current(c);
-    process.kill(pid, 'SIGUSR2');
-    const fresh = await newMasterOf(pid);
-    await waitFor('the new master ready', () => readPid(c.m.pidFile) === fresh || undefined, 30_000);
-    process.kill(pid, 'SIGWINCH');
-    await waitFor('old workers gone', () => childrenOf(pid).filter((p) => p !== fresh).length === 0 || undefined, 30_000);
-    process.kill(pid, 'SIGHUP');
-    await waitFor('old workers back', () => childrenOf(pid).filter((p) => p !== fresh).length >= c.target || undefined, 30_000);
+    const { old, fresh } = await usr2ThenWinch(c);
+    process.kill(old, 'SIGHUP');
+    await waitFor('old workers back', () => childrenOf(old).filter((p) => p !== fresh).length >= c.target || undefined, 30_000);
     process.kill(fresh, 'SIGQUIT');
     c.masters.add(fresh);
   },
@@ -178,14 +188,9 @@ const OPERATIONS: Record<string, (c: Ctx) => Promise<void>> = {
   },
   async killOldMasterAfterWinch(c) {
     c.target = WORKERS; // a new generation from the config: TTIN/TTOU are forgotten
-    const { pid } = await current(c);
-    process.kill(pid, 'SIGUSR2');
-    const fresh = await newMasterOf(pid);
+    const { old, fresh } = await usr2ThenWinch(c);
     c.masters.add(fresh);
-    await waitFor('the new master ready', () => readPid(c.m.pidFile) === fresh || undefined, 30_000);
-    process.kill(pid, 'SIGWINCH');
-    await waitFor('old workers gone', () => childrenOf(pid).filter((p) => p !== fresh).length === 0 || undefined, 30_000);
-    process.kill(pid, 'SIGKILL');
+    process.kill(old, 'SIGKILL');
   },
   async ttin(c) {
     if (c.target >= 3) return;
@@ -209,36 +214,11 @@ const OPERATIONS: Record<string, (c: Ctx) => Promise<void>> = {
   async stopWorker(c) {
     await killWorker(c, 'SIGSTOP');
   },
-  async badConfigReload(c) {
-    await withConfig(c, broken.config, async () => {
-      const r = await cli(c, '-s', 'reload');
-      if (r.code === 0) throw new Error('a reload with an invalid config succeeded');
-    });
-  },
-  async throwingAppReload(c) {
-    await withConfig(c, broken.throws, async () => {
-      const r = await cli(c, '-s', 'reload');
-      if (r.code === 0) throw new Error('a reload with an app that throws succeeded');
-    });
-  },
-  async neverReadyReload(c) {
-    await withConfig(c, broken.neverReady, async () => {
-      const r = await cli(c, '-s', 'reload');
-      if (r.code === 0) throw new Error('a reload with an app that is never ready succeeded');
-    });
-  },
-  async badConfigUpgrade(c) {
-    await withConfig(c, broken.config, async () => {
-      const r = await cli(c, '-s', 'upgrade');
-      if (r.code === 0) throw new Error('an upgrade with an invalid config succeeded');
-    });
-  },
-  async throwingAppUpgrade(c) {
-    await withConfig(c, broken.throws, async () => {
-      const r = await cli(c, '-s', 'upgrade');
-      if (r.code === 0) throw new Error('an upgrade with an app that throws succeeded');
-    });
-  },
+  badConfigReload: (c) => mustFail(c, 'reload', 'config'),
+  throwingAppReload: (c) => mustFail(c, 'reload', 'throws'),
+  neverReadyReload: (c) => mustFail(c, 'reload', 'neverReady'),
+  badConfigUpgrade: (c) => mustFail(c, 'upgrade', 'config'),
+  throwingAppUpgrade: (c) => mustFail(c, 'upgrade', 'throws'),
 };
 
 export const OPERATION_NAMES = Object.keys(OPERATIONS);

@@ -1,0 +1,67 @@
+// The master's table (src/master/phase.ts) in-process: every phase, upgrade phase and
+// command has the answer written out here, refusals and their log lines included.
+import t from 'tap';
+import { COMMANDS, PID1_REFUSAL, decide, type Command, type MasterPhase, type UpgradePhase } from '../src/master/phase.js';
+import { TRANSITIONS } from '../src/master/signals.js';
+
+const PHASES: MasterPhase[] = ['starting', 'running', 'reloading', 'draining', 'stopping-graceful', 'stopping-fast'];
+const UPGRADES: UpgradePhase[] = ['none', 'starting', 'ready', 'killing', 'new'];
+
+/** What the table must answer, written as the rules an operator reads in tsmaster(8). */
+function expected(phase: MasterPhase, upgrade: UpgradePhase, cmd: Command, pid1: boolean): string {
+  const word = phase.startsWith('stopping') ? 'stopping' : phase;
+  const stopping = phase.startsWith('stopping');
+  const upgrading = upgrade === 'starting' || upgrade === 'ready' || upgrade === 'killing';
+  switch (cmd) {
+    case 'reload':
+      if (stopping || phase === 'reloading') return `refuse: reload ignored: the master is ${word}`;
+      return phase === 'draining' && upgrading ? 'go: restart-workers' : 'go: reload';
+    case 'upgrade':
+      if (upgrading) return 'refuse: USR2 ignored: an upgrade is under way (new master process 77)';
+      if (upgrade === 'new') return 'refuse: USR2 ignored: the old master process 77 is still running';
+      if (phase !== 'running' && phase !== 'draining') return `refuse: USR2 ignored: the master is ${word}`;
+      return pid1 ? `refuse: USR2 ignored: ${PID1_REFUSAL}` : 'go: upgrade';
+    case 'drain':
+      return stopping || phase === 'reloading' || phase === 'starting' ? `refuse: workers not drained: the master is ${word}` : 'go: drain';
+    case 'graceful-stop':
+      return phase === 'stopping-fast' ? 'refuse: already exiting' : phase === 'stopping-graceful' ? 'refuse: already shutting down' : 'go: graceful-stop';
+    case 'fast-stop':
+      return phase === 'stopping-fast' ? 'quiet: already exiting' : 'go: fast-stop';
+    case 'reopen':
+      return 'go: reopen';
+    case 'add-worker':
+    case 'remove-worker':
+      return phase === 'running' ? `go: ${cmd}` : `refuse: worker count not changed: the master is ${word}`;
+  }
+}
+
+t.test('every (phase, upgrade phase, command) has the answer the rules give', async (t) => {
+  let n = 0;
+  for (const phase of PHASES) {
+    for (const upgrade of UPGRADES) {
+      for (const cmd of COMMANDS) {
+        for (const pid1 of [false, true]) {
+          const d = decide({ phase, upgrade, partner: upgrade === 'none' ? undefined : 77, pid1 }, cmd);
+          const got = 'go' in d ? `go: ${d.go}` : `${d.quiet ? 'quiet' : 'refuse'}: ${d.refuse.line}`;
+          t.equal(got, expected(phase, upgrade, cmd, pid1), `${phase} / upgrade ${upgrade} / ${cmd}${pid1 ? ' / PID 1' : ''}`);
+          n++;
+        }
+      }
+    }
+  }
+  t.equal(n, PHASES.length * UPGRADES.length * COMMANDS.length * 2);
+});
+
+t.test('a refusal carries its bare reason too (what status keeps for -s upgrade)', async (t) => {
+  const d = decide({ phase: 'reloading', upgrade: 'none', pid1: false }, 'upgrade');
+  t.same(d, { refuse: { line: 'USR2 ignored: the master is reloading', reason: 'the master is reloading' } });
+});
+
+t.test('every transition the table can choose has an implementation', async (t) => {
+  const chosen = new Set<string>();
+  for (const phase of PHASES) for (const upgrade of UPGRADES) for (const cmd of COMMANDS) {
+    const d = decide({ phase, upgrade, partner: 1, pid1: false }, cmd);
+    if ('go' in d) chosen.add(d.go);
+  }
+  t.same([...chosen].sort(), Object.keys(TRANSITIONS).sort());
+});
