@@ -276,6 +276,9 @@ t.test('control_socket off: -s status says so; -s reload and -s upgrade fall bac
   const rl = await m.cli(['-s', 'reload']);
   t.equal(rl.code, 0, rl.stderr);
   t.ok(m.lines().some((l) => l.pid === m.masterPid && /SIGHUP/.test(l.text)), 'reloaded by HUP');
+  // -s reload does not wait here (no socket to hear the outcome on): a USR2 during the
+  // reload would be refused.
+  await m.waitLog(/^reload finished/, { pid: m.masterPid });
   const up = await m.cli(['-s', 'upgrade'], { timeoutMs: 60_000 });
   t.equal(up.code, 0, up.stderr);
   t.match(up.stdout, /upgrade finished: master process \d+ serves/);
