@@ -214,6 +214,20 @@ const OPERATIONS: Record<string, (c: Ctx) => Promise<void>> = {
   async stopWorker(c) {
     await killWorker(c, 'SIGSTOP');
   },
+  async batchedReload(c) {
+    c.target = WORKERS; // a new generation from the config: TTIN/TTOU are forgotten
+    await withConfig(c, (conf) => `${conf}worker_reload_batch 1;\n`, async () => {
+      const r = await cli(c, '-s', 'reload');
+      if (r.code !== 0) throw new Error(`-s reload with worker_reload_batch 1 failed: ${r.stderr}`);
+    });
+  },
+  async batchedUpgrade(c) {
+    c.target = WORKERS; // a new generation from the config: TTIN/TTOU are forgotten
+    await withConfig(c, (conf) => `${conf}worker_reload_batch 1;\n`, async () => {
+      const r = await cli(c, '-s', 'upgrade');
+      if (r.code !== 0) throw new Error(`-s upgrade with worker_reload_batch 1 failed: ${r.stderr}`);
+    });
+  },
   badConfigReload: (c) => mustFail(c, 'reload', 'config'),
   throwingAppReload: (c) => mustFail(c, 'reload', 'throws'),
   neverReadyReload: (c) => mustFail(c, 'reload', 'neverReady'),
