@@ -687,3 +687,23 @@ t.test('errors stop at the first problem in file order', async (t) => {
   const err = confError(() => parseConfigText('daemon maybe;', SRC, FIX));
   t.equal(err.message, 'invalid value "maybe" in "daemon" directive, it must be "on" or "off" in /etc/x.conf:1', 'value errors come before missing directives');
 });
+
+// The man page shows each directive's default (test/man.test.ts checks it against the table);
+// here the table's default, written in the file, must give the config that no directive gives.
+t.test('every documented default is the value a config without the directive gets', async (t) => {
+  const base = 'listen 8080;\napp app.js;\n';
+  const without = parseConfigText(base, SRC, FIX);
+  // Defaults that are no value one could write: none, or a phrase.
+  const notWritable: Record<string, string> = {
+    user: 'none', worker_rlimit_nofile: 'none', worker_cpu_affinity: 'none', worker_priority: 'none',
+    env: 'none', listen: 'none', app: 'none', exec: 'none', include: 'none', worker_log: 'same as error_log',
+  };
+  for (const d of directives) {
+    if (notWritable[d.name] !== undefined) {
+      t.equal(d.default, notWritable[d.name], `${d.name}: its default is described, not written`);
+      continue;
+    }
+    const withDefault = parseConfigText(`${base}${d.name} ${d.default};\n`, SRC, FIX);
+    t.same(withDefault, without, `${d.name} ${d.default}; changes nothing`);
+  }
+});
