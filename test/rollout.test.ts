@@ -9,7 +9,7 @@ import { buildConfig } from '../src/config/schema.js';
 import type { Generation } from '../src/master/generation.js';
 import { advanceRollout, batchSize, startRollout, type Rollout, type RolloutEffects } from '../src/master/rollout.js';
 import { startLoad, type Load } from './helpers/load.js';
-import { app, childrenOf, freePort, startMaster, waitFor, workersOf } from './helpers/master.js';
+import { app, childrenOf, freePort, startMaster, waitFor, workersOf, type Instance } from './helpers/master.js';
 
 function cmdline(pid: number): string {
   try {
@@ -141,10 +141,14 @@ async function peakAlive(count: () => number[], during: () => Promise<void>): Pr
 
 const peakChildren = (masterPid: number, during: () => Promise<void>) => peakAlive(() => childrenOf(masterPid), during);
 
-async function loaded(port: number): Promise<Load[]> {
+/** A master with 4 workers and worker_reload_batch 1, under keep-alive and close load that flows. */
+async function batchedUnderLoad(t: Test): Promise<{ m: Instance; loads: Load[] }> {
+  const port = await freePort();
+  const m = await startMaster(t, { conf: `worker_processes 4;\nworker_reload_batch 1;\nlisten 127.0.0.1:${port};\napp ${app('hello.mjs')};\n` });
   const loads = [startLoad({ port, keepAlive: true, concurrency: 4 }), startLoad({ port, keepAlive: false, concurrency: 4 })];
+  t.teardown(() => Promise.all(loads.map((l) => l.stop())));
   await waitFor('traffic', () => loads.every((l) => l.result.ok > 20));
-  return loads;
+  return { m, loads };
 }
 
 async function zeroFailed(t: Test, loads: Load[]) {
@@ -154,11 +158,8 @@ async function zeroFailed(t: Test, loads: Load[]) {
 }
 
 t.test('worker_processes 4, worker_reload_batch 1: a reload never has more than 5 workers, fails no request', async (t) => {
-  const port = await freePort();
-  const m = await startMaster(t, { conf: `worker_processes 4;\nworker_reload_batch 1;\nlisten 127.0.0.1:${port};\napp ${app('hello.mjs')};\n` });
+  const { m, loads } = await batchedUnderLoad(t);
   const first = workersOf(m.masterPid);
-  const loads = await loaded(port);
-  t.teardown(() => Promise.all(loads.map((l) => l.stop())));
   const peak = await peakChildren(m.masterPid, async () => {
     const r = await m.cli(['-s', 'reload']);
     t.equal(r.code, 0, `reload: ${r.stderr}`);
@@ -171,10 +172,7 @@ t.test('worker_processes 4, worker_reload_batch 1: a reload never has more than 
 });
 
 t.test('a release broken in the third batch: the reload fails, says how far it got, and the old release takes every slot back', async (t) => {
-  const port = await freePort();
-  const m = await startMaster(t, { conf: `worker_processes 4;\nworker_reload_batch 1;\nlisten 127.0.0.1:${port};\napp ${app('hello.mjs')};\n` });
-  const loads = await loaded(port);
-  t.teardown(() => Promise.all(loads.map((l) => l.stop())));
+  const { m, loads } = await batchedUnderLoad(t);
   fs.writeFileSync(m.conf, fs.readFileSync(m.conf, 'utf8').replace(app('hello.mjs'), `${app('broken-from-slot.mjs')};\nenv CRASH_FROM_SLOT=2`));
   let r = { code: null as number | null, stderr: '' };
   const peak = await peakChildren(m.masterPid, async () => {
@@ -201,11 +199,8 @@ function upgradeWorkers(oldPid: number): number[] {
 }
 
 t.test('a batched upgrade: the new master starts a worker at a time, the old one drains one for each; at most 5 workers', async (t) => {
-  const port = await freePort();
-  const m = await startMaster(t, { conf: `worker_processes 4;\nworker_reload_batch 1;\nlisten 127.0.0.1:${port};\napp ${app('hello.mjs')};\n` });
+  const { m, loads } = await batchedUnderLoad(t);
   const oldPid = m.masterPid;
-  const loads = await loaded(port);
-  t.teardown(() => Promise.all(loads.map((l) => l.stop())));
   const peak = await peakAlive(() => upgradeWorkers(oldPid), async () => {
     const r = await m.cli(['-s', 'upgrade'], { timeoutMs: 120_000 });
     t.equal(r.code, 0, `upgrade: ${r.stderr}`);
@@ -216,11 +211,8 @@ t.test('a batched upgrade: the new master starts a worker at a time, the old one
 });
 
 t.test('a batched upgrade rolled back in its third batch: the old master has its 4 workers again', async (t) => {
-  const port = await freePort();
-  const m = await startMaster(t, { conf: `worker_processes 4;\nworker_reload_batch 1;\nlisten 127.0.0.1:${port};\napp ${app('hello.mjs')};\n` });
+  const { m, loads } = await batchedUnderLoad(t);
   const oldPid = m.masterPid;
-  const loads = await loaded(port);
-  t.teardown(() => Promise.all(loads.map((l) => l.stop())));
   const after = m.lines().length;
   m.signal('SIGUSR2');
   const third = await m.waitLog(/^upgrade: batch 3 of 4: starting slot\(s\) 2$/, { after });
