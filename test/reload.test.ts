@@ -120,3 +120,22 @@ t.test('a failed reload stops a worker that has no signal handlers yet with TERM
   t.equal((await get({ port })).status, 200, 'generation 1 serves on');
 });
 
+
+t.test('a new error_log that cannot be opened fails the reload before anything starts; the master is not left half-switched', async (t) => {
+  const port = await freePort();
+  // worker_log off: the new error_log is then opened only for the master itself.
+  const m = await startMaster(t, { conf: `worker_processes 1;\nworker_log off;\nlisten 127.0.0.1:${port};\napp ${app('hello.mjs')};\n` });
+  const good = fs.readFileSync(m.conf, 'utf8');
+  fs.writeFileSync(m.conf, good.replace(/^error_log .*$/m, `error_log ${path.join(m.dir, 'missing', 'error.log')} info;`));
+  const r = await m.cli(['-s', 'reload']);
+  t.equal(r.code, 1, 'the reload fails');
+  t.match(r.stderr, /open\(\) ".*missing\/error\.log" failed \(ENOENT/, 'with the open error');
+  t.notOk(m.lines().some((l) => /^start worker process \d+ \(generation 2/.test(l.text)), 'no worker of the new config was started');
+  const st = await m.cli(['-s', 'status', '--json']);
+  t.match(st.stdout, /"state":"running"/, 'the master is running, not stuck reloading');
+  t.equal((await get({ port })).status, 200, 'generation 1 serves');
+  fs.writeFileSync(m.conf, good);
+  const again = await m.cli(['-s', 'reload']);
+  t.equal(again.code, 0, `a good reload afterwards works: ${again.stderr}`);
+  t.ok(m.lines().some((l) => /^reload finished/.test(l.text)), 'and is logged in the error_log that stayed');
+});

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import type { Config } from '../config/types.js';
 import type { SocketGroup } from '../sockets/listen.js';
-import { openLogFile } from '../log/logger.js';
+import { openLogFile, type Logger } from '../log/logger.js';
 
 /**
  * One set of workers started from one config. `active` serves; `pending` is a reload
@@ -18,6 +18,11 @@ export interface Generation {
   target: number;
   /** During a batched reload (rollout.ts), the slots below `target` it may run; null: all. */
   slots: Set<number> | null;
+  /**
+   * A reload that changes error_log: the master's new log, opened before anything started,
+   * taken over when the generation serves, closed if it never does.
+   */
+  masterLog: Logger | null;
   logFd: number | 'inherit' | 'ignore';
   logPath: string | null;
   backoffMs: number;
@@ -52,9 +57,12 @@ function workerOwnsLog(config: Config): boolean {
   return config.user !== null && config.workerLog !== config.errorLog.path;
 }
 
-export function closeWorkerLog(gen: Generation): void {
+/** A generation that is gone: the files it held, the master's prepared log included. */
+export function closeGenerationLogs(gen: Generation): void {
   if (typeof gen.logFd === 'number') fs.closeSync(gen.logFd);
   gen.logFd = 'ignore';
+  gen.masterLog?.close();
+  gen.masterLog = null;
 }
 
 /** USR1: the next workers of this generation write to the file at its path now. */

@@ -54,12 +54,18 @@ export function replaceGeneration(m: Master, config: Config): void {
   m.state = 'reloading';
   const old = m.generations.get(m.current);
   const batch = old && old.target > 0 ? batchSize(config, Math.max(old.target, config.workerProcesses)) : null;
+  // Prepared before anything starts: a log that cannot be opened fails the reload here, not
+  // when the new generation is ready and half of the switch is done.
+  let masterLog: Logger | null = null;
   try {
-    const gen = startGeneration(m, config, sockets, 'pending', batch ? new Set() : null);
+    const was = m.config.errorLog;
+    if (was.path !== config.errorLog.path || was.level !== config.errorLog.level) masterLog = new Logger(config.errorLog.path, config.errorLog.level);
+    const gen = startGeneration(m, config, sockets, 'pending', batch ? new Set() : null, masterLog);
     m.log.notice(`reload: generation ${gen.id} starting with ${gen.target} worker(s)${batch ? `, ${batch} at a time` : ''}`);
     if (batch) startRollout(old!, gen, batch, rolloutEffects(m), (r) => (m.rollout = r));
   } catch (err) {
-    // e.g. the worker_log cannot be opened: nothing was started, the old generation serves.
+    // e.g. the error_log or worker_log cannot be opened: nothing was started, the old generation serves.
+    masterLog?.close();
     m.state = m.stateBeforeReload;
     closeSocketsNoGenerationUses(m);
     releaseUnservedSockets(m, null);
@@ -73,11 +79,11 @@ export function finishReload(m: Master, gen: Generation): void {
   gen.slots = null;
   gen.role = 'active';
   m.current = gen.id;
-  const oldLog = m.config.errorLog;
   m.config = gen.config;
-  if (oldLog.path !== gen.config.errorLog.path || oldLog.level !== gen.config.errorLog.level) {
+  if (gen.masterLog) {
     m.log.close();
-    m.log = new Logger(gen.config.errorLog.path, gen.config.errorLog.level);
+    m.log = gen.masterLog;
+    gen.masterLog = null;
     m.redirectStdio();
   }
   for (const old of [...m.generations.values()]) if (old.id !== gen.id && old.role !== 'retiring') stopGeneration(m, old);

@@ -1,10 +1,11 @@
 import fs from 'node:fs';
 import * as native from '../native/index.js';
+import type { Logger } from '../log/logger.js';
 import type { Config } from '../config/types.js';
 import { asCount, isObject, type WorkerMessage } from '../protocol.js';
 import { socketsForSlot, type SocketGroup } from '../sockets/listen.js';
 import type { MasterEvent } from './event-queue.js';
-import { closeWorkerLog, openWorkerLog, type Generation, type GenerationRole } from './generation.js';
+import { closeGenerationLogs, openWorkerLog, type Generation, type GenerationRole } from './generation.js';
 import type { Master } from './master.js';
 import type { RestartReason, WorkerRecord } from './process-table.js';
 import { finishReload, failReload, replaceGeneration, stepRollout } from './reload.js';
@@ -29,8 +30,11 @@ function pinApp(config: Config): Config {
   return { ...config, worker: { kind: 'app', path: fs.realpathSync(config.worker.path) } };
 }
 
-/** `slots`: an empty set for a batched reload, whose rollout then says which slots may run. */
-export function startGeneration(m: Master, config: Config, sockets: SocketGroup[], role: GenerationRole, slots: Set<number> | null = null): Generation {
+/**
+ * `slots`: an empty set for a batched reload, whose rollout then says which slots may run;
+ * `masterLog`: the master's log for this config, already open (a reload that changes it).
+ */
+export function startGeneration(m: Master, config: Config, sockets: SocketGroup[], role: GenerationRole, slots: Set<number> | null = null, masterLog: Logger | null = null): Generation {
   const gen: Generation = {
     id: m.nextGeneration++,
     config: pinApp(config),
@@ -38,6 +42,7 @@ export function startGeneration(m: Master, config: Config, sockets: SocketGroup[
     role,
     target: config.workerProcesses,
     slots,
+    masterLog,
     ...openWorkerLog(config),
     backoffMs: 0,
     respawnTimer: null,
@@ -165,7 +170,7 @@ function clearGenerationTimers(gen: Generation): void {
 function forgetGenerationIfEmpty(m: Master, gen: Generation): void {
   if (gen.role !== 'retiring' || m.table.ofGeneration(gen.id).length > 0) return;
   m.generations.delete(gen.id);
-  closeWorkerLog(gen);
+  closeGenerationLogs(gen);
   if (m.state !== 'stopping') closeSocketsNoGenerationUses(m);
   m.log.info(`generation ${gen.id} has exited`);
 }
