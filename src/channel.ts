@@ -6,14 +6,14 @@
 import net from 'node:net';
 
 /** Longest message line (app metrics can be large); a longer one closes the channel. */
-export const MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
+const MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
 /** A peer that leaves this much unread gets no more messages until it reads. */
 const MAX_UNREAD_BYTES = 1024 * 1024;
 
 export class Channel {
   private pending = '';
   /** Lines that were not a JSON value; the first one is reported. */
-  malformed = 0;
+  private malformed = 0;
 
   constructor(
     readonly socket: net.Socket,

@@ -19,6 +19,14 @@ function openDir(t: Parameters<typeof tempDir>[0]): string {
   return dir;
 }
 
+/** A logs/ directory in `dir` that the worker user (nobody) owns, for its worker_log. */
+function logsOfNobody(dir: string): string {
+  const logs = path.join(dir, 'logs');
+  fs.mkdirSync(logs);
+  fs.chownSync(logs, 65534, 65534);
+  return logs;
+}
+
 /** Python: send READY=1 to the datagram socket argv[1]; prints `sent` or the error. */
 const SEND_READY = `import socket,sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -79,9 +87,7 @@ time.sleep(120)`,
 t.test('notify socket: the worker user may send, but passed fds never block the loop', { skip: cannotAttack }, async (t) => {
   const dir = openDir(t);
   const port = await freePort();
-  const logs = path.join(dir, 'logs');
-  fs.mkdirSync(logs);
-  fs.chownSync(logs, 65534, 65534);
+  const logs = logsOfNobody(dir);
   const m = await startMaster(t, {
     dir,
     conf: `user nobody;\nworker_processes 1;\nworker_log ${logs}/worker.log;\nlisten 127.0.0.1:${port};\nexec ${PYTHON} ${execFixture('linger_attack.py')};\n`,
@@ -106,9 +112,7 @@ t.test('notify socket: the worker user may send, but passed fds never block the 
 t.test('worker channel: fds and endless lines a Node worker sends never reach the master or block its loop', { skip: cannotAttack }, async (t) => {
   const dir = openDir(t);
   const port = await freePort();
-  const logs = path.join(dir, 'logs');
-  fs.mkdirSync(logs);
-  fs.chownSync(logs, 65534, 65534);
+  const logs = logsOfNobody(dir);
   const m = await startMaster(t, { dir, conf: `user nobody;\nworker_processes 1;\nworker_log ${logs}/worker.log;\nlisten 127.0.0.1:${port};\napp ${app('pass-fds.mjs')};\n` });
   const fdsOf = (pid: number) => fs.readdirSync(`/proc/${pid}/fd`).length;
   const before = fdsOf(m.masterPid);

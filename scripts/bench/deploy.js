@@ -24,12 +24,27 @@ async function peakRss(masterPid, during) {
   }
 }
 
-async function reloadCost(label, extra, log) {
-  const tsm = new Tsmaster({ key: `deploy-${label.replace(/\W+/g, '-')}`, label, workers: 4, reuseport: false, extra });
+/**
+ * A tsmaster under `concurrency` keep-alive clients for as long as `measure` runs; resolves
+ * with what `measure` returns and how the clients fared. Everything is stopped at the end.
+ */
+async function underLoad(opts, concurrency, measure) {
+  const tsm = new Tsmaster({ reuseport: false, ...opts });
   await tsm.start();
-  const load = startNodeClient({ port: tsm.port, mode: 'ka', concurrency: 8, maxSec: 120 });
+  const load = startNodeClient({ port: tsm.port, mode: 'ka', concurrency, maxSec: 120 });
   try {
     await sleep(1000);
+    const runs = await measure(tsm);
+    const client = await load.stop();
+    return { runs, failed: client.failed ?? 0, requests: client.ok };
+  } finally {
+    await load.stop().catch(() => undefined);
+    await tsm.stop();
+  }
+}
+
+async function reloadCost(label, extra, log) {
+  const r = await underLoad({ key: `deploy-${label.replace(/\W+/g, '-')}`, label, workers: 4, extra }, 8, async (tsm) => {
     const runs = [];
     for (let i = 0; i < 3; i++) {
       const t0 = performance.now();
@@ -40,21 +55,14 @@ async function reloadCost(label, extra, log) {
       log(`${label}: reload ${i + 1}: ${ms.toFixed(0)} ms, RSS ${(r.before / 1024).toFixed(0)} -> peak ${(r.peak / 1024).toFixed(0)} MB, ${r.peakProcs} processes at most`);
       await sleep(1500);
     }
-    const client = await load.stop();
-    return { label, runs, failed: client.failed ?? 0, requests: client.ok };
-  } finally {
-    await load.stop().catch(() => undefined);
-    await tsm.stop();
-  }
+    return runs;
+  });
+  return { label, ...r };
 }
 
-/** `-s upgrade` 3 times under keep-alive load: the step timings it prints, and the whole. */
+/** `-s upgrade` 5 times under keep-alive load: the step timings it prints, and the whole. */
 async function upgradeSteps(log) {
-  const tsm = new Tsmaster({ key: 'deploy-upgrade', label: 'upgrade', workers: 2, reuseport: false });
-  await tsm.start();
-  const load = startNodeClient({ port: tsm.port, mode: 'ka', concurrency: 40, maxSec: 120 });
-  try {
-    await sleep(1000);
+  const r = await underLoad({ key: 'deploy-upgrade', label: 'upgrade', workers: 2 }, 40, async (tsm) => {
     const runs = [];
     for (let i = 0; i < 5; i++) {
       const t0 = performance.now();
@@ -72,13 +80,10 @@ async function upgradeSteps(log) {
       log(`upgrade ${i + 1}: ${JSON.stringify(runs.at(-1))}`);
       await sleep(1000);
     }
-    const client = await load.stop();
-    const med = (k) => median(runs.map((x) => x[k]));
-    return { runs, median: { readyMs: med('readyMs'), drainedMs: med('drainedMs'), exitedMs: med('exitedMs'), totalMs: med('totalMs'), wallMs: med('wallMs') }, failed: client.failed ?? 0 };
-  } finally {
-    await load.stop().catch(() => undefined);
-    await tsm.stop();
-  }
+    return runs;
+  });
+  const med = (k) => median(r.runs.map((x) => x[k]));
+  return { runs: r.runs, median: { readyMs: med('readyMs'), drainedMs: med('drainedMs'), exitedMs: med('exitedMs'), totalMs: med('totalMs'), wallMs: med('wallMs') }, failed: r.failed };
 }
 
 export async function deployCost(log) {

@@ -2,6 +2,7 @@ import { Chalk, type ChalkInstance } from 'chalk';
 import type { Config } from '../config/types.js';
 import { askStatus, isSocket } from '../control/client.js';
 import type { MasterStatus, UpgradeStatus } from '../control/protocol.js';
+import { rolloutText } from '../master/rollout.js';
 import { oldbinPath } from '../protocol.js';
 import { TsmError } from '../errors.js';
 import type { Outcome } from './signal.js';
@@ -60,7 +61,7 @@ export function render(masters: MasterStatus[], color: boolean): string[] {
       [
         c.bold(`master ${m.pid}`),
         `generation ${m.generation}`,
-        stateColor(c, m.state)(m.rollout ? `${m.state} (${m.rollout.back ? 'rollback ' : ''}batch ${m.rollout.batch} of ${m.rollout.of})` : m.state),
+        stateColor(c, m.state)(m.rollout ? `${m.state} (${rolloutText(m.rollout)})` : m.state),
         `up ${duration(m.uptimeMs)}`,
         m.upgrade.role === 'none' ? upgradeText(m.upgrade) : c.cyan(upgradeText(m.upgrade)),
         `requests ${m.totals.requests}`,

@@ -46,12 +46,19 @@ export type UpgradeStatus =
   | { role: 'old'; newPid: number; newReady: boolean }
   | { role: 'new'; oldPid: number };
 
+/** Batch `batch` of `of` of a batched reload; `back`: moving the slots back after a failure. */
+export interface RolloutStatus {
+  batch: number;
+  of: number;
+  back: boolean;
+}
+
 export interface MasterStatus {
   pid: number;
   generation: number;
   state: string;
-  /** A batched reload (worker_reload_batch) under way: batch k of m, or its rollback. */
-  rollout: { batch: number; of: number; back: boolean } | null;
+  /** A batched reload (worker_reload_batch) under way, or its rollback. */
+  rollout: RolloutStatus | null;
   uptimeMs: number;
   upgrade: UpgradeStatus;
   /** Since the first master of this line started: handed to each new master on upgrade. */

@@ -1,5 +1,6 @@
 import pidusage from 'pidusage';
 import type { Master } from '../master/master.js';
+import { rolloutStatus } from '../master/rollout.js';
 import type { MasterStatus, UpgradeStatus } from './protocol.js';
 
 /**
@@ -66,7 +67,7 @@ export async function snapshot(m: Master): Promise<MasterStatus> {
     pid: process.pid,
     generation: m.current,
     state: m.state,
-    rollout: m.rollout ? { batch: m.rollout.step, of: m.rollout.steps, back: m.rollout.back } : null,
+    rollout: m.rollout ? rolloutStatus(m.rollout) : null,
     uptimeMs: now - m.startedAt,
     upgrade: upgradeOf(m),
     totals: { requests: m.totals.requests, restarts: m.totals.restarts },

@@ -23,7 +23,7 @@ import * as pidfile from './pidfile.js';
 import { ProcessTable } from './process-table.js';
 import { ProcessGroups } from './process-groups.js';
 import { Reaper } from './reap.js';
-import type { Rollout } from './rollout.js';
+import { rolloutStatus, rolloutText, type Rollout } from './rollout.js';
 import { decide, type Command, type Decision, type MasterPhase, type Situation } from './phase.js';
 import { TRANSITIONS, meaningOf } from './signals.js';
 import { checkWorkers, onReadyTimeout, onRespawn, onWorkerExit, onWorkerMessage, onWorkerNotify, signalWorker, startGeneration } from './supervise.js';
@@ -216,15 +216,9 @@ export class Master {
       case 'watchdog':
         return this.watchdog.onEvent();
       case 'control-reload': {
-        // An ignored reload answers only its own client, not those waiting on one under way.
-        const d = decide(this.situation(), 'reload');
-        if ('refuse' in d) {
-          this.log.notice(d.refuse.line);
-          ev.done(d.refuse.line);
-          return;
-        }
-        this.reloadWaiters.push(ev.done);
-        TRANSITIONS[d.go](this);
+        // The client waits for the reload it started; an ignored one answers only its own client.
+        const d = this.command('reload', () => this.reloadWaiters.push(ev.done));
+        if ('refuse' in d) ev.done(d.refuse.line);
         return;
       }
       case 'control-handover':
@@ -277,10 +271,14 @@ export class Master {
     return { phase, upgrade: 'none', pid1: process.pid === 1 };
   }
 
-  /** One command, decided by the table; a refusal is logged there and then, once. */
-  command(cmd: Command): Decision {
+  /**
+   * One command, decided by the table; a refusal is logged there and then, once. `accepted`
+   * runs just before the transition (which may settle at once, a config error).
+   */
+  command(cmd: Command, accepted?: () => void): Decision {
     const d = decide(this.situation(), cmd);
     if ('go' in d) {
+      accepted?.();
       TRANSITIONS[d.go](this);
       return d;
     }
@@ -345,7 +343,7 @@ export class Master {
   statusLine(): string {
     const gen = this.generations.get(this.current);
     const ready = this.table.serving(this.current).filter((w) => w.state === 'ready').length;
-    const batch = this.rollout ? ` (${this.rollout.back ? 'rollback ' : ''}batch ${this.rollout.step} of ${this.rollout.steps})` : '';
+    const batch = this.rollout ? ` (${rolloutText(rolloutStatus(this.rollout))})` : '';
     return `${this.state}${batch}, generation ${this.current}, ${ready}/${gen?.target ?? 0} workers ready`;
   }
 

@@ -2,8 +2,20 @@ import type { Config } from '../config/types.js';
 import type { Generation } from './generation.js';
 import { Logger } from '../log/logger.js';
 import type { Master } from './master.js';
-import { advanceRollout, batchSize, progress, startRollout, type Rollout, type RolloutEffects } from './rollout.js';
-import { checkGenerationReady, closeSocketsNoGenerationUses, maintainWorkerCount, releaseUnservedSockets, startGeneration, stopGeneration, stopWorker } from './supervise.js';
+import { advanceRollout, batchSize, rolloutStatus, rolloutText, startRollout, type Rollout, type RolloutEffects } from './rollout.js';
+import {
+  armReadyTimer,
+  checkGenerationReady,
+  clearGenerationTimers,
+  closeSocketsNoGenerationUses,
+  maintainWorkerCount,
+  releaseUnservedSockets,
+  slotState,
+  startGeneration,
+  stopGeneration,
+  stopSlots,
+  stopWorker,
+} from './supervise.js';
 
 /**
  * HUP: read the config again; if it is valid, bind the new sockets and start a new
@@ -117,11 +129,9 @@ function settleFailedReload(m: Master, gen: Generation | null, reason: string): 
  */
 function rollBack(m: Master, gen: Generation, r: Rollout, reason: string): void {
   const old = m.generations.get(r.from);
-  const why = `${reason} (${progress(r)})`;
+  const why = `${reason} (in ${rolloutText(rolloutStatus(r))})`;
   gen.role = 'retiring';
-  if (gen.readyTimer) clearTimeout(gen.readyTimer);
-  if (gen.respawnTimer) clearTimeout(gen.respawnTimer);
-  gen.readyTimer = gen.respawnTimer = null;
+  clearGenerationTimers(gen);
   for (const w of m.table.ofGeneration(gen.id)) if (w.state !== 'ready') stopWorker(m, w, true, gen.config.workerShutdownTimeoutMs);
   if (!old) {
     m.rollout = null;
@@ -146,22 +156,11 @@ export function stepRollout(m: Master): void {
   advanceRollout(r, m.generations.get(r.from), to, (generation, slot) => slotState(m, generation, slot), rolloutEffects(m));
 }
 
-function slotState(m: Master, generation: number, slot: number): 'ready' | 'other' | 'none' {
-  const ws = m.table.ofGeneration(generation).filter((w) => w.slot === slot);
-  if (ws.some((w) => w.state === 'ready' && !w.recycling)) return 'ready';
-  return ws.length > 0 ? 'other' : 'none';
-}
-
 function rolloutEffects(m: Master): RolloutEffects {
   return {
     spawn: (gen) => maintainWorkerCount(m, gen),
-    drain: (gen, slots) => {
-      for (const w of m.table.ofGeneration(gen.id)) if (slots.includes(w.slot)) stopWorker(m, w, true, gen.config.workerShutdownTimeoutMs);
-    },
-    armReadyTimer: (gen) => {
-      if (gen.readyTimer) clearTimeout(gen.readyTimer);
-      gen.readyTimer = m.queue.after(gen.config.readyTimeoutMs, { type: 'ready-timeout', generation: gen.id });
-    },
+    drain: (gen, slots) => stopSlots(m, gen, slots),
+    armReadyTimer: (gen) => armReadyTimer(m, gen),
     log: (msg) => m.log.notice(msg),
     finished: (r) => {
       m.rollout = null;

@@ -13,8 +13,9 @@
 //        ^                                        │ all ready
 //        │ next batch                             v
 //        └──────── giver's workers exited <── giver drains the batch's slots
-//     last batch ready: finishReload (forward) or finishRollback (back)
+//     last batch ready: finishReload (forward), or the reload is told it failed (back)
 import type { Config } from '../config/types.js';
+import type { RolloutStatus } from '../control/protocol.js';
 import type { Generation } from './generation.js';
 
 export interface Rollout {
@@ -43,8 +44,9 @@ export function batchSize(config: Config, workers: number): number | null {
   return n >= workers ? null : Math.max(1, n);
 }
 
-function range(n: number): number[] {
-  return Array.from({ length: n }, (_, i) => i);
+/** Slots `from` to `to` - 1. */
+export function slotRange(from: number, to: number): number[] {
+  return Array.from({ length: Math.max(0, to - from) }, (_, i) => from + i);
 }
 
 /** What the rollout needs to do next; effects are passed in, so the decisions stay testable. */
@@ -65,10 +67,10 @@ export interface RolloutEffects {
  * plan before its first batch starts (which may already be its last).
  */
 export function startRollout(from: Generation, to: Generation, batch: number, fx: RolloutEffects, register: (r: Rollout) => void, back = false, reason = ''): void {
-  const all = range(Math.max(from.target, to.target));
+  const all = slotRange(0, Math.max(from.target, to.target));
   if (!back) {
     to.slots = new Set();
-    from.slots = new Set(range(from.target));
+    from.slots = new Set(slotRange(0, from.target));
   }
   const left = all.filter((s) => !to.slots!.has(s));
   const r: Rollout = { from: from.id, to: to.id, batch, left, moving: [], draining: false, step: 0, steps: Math.ceil(left.length / batch), back, reason };
@@ -115,7 +117,12 @@ export function advanceRollout(
   nextBatch(r, to, fx);
 }
 
-/** How far a rollout got, for the reload's failure message. */
-export function progress(r: Rollout): string {
-  return `in batch ${r.step} of ${r.steps}`;
+/** What status and STATUS= show of a rollout. */
+export function rolloutStatus(r: Rollout): RolloutStatus {
+  return { batch: r.step, of: r.steps, back: r.back };
+}
+
+/** `batch 2 of 4`, or `rollback batch 1 of 2`. */
+export function rolloutText(r: RolloutStatus): string {
+  return `${r.back ? 'rollback ' : ''}batch ${r.batch} of ${r.of}`;
 }

@@ -1,17 +1,13 @@
 import type { Master } from './master.js';
 import { oldbinPath, removeIfOurs } from './pidfile.js';
-import { maintainWorkerCount, stopWorker } from './supervise.js';
+import { clearGenerationTimers, maintainWorkerCount, stopWorker } from './supervise.js';
 import { reopenWorkerLog } from './generation.js';
 
 /** TERM/INT: workers get TERM, and KILL if they are still there after this. */
 const FAST_KILL_MS = 2000;
 
 function clearTimers(m: Master): void {
-  for (const gen of m.generations.values()) {
-    if (gen.respawnTimer) clearTimeout(gen.respawnTimer);
-    if (gen.readyTimer) clearTimeout(gen.readyTimer);
-    gen.respawnTimer = gen.readyTimer = null;
-  }
+  for (const gen of m.generations.values()) clearGenerationTimers(gen);
 }
 
 /** Tell systemd we stop, unless a new master has taken over as its main process. */

@@ -54,7 +54,7 @@ export function startGeneration(m: Master, config: Config, sockets: SocketGroup[
   };
   m.generations.set(gen.id, gen);
   if (role === 'active') m.current = gen.id;
-  gen.readyTimer = m.queue.after(config.readyTimeoutMs, { type: 'ready-timeout', generation: gen.id });
+  armReadyTimer(m, gen);
   maintainWorkerCount(m, gen);
   return gen;
 }
@@ -160,7 +160,25 @@ export function stopGeneration(m: Master, gen: Generation): void {
   forgetGenerationIfEmpty(m, gen);
 }
 
-function clearGenerationTimers(gen: Generation): void {
+/** ready_timeout from now for the workers a generation starts (each batch of a batched reload). */
+export function armReadyTimer(m: Master, gen: Generation): void {
+  if (gen.readyTimer) clearTimeout(gen.readyTimer);
+  gen.readyTimer = m.queue.after(gen.config.readyTimeoutMs, { type: 'ready-timeout', generation: gen.id });
+}
+
+/** Gracefully stop a generation's workers in these slots (a batch moving to another generation). */
+export function stopSlots(m: Master, gen: Generation, slots: readonly number[]): void {
+  for (const w of m.table.ofGeneration(gen.id)) if (slots.includes(w.slot)) stopWorker(m, w, true, gen.config.workerShutdownTimeoutMs);
+}
+
+/** Whether a generation has a ready worker in `slot`, another one (starting, draining), or none. */
+export function slotState(m: Master, generation: number, slot: number): 'ready' | 'other' | 'none' {
+  const ws = m.table.ofGeneration(generation).filter((w) => w.slot === slot);
+  if (ws.some((w) => w.state === 'ready' && !w.recycling)) return 'ready';
+  return ws.length > 0 ? 'other' : 'none';
+}
+
+export function clearGenerationTimers(gen: Generation): void {
   if (gen.respawnTimer) clearTimeout(gen.respawnTimer);
   if (gen.readyTimer) clearTimeout(gen.readyTimer);
   gen.respawnTimer = gen.readyTimer = null;

@@ -11,8 +11,8 @@
 import { isObject, type ParentMessage } from '../protocol.js';
 import type { Generation } from './generation.js';
 import type { Master } from './master.js';
-import { batchSize } from './rollout.js';
-import { maintainWorkerCount, stopWorker } from './supervise.js';
+import { batchSize, slotRange } from './rollout.js';
+import { maintainWorkerCount, slotState, stopSlots } from './supervise.js';
 
 /** The new master's side: slots still to start, the batch under way. */
 export interface IncomingBatches {
@@ -28,8 +28,6 @@ export interface IncomingBatches {
 /** From the old master to the new one. */
 export type OldMasterMessage = { t: 'batch-drained' };
 
-const range = (from: number, to: number) => Array.from({ length: Math.max(0, to - from) }, (_, i) => from + i);
-
 /**
  * A new master's first generation: the slots of its first batch, or null for all of them
  * (no batch configured, or not started by an old master).
@@ -39,7 +37,7 @@ export function firstBatch(m: Master): Set<number> | null {
   const batch = m.oldMaster !== null && process.connected ? batchSize(m.config, workers) : null;
   if (!batch) return null;
   const steps = Math.ceil(workers / batch);
-  m.incoming = { batch, left: range(batch, workers), moving: range(0, batch), step: 1, steps, waiting: false };
+  m.incoming = { batch, left: slotRange(batch, workers), moving: slotRange(0, batch), step: 1, steps, waiting: false };
   process.on('message', (msg: unknown) => {
     if (isObject(msg) && msg.t === 'batch-drained') m.queue.push({ type: 'batch-drained' });
   });
@@ -51,7 +49,7 @@ export function firstBatch(m: Master): Set<number> | null {
 export function onIncomingReady(m: Master, gen: Generation): void {
   const b = m.incoming;
   if (!b || b.waiting || gen.id !== m.firstGeneration) return;
-  if (!b.moving.every((s) => m.table.serving(gen.id).some((w) => w.slot === s && w.state === 'ready'))) return;
+  if (!b.moving.every((s) => slotState(m, gen.id, s) === 'ready')) return;
   b.waiting = true;
   m.log.notice(`upgrade: batch ${b.step} of ${b.steps} ready; the old master drains slot(s) ${b.moving.join(', ')}`);
   m.tellParent({ t: 'batch-ready', pid: process.pid, slots: b.moving, step: b.step, steps: b.steps });
@@ -82,14 +80,14 @@ export function onBatchReady(m: Master, msg: Extract<ParentMessage, { t: 'batch-
   const gen = m.generations.get(m.current);
   if (!up || up.pid !== msg.pid || up.ready || !gen) return;
   const slots = Array.isArray(msg.slots) ? msg.slots.filter((s): s is number => Number.isInteger(s) && s >= 0 && s < 1024) : [];
-  gen.slots ??= new Set(range(0, gen.target));
+  gen.slots ??= new Set(slotRange(0, gen.target));
   for (const s of slots) gen.slots.delete(s);
   up.draining = slots;
   // Each batch gets ready_timeout of its own.
   if (up.timer) clearTimeout(up.timer);
   up.timer = m.queue.after(m.config.readyTimeoutMs, { type: 'upgrade-timeout', pid: up.pid });
   m.log.notice(`upgrade: new master process ${up.pid} has batch ${msg.step} of ${msg.steps} ready; draining slot(s) ${slots.join(', ')}`);
-  for (const w of m.table.ofGeneration(gen.id)) if (slots.includes(w.slot)) stopWorker(m, w, true, gen.config.workerShutdownTimeoutMs);
+  stopSlots(m, gen, slots);
   checkBatchDrained(m);
 }
 
@@ -98,7 +96,7 @@ export function checkBatchDrained(m: Master): void {
   const up = m.upgrade;
   if (!up?.draining) return;
   const slots = up.draining;
-  if (m.table.ofGeneration(m.current).some((w) => slots.includes(w.slot))) return;
+  if (slots.some((s) => slotState(m, m.current, s) !== 'none')) return;
   up.draining = null;
   if (up.child.connected) up.child.send({ t: 'batch-drained' } satisfies OldMasterMessage, () => undefined);
 }

@@ -32,51 +32,43 @@ export class Notifier {
       this.backlog.push(message);
       return;
     }
-    this.attempt(message);
+    const full = this.attempt(message);
+    if (!full) return;
+    this.onError(`${said(message)} failed: ${full.message}; retrying for ${(RETRY_MS * MAX_RETRIES) / 1000}s`);
+    this.backlog.push(message);
+    this.retryLater();
   }
 
   /** Messages a full socket did not take yet, oldest first, retried on a timer. */
   private backlog: string[] = [];
   private retries = 0;
-  private timer: NodeJS.Timeout | null = null;
 
-  /** False when the socket is full: the message then waits in the backlog. */
-  private attempt(message: string): boolean {
+  /** Sent (or failed for good, and said so): null; the socket is full: its EAGAIN error. */
+  private attempt(message: string): Error | null {
     try {
       native.sdNotify(this.socket!, message);
-      return true;
     } catch (err) {
-      const what = `sd_notify(${JSON.stringify(message.replaceAll('\n', ' '))})`;
-      if ((err as { code?: string }).code !== 'EAGAIN') {
-        this.onError(`${what} failed: ${(err as Error).message}`);
-        return true;
-      }
-      if (this.backlog[0] !== message) {
-        this.backlog.unshift(message);
-        this.onError(`${what} failed: ${(err as Error).message}; retrying for ${(RETRY_MS * MAX_RETRIES) / 1000}s`);
-      }
-      this.timer ??= setTimeout(() => this.flush(), RETRY_MS);
-      this.timer.unref();
-      return false;
+      if ((err as { code?: string }).code === 'EAGAIN') return err as Error;
+      this.onError(`${said(message)} failed: ${(err as Error).message}`);
     }
+    return null;
   }
 
-  /** Retry the backlog; after MAX_RETRIES the service manager is not reading: drop it. */
+  private retryLater(): void {
+    setTimeout(() => this.flush(), RETRY_MS).unref();
+  }
+
+  /** Retry the backlog in order; after MAX_RETRIES the service manager is not reading: drop it. */
   private flush(): void {
-    this.timer = null;
     while (this.backlog.length > 0) {
-      const message = this.backlog[0]!;
-      if (!this.attempt(message)) {
-        if (++this.retries < MAX_RETRIES) return;
+      if (this.attempt(this.backlog[0]!)) {
+        if (++this.retries < MAX_RETRIES) return this.retryLater();
         this.onError(`sd_notify: ${this.backlog.length} message(s) dropped: ${this.socket} does not read`);
         this.backlog = [];
         break;
       }
       this.backlog.shift();
-      this.retries = 0;
     }
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
     this.retries = 0;
   }
 
@@ -84,4 +76,9 @@ export class Notifier {
   reloading(status: string): void {
     this.send('RELOADING=1', `MONOTONIC_USEC=${process.hrtime.bigint() / 1000n}`, `STATUS=${status}`);
   }
+}
+
+/** How a message is named in the log: its fields on one line. */
+function said(message: string): string {
+  return `sd_notify(${JSON.stringify(message.replaceAll('\n', ' '))})`;
 }
