@@ -182,3 +182,21 @@ t.test('config files: only regular files, bounded in size', async (t) => {
   t.equal(fifo.code, 1, 'a FIFO is refused, not waited on');
   t.match(fifo.stderr, /is not a regular file/);
 });
+
+t.test('a directory nobody puts where the old master\'s control socket was does not trip the new master', { skip: cannotAttack }, async (t) => {
+  const { dir, sub: run } = arena(t, 'run');
+  const port = await freePort();
+  const m = await startMaster(t, { dir, conf: `pid ${run}/tsmaster.pid;\nworker_processes 1;\nlisten 127.0.0.1:${port};\napp ${hello};\n` });
+  const after = m.lines().length;
+  m.signal('SIGUSR2');
+  await m.waitLog(/is ready; WINCH and QUIT/, { pid: m.masterPid, after });
+  const sock = `${run}/tsmaster.pid.sock.oldbin`;
+  const plant = asNobody(['/bin/sh', '-c', `rm -f ${sock} && mkdir ${sock}`]);
+  t.equal(plant.code, 0, `nobody put a directory there: ${plant.stderr}`);
+  m.signal('SIGKILL');
+  await m.waitLog(/^the old master's \.oldbin files stay: /, { after });
+  t.pass('the new master says so once');
+  t.equal((await get({ port })).status, 200, 'and serves on');
+  const st = await m.cli(['-s', 'status']);
+  t.equal(st.code, 0, `its loop answers: ${st.stderr}`);
+});

@@ -298,8 +298,13 @@ export class Master {
     if (pidfile.isLiveMaster(this.oldMaster)) return false;
     this.oldMasterExited = true;
     if (!this.upgrade) {
-      pidfile.removeIfOurs(oldbinPath(this.config.pid), this.oldMaster);
-      if (this.control) fs.rmSync(oldbinPath(this.control.home), { force: true });
+      try {
+        pidfile.removeIfOurs(oldbinPath(this.config.pid), this.oldMaster);
+        if (this.control) fs.rmSync(oldbinPath(this.control.home), { force: true });
+      } catch (err) {
+        // Not ours to fix (a directory where the socket was): said once, the master goes on.
+        this.log.warn(`the old master's .oldbin files stay: ${(err as Error).message}`);
+      }
     }
     return true;
   }
