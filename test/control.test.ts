@@ -6,6 +6,7 @@ import net from 'node:net';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { ask, askStatus } from '../src/control/client.js';
+import { parseOutcome } from '../src/outcomes.js';
 import { app, freePort, get, type Instance, isGone, readLog, socketInodes, startMaster, waitFor, workersOf } from './helpers/master.js';
 
 const hello = (port: number, workers = 1) => `worker_processes ${workers};\nlisten 127.0.0.1:${port};\napp ${app('hello.mjs')};\n`;
@@ -151,7 +152,7 @@ t.test('reload over the socket: answered with the outcome', async (t) => {
   const port = await freePort();
   const m = await startMaster(t, { conf: `ready_timeout 30s;\n${hello(port)}` });
   const sock = `${m.pidFile}.sock`;
-  t.same(await ask(sock, { cmd: 'reload' }, 30_000), { ok: true, reload: 'finished' });
+  t.same(await ask(sock, { cmd: 'reload' }, 30_000), { ok: true, reload: 'finished', outcome: { event: 'reload-finished', generation: 2, previous: 1 } });
   t.equal((await askStatus(sock)).generation, 2, 'generation 2 serves when the answer comes');
 
   // A config the master cannot apply: a second listen on a port someone else holds.
@@ -162,10 +163,11 @@ t.test('reload over the socket: answered with the outcome', async (t) => {
   const busy = (holder.address() as net.AddressInfo).port;
   fs.writeFileSync(m.conf, `${good}listen 127.0.0.1:${busy};\n`);
   const bad = await ask(sock, { cmd: 'reload' }, 30_000);
-  t.match(bad, { ok: false, error: new RegExp(`EADDRINUSE.*127\\.0\\.0\\.1:${busy}`) }, 'the reason comes back');
+  t.match(bad, { ok: false, outcome: { event: 'reload-failed', serving: 2, reason: new RegExp(`EADDRINUSE.*127\\.0\\.0\\.1:${busy}`) } }, 'the outcome comes back, with its reason');
   const cli = await m.cli(['-s', 'reload']);
   t.equal(cli.code, 1);
-  t.match(cli.stderr, new RegExp(`^tsmaster: \\[error\\] reload failed: .*EADDRINUSE.*127\\.0\\.0\\.1:${busy} .*:\\d+\\)\n$`), '-s reload prints it and exits 1');
+  const said = /^tsmaster: \[error\] (.*)\n$/.exec(cli.stderr)?.[1] ?? '';
+  t.match(parseOutcome(said), { event: 'reload-failed', serving: 2, reason: new RegExp(`EADDRINUSE.*127\\.0\\.0\\.1:${busy}`) }, '-s reload prints the outcome on one line and exits 1');
   t.equal((await askStatus(sock)).generation, 2, 'nothing changed');
   holder.close();
 
@@ -181,11 +183,11 @@ t.test('reload over the socket: answered with the outcome', async (t) => {
   ]);
   t.equal(slow.code, 0, slow.stderr);
   t.ok(Date.now() - t0 >= 11_000, '-s reload waited for the slow workers');
-  t.same(second, { ok: false, error: 'reload ignored: the master is reloading' }, 'a reload during a reload is ignored, and says so');
+  t.match(second, { ok: false, outcome: { event: 'reload-refused', reason: 'the master is reloading' } }, 'a reload during a reload is ignored, and says so');
   const st = await askStatus(sock);
   t.equal(st.generation, 3);
   t.ok(st.workers.filter((w) => w.generation === 3).every((w) => w.state === 'ready'));
-  cleanLog(t, m, [/^reload failed: generation 2 keeps serving$/, /EADDRINUSE/]);
+  cleanLog(t, m, [/EADDRINUSE/]);
 });
 
 t.test('at start: a stale socket file is replaced, a live one is refused', async (t) => {
@@ -224,7 +226,7 @@ t.test('upgrade: the old master answers on PATH.oldbin, and back on PATH after a
   const sock = `${m.pidFile}.sock`;
   fs.writeFileSync(m.conf, fs.readFileSync(m.conf, 'utf8').replace(app('hello.mjs'), app('slow-start.mjs')).replace('ready_timeout 60s;', 'ready_timeout 60s;\nenv READY_DELAY_MS=60000;'));
   m.signal('SIGUSR2');
-  const newPid = Number((await m.waitLog(/^start new master process (\d+)/)).text.split(' ')[4]);
+  const newPid = (await m.waitEvent('upgrade-started')).pid;
   await until('the new master on PATH', async () => (await ask(sock, { cmd: 'ping' }).catch(() => null)) !== null);
   t.same(await ask(`${sock}.oldbin`, { cmd: 'ping' }), { ok: true, pong: m.masterPid }, 'PATH.oldbin: the old master');
   t.same(await ask(sock, { cmd: 'ping' }), { ok: true, pong: newPid }, 'PATH: the new master');
@@ -236,7 +238,7 @@ t.test('upgrade: the old master answers on PATH.oldbin, and back on PATH after a
   t.match(twice.stderr, new RegExp(`^tsmaster: \\[error\\] upgrade not started: an upgrade is under way \\(new master process ${newPid}\\)`));
 
   process.kill(newPid, 'SIGKILL');
-  await m.waitLog(/^rollback finished/);
+  await m.waitEvent('rolled-back');
   t.notOk(fs.existsSync(`${sock}.oldbin`), 'PATH.oldbin is gone');
   const st = await askStatus(sock);
   t.equal(st.pid, m.masterPid, 'PATH is the old master again');

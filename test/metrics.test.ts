@@ -236,7 +236,7 @@ t.test('reload and upgrade results, and scrapes go on across an upgrade', async 
   const ready = await m.waitLog(/^new master process \d+ is ready/, { pid: m.masterPid, after: mark, timeoutMs: 45_000 }).catch((err: Error) => Promise.reject(since(err)));
   const newMaster = Number(/^new master process (\d+)/.exec(ready.text)![1]);
   process.kill(newMaster, 'SIGKILL');
-  await m.waitLog(/^rollback finished/, { pid: m.masterPid, after: mark }).catch((err: Error) => Promise.reject(since(err)));
+  await m.waitEvent('rolled-back', {}, { pid: m.masterPid, after: mark }).catch((err: Error) => Promise.reject(since(err)));
   text = await waitForMetric(metrics, (x) => sample(x, 'tsmaster_upgrades_total', '{result="rolled_back"}') === 1);
   t.pass('the old master counts upgrades_total{result="rolled_back"} when its ready new master dies');
   t.equal(sample(text, 'tsmaster_upgrades_total', '{result="failed"}'), 1, 'and not as failed');

@@ -3,6 +3,7 @@
 import t from 'tap';
 import { COMMANDS, PID1_REFUSAL, decide, type Command, type MasterPhase, type UpgradePhase } from '../src/master/phase.js';
 import { TRANSITIONS } from '../src/master/signals.js';
+import { formatOutcome, parseOutcome } from '../src/outcomes.js';
 
 const PHASES: MasterPhase[] = ['starting', 'running', 'reloading', 'draining', 'stopping-graceful', 'stopping-fast'];
 const UPGRADES: UpgradePhase[] = ['none', 'starting', 'ready', 'killing', 'new'];
@@ -52,9 +53,15 @@ t.test('every (phase, upgrade phase, command) has the answer the rules give', as
   t.equal(n, PHASES.length * UPGRADES.length * COMMANDS.length * 2);
 });
 
-t.test('a refusal carries its bare reason too (what status keeps for -s upgrade)', async (t) => {
+t.test('a refused upgrade or reload is an outcome with its bare reason (what status keeps for -s upgrade)', async (t) => {
   const d = decide({ phase: 'reloading', upgrade: 'none', pid1: false }, 'upgrade');
-  t.same(d, { refuse: { line: 'USR2 ignored: the master is reloading', reason: 'the master is reloading' } });
+  const outcome = { event: 'upgrade-refused', reason: 'the master is reloading' } as const;
+  t.same(d, { refuse: { line: formatOutcome(outcome), reason: outcome.reason, outcome } });
+  t.same(parseOutcome('refuse' in d ? d.refuse.line : ''), outcome, 'its log line reads back as the event');
+  const r = decide({ phase: 'stopping-graceful', upgrade: 'none', pid1: false }, 'reload');
+  t.match(r, { refuse: { outcome: { event: 'reload-refused', reason: 'the master is stopping' } } });
+  const w = decide({ phase: 'reloading', upgrade: 'none', pid1: false }, 'drain');
+  t.ok('refuse' in w && w.refuse.outcome === undefined, 'other refusals are log lines only');
 });
 
 t.test('every transition the table can choose has an implementation', async (t) => {

@@ -1,7 +1,9 @@
 // HUP / -s reload: zero failed requests under load, fail-safe on every kind of bad reload.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
+import type { MasterStatus } from '../src/control/protocol.js';
 import { startLoad, type Load } from './helpers/load.js';
 import { app, freePort, get, startMaster, waitFor, workersOf } from './helpers/master.js';
 
@@ -32,7 +34,7 @@ t.test('5 reloads under keep-alive and Connection: close load: zero failures, al
   await waitFor('old generations gone', () => workersOf(m.masterPid).length === 2);
   const last = workersOf(m.masterPid);
   t.same(last.filter((p) => first.includes(p)), [], 'every worker is new');
-  t.ok(m.lines().some((l) => /generation 6: all 2 worker\(s\) ready/.test(l.text)), 'six generations');
+  t.ok(m.events().some((e) => e.event === 'generation-ready' && e.generation === 6), 'six generations');
 });
 
 t.test('slow requests of the old generation all complete', async (t) => {
@@ -73,7 +75,7 @@ t.test('bad reloads keep the old workers serving', async (t) => {
     // Like nginx, -s reload checks the config itself before signalling; a plain HUP makes
     // the master find out on its own.
     if (what === 'syntax error') m.signal('SIGHUP');
-    await m.waitLog(/^reload failed/, { after: before });
+    await m.waitEvent('reload-failed', {}, { after: before });
     t.ok(m.lines().slice(before).some((l) => why.test(l.text)), `${what}: the log has the reason`);
     t.same(workersOf(m.masterPid).filter((p) => workers.includes(p)).sort(), workers, `${what}: the old workers still run`);
     t.equal((await get({ port })).status, 200);
@@ -101,7 +103,7 @@ t.test('worker_processes, env, app and listen changes take effect', async (t) =>
   fs.writeFileSync(m.conf, fs.readFileSync(m.conf, 'utf8').replace(app('hello.mjs'), app('express.mjs')));
   t.equal((await m.cli(['-s', 'reload'])).code, 0);
   t.match((await get({ port: p2 })).body, /^express: /, 'new app');
-  t.match(m.lines().map((l) => l.text).join('\n'), /generation 3: all 3 worker\(s\) ready/);
+  t.ok(m.events().some((e) => e.event === 'generation-ready' && e.generation === 3 && e.workers === 3), 'generation 3 with 3 workers');
 });
 
 t.test('a failed reload stops a worker that has no signal handlers yet with TERM, not a QUIT that dumps core', async (t) => {
@@ -137,5 +139,32 @@ t.test('a new error_log that cannot be opened fails the reload before anything s
   fs.writeFileSync(m.conf, good);
   const again = await m.cli(['-s', 'reload']);
   t.equal(again.code, 0, `a good reload afterwards works: ${again.stderr}`);
-  t.ok(m.lines().some((l) => /^reload finished/.test(l.text)), 'and is logged in the error_log that stayed');
+  t.ok(m.events().some((e) => e.event === 'reload-finished'), 'and is logged in the error_log that stayed');
+});
+
+t.test('a reload whose workers cannot even be started (the master out of fds) fails at once and leaves the master whole', async (t) => {
+  const port = await freePort();
+  const m = await startMaster(t, { conf: `worker_processes 2;\nworker_log off;\nready_timeout 60s;\nlisten 127.0.0.1:${port};\napp ${app('hello.mjs')};\n` });
+  const load = startLoad({ port, keepAlive: true, concurrency: 2 });
+  t.teardown(() => load.stop());
+  await moreRequests([load], 50);
+  const open = () => fs.readdirSync(`/proc/${m.masterPid}/fd`).length;
+  // The soft limit only (raising a hard limit needs CAP_SYS_RESOURCE), restored after.
+  const limit = (n: number) => execFileSync('prlimit', ['--pid', String(m.masterPid), `--nofile=${n}:`]);
+  const soft = Number(/^Max open files\s+(\d+)/m.exec(fs.readFileSync(`/proc/${m.masterPid}/limits`, 'utf8'))![1]);
+  // Room to read the config, none for a worker's channel and spawn's own pipes.
+  limit(open() + 2);
+  t.teardown(() => limit(soft));
+  const before = m.lines().length;
+  m.signal('SIGHUP');
+  const failed = await m.waitEvent('reload-failed', { serving: 1 }, { after: before, timeoutMs: 20_000 });
+  t.match(failed.reason, /could not start a worker process for generation 2/, `at once, with the reason: ${failed.reason}`);
+  limit(soft);
+  const st = (JSON.parse((await m.cli(['-s', 'status', '--json'])).stdout) as { masters: MasterStatus[] }).masters[0]!;
+  t.match(st, { state: 'running', generation: 1 }, 'running generation 1, not stuck reloading');
+  t.same(st.workers.map((w) => w.generation), [1, 1], 'only the old workers');
+  const again = await m.cli(['-s', 'reload']);
+  t.equal(again.code, 0, `with fds again, a reload works: ${again.stderr}`);
+  const r = await load.stop();
+  t.same({ failed: r.failed, non2xx: r.non2xx, errors: r.errors }, { failed: 0, non2xx: 0, errors: [] }, 'zero failed requests');
 });

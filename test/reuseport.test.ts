@@ -40,12 +40,12 @@ t.test('reloads, TTIN/TTOU and an upgrade under load with reuseport: zero failur
   const beforeTtin = m.lines().length;
   m.signal('SIGTTIN');
   await waitFor('3 workers of a new generation', () => workersOf(m.masterPid).length === 3);
-  await m.waitLog(/^reload finished/, { after: beforeTtin });
+  await m.waitEvent('reload-finished', {}, { after: beforeTtin });
   t.equal(m.lines().filter((l) => l.text.startsWith(`listening on 127.0.0.1:${port}`)).length, 2, 'the group grew...');
   t.ok(m.lines().some((l) => /^reload: generation \d+ starting with 3 worker/.test(l.text)));
   const before = m.lines().length;
   m.signal('SIGTTOU');
-  await m.waitLog(/^reload finished/, { after: before });
+  await m.waitEvent('reload-finished', {}, { after: before });
   await waitFor('2 workers', () => workersOf(m.masterPid).length === 2);
   const shares = workersOf(m.masterPid).map((w) => listeningInodes(w).length).sort();
   t.same(shares, [1, 2], 'three sockets stay open, shared out over two workers');

@@ -4,7 +4,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { cli, fixtures, freePort, get, readLog, runCli, startMaster, tempDir, waitFor } from './helpers/master.js';
+import { cli, fixtures, freePort, get, eventsOf, readLog, runCli, startMaster, tempDir, waitFor } from './helpers/master.js';
+import { parseOutcome } from '../src/outcomes.js';
 import { UNTOUCHED, asNobody, cannotAttack, daemonAsNobody, secretFile } from './helpers/nobody.js';
 
 const hello = path.join(fixtures, 'apps', 'hello.mjs');
@@ -59,7 +60,7 @@ t.test("error_log in a directory others can write: the master's log is never fol
   const port = await freePort();
   const log = path.join(logs, 'error.log');
   const m = await startMaster(t, { dir, waitReady: false, conf: `user nobody;\nerror_log ${log} info;\nlisten 127.0.0.1:${port};\napp ${hello};\n` });
-  await waitFor('ready', () => readLog(log).find((l) => /worker\(s\) ready/.test(l.text)));
+  await waitFor('ready', () => eventsOf(readLog(log)).find((e) => e.event === 'generation-ready'));
   t.equal(fs.statSync(log).uid, 0, 'the error log (also the default worker log) stays root\'s');
   t.ok(readLog(log).some((l) => l.level === 'warn' && l.text.includes(`directory "${logs}" of error_log`) && l.text.includes('writable by every user')), 'the start warns about the directory');
 
@@ -147,7 +148,7 @@ time.sleep(60)`,
   // strace holds each bind() for 300 ms after it returns: the window the old chmod left open.
   const traced = spawn('strace', ['-f', '-qq', '-o', '/dev/null', '--seccomp-bpf', '-e', 'trace=bind', '-e', 'inject=bind:delay_exit=300000', process.execPath, cli, '-p', dir, '-c', 'tsmaster.conf'], { stdio: 'ignore' });
   t.teardown(() => traced.kill('SIGKILL'));
-  await waitFor('the master is up', () => readLog(path.join(dir, 'error.log')).find((l) => /worker\(s\) ready|emerg/.test(l.text)), 30_000);
+  await waitFor('the master is up', () => readLog(path.join(dir, 'error.log')).find((l) => parseOutcome(l.text)?.event === 'generation-ready' || l.level === 'emerg'), 30_000);
   await waitFor('the symlink is in place', () => fs.lstatSync(sock, { throwIfNoEntry: false })?.isSymbolicLink());
   t.same(secret.check(), UNTOUCHED, 'the root file kept its mode 0600');
   const master = Number(fs.readFileSync(path.join(dir, 'tsmaster.pid'), 'utf8'));
@@ -189,7 +190,7 @@ t.test('a directory nobody puts where the old master\'s control socket was does 
   const m = await startMaster(t, { dir, conf: `pid ${run}/tsmaster.pid;\nworker_processes 1;\nlisten 127.0.0.1:${port};\napp ${hello};\n` });
   const after = m.lines().length;
   m.signal('SIGUSR2');
-  await m.waitLog(/is ready; WINCH and QUIT/, { pid: m.masterPid, after });
+  await m.waitEvent('upgrade-ready', {}, { pid: m.masterPid, after });
   const sock = `${run}/tsmaster.pid.sock.oldbin`;
   const plant = asNobody(['/bin/sh', '-c', `rm -f ${sock} && mkdir ${sock}`]);
   t.equal(plant.code, 0, `nobody put a directory there: ${plant.stderr}`);

@@ -8,7 +8,7 @@ import net from 'node:net';
 import path from 'node:path';
 import t from 'tap';
 import { ask } from '../src/control/client.js';
-import { app, childrenOf, cli, fixtures, freePort, get, killAll, readLog, startMaster, tempDir, waitFor, waitForAnswer, workersOf } from './helpers/master.js';
+import { app, childrenOf, cli, fixtures, freePort, get, killAll, eventsOf, readLog, startMaster, tempDir, told, waitFor, waitForAnswer, workersOf } from './helpers/master.js';
 import { PYTHON, asNobody, cannotAttack, daemonAsNobody, pythonAsNobody } from './helpers/nobody.js';
 
 const execFixture = (name: string) => path.join(fixtures, 'exec', name);
@@ -159,7 +159,7 @@ t.test('workers start with fds 0-2, their listeners and their channel to the mas
     });
     return p;
   });
-  for (const name of ['app', 'exec']) await waitFor(`${name} ready`, () => readLog(path.join(dir, `${name}.log`)).find((l) => /worker\(s\) ready/.test(l.text)), 20_000);
+  for (const name of ['app', 'exec']) await waitFor(`${name} ready`, () => eventsOf(readLog(path.join(dir, `${name}.log`))).find((e) => e.event === 'generation-ready'), 20_000);
 
   const probe = JSON.parse((await get({ port })).body) as { uid: number; fds: Record<string, string>; fd200: string };
   t.equal(probe.uid, 65534, 'the app runs as nobody');
@@ -225,7 +225,8 @@ for (const control of [true, false]) {
     const port = await freePort();
     // As nobody, the app still writes to the error log: it is the default worker_log.
     const m = await startMaster(t, { conf: `user nobody;\nworker_processes 1;\n${control ? '' : 'control_socket off;\n'}listen 127.0.0.1:${port};\napp ${app('forge-log.mjs')};\n` });
-    await m.waitLog(/rolling back/, { pid: m.masterPid });
+    // The app's forgeries are in the log, in the master's name, before the upgrade starts.
+    await m.waitEvent('upgrade-failed', { reason: 'forged by the app, rolling back' }, { pid: m.masterPid });
     const up = await m.cli(['-s', 'upgrade'], { timeoutMs: 60_000 });
     t.equal(up.code, 0, `upgrade despite the forged lines: ${up.stderr}`);
     t.match(up.stdout, /upgrade finished: master process \d+ serves/);
@@ -259,7 +260,7 @@ t.test('inherited sockets are checked: a UDP socket in LISTEN_FDS, a handover na
   });
   let err = '';
   activated.stderr!.on('data', (d: Buffer) => (err += d));
-  await waitFor('ready', () => /worker\(s\) ready/.test(err) || /emerg/.test(err), 20_000);
+  await waitFor('ready', () => told(err, 'generation-ready') || /emerg/.test(err), 20_000);
   t.match(err, /LISTEN_FDS: fd 3 is a IPv4 dgram socket, not listening: not used/);
   t.equal((await get({ port })).status, 200, 'the master bound the TCP port itself');
   activated.kill('SIGTERM');
@@ -273,7 +274,7 @@ t.test('inherited sockets are checked: a UDP socket in LISTEN_FDS, a handover na
   });
   let err2 = '';
   inherit.stderr!.on('data', (d: Buffer) => (err2 += d));
-  await waitFor('ready', () => /worker\(s\) ready/.test(err2) || /emerg/.test(err2), 20_000);
+  await waitFor('ready', () => told(err2, 'generation-ready') || /emerg/.test(err2), 20_000);
   t.match(err2, /TSMASTER_INHERIT: fd 2 is not a descriptor above stderr: ignored/);
   t.equal((await get({ port })).status, 200, 'stderr is still open: the log goes on');
   const st = await ask(`${dir}/tsmaster.pid.sock`, { cmd: 'status' });

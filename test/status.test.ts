@@ -125,7 +125,7 @@ t.test('during a reload: the old generation ready, the new one starting, then th
   );
   t.equal((await get({ port })).status, 200, 'served meanwhile');
 
-  await m.waitLog(/^reload finished/, { after });
+  await m.waitEvent('reload-finished', {}, { after });
   const [done] = await statusJson(m);
   t.equal(done!.state, 'running');
   t.equal(done!.generation, 2);
@@ -143,7 +143,7 @@ t.test('during an upgrade both masters answer, the old one first', async (t) => 
   // The new master's workers start slowly, so its `starting` state can be seen.
   fs.writeFileSync(m.conf, fs.readFileSync(m.conf, 'utf8').replace('ready_timeout 20s;', 'ready_timeout 20s;\nenv READY_DELAY_MS=3000;').replace(app('hello.mjs'), app('slow-start.mjs')));
   m.signal('SIGUSR2');
-  const newPid = Number((await m.waitLog(/^start new master process (\d+)/)).text.split(' ')[4]);
+  const newPid = (await m.waitEvent('upgrade-started')).pid;
   const during = await statusUntil(m, 'both masters', (ms) => ms.length === 2 && ms[1]!.workers.length === 2);
   const [old, fresh] = during as [MasterStatus, MasterStatus];
   t.equal(old.pid, m.masterPid, 'the old master answers on .oldbin');
@@ -230,7 +230,7 @@ t.test('restarts: per slot and in total, and they survive an upgrade', async (t)
 t.test('64 workers: status lists every one with its CPU and RSS, also through the CLI', async (t) => {
   const port = await freePort();
   const m = await startMaster(t, { conf: `worker_processes 64;\nready_timeout 120s;\nlisten 127.0.0.1:${port};\napp ${app('hello.mjs')};\n`, waitReady: false });
-  await m.waitLog(/^generation 1: all 64 worker\(s\) ready/, { timeoutMs: 150_000 });
+  await m.waitEvent('generation-ready', { generation: 1, workers: 64 }, { timeoutMs: 150_000 });
   const sock = `${m.pidFile}.sock`;
   const times: number[] = [];
   let st: MasterStatus | null = null;
@@ -278,7 +278,7 @@ t.test('control_socket off: -s status says so; -s reload and -s upgrade fall bac
   t.ok(m.lines().some((l) => l.pid === m.masterPid && /SIGHUP/.test(l.text)), 'reloaded by HUP');
   // -s reload does not wait here (no socket to hear the outcome on): a USR2 during the
   // reload would be refused.
-  await m.waitLog(/^reload finished/, { pid: m.masterPid });
+  await m.waitEvent('reload-finished', {}, { pid: m.masterPid });
   const up = await m.cli(['-s', 'upgrade'], { timeoutMs: 60_000 });
   t.equal(up.code, 0, up.stderr);
   t.match(up.stdout, /upgrade finished: master process \d+ serves/);

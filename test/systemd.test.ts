@@ -70,10 +70,10 @@ t.test('READY, RELOADING with MONOTONIC_USEC, MAINPID on upgrade, STOPPING', asy
 t.test('rollback hands MAINPID back to the old master', async (t) => {
   const { sink, m } = await notifiedMaster(t, 1);
   m.signal('SIGUSR2');
-  await m.waitLog(/is ready; WINCH and QUIT/, { pid: m.masterPid });
+  await m.waitEvent('upgrade-ready', {}, { pid: m.masterPid });
   const m2 = Number(fs.readFileSync(m.pidFile, 'utf8'));
   process.kill(m2, 'SIGKILL');
-  await m.waitLog(/^rollback finished/, { pid: m.masterPid });
+  await m.waitEvent('rolled-back', {}, { pid: m.masterPid });
   const back = await waitFor('MAINPID back', () => sink.got.find((x) => x.pid === m.masterPid && has(x, `MAINPID=${m.masterPid}`)));
   t.ok(has(back, 'READY=1'));
 });
@@ -84,7 +84,7 @@ t.test('WATCHDOG=1 from the master that is main, handed over with MAINPID=', asy
   const pings = (pid: number, from = 0) => sink.got.slice(from).filter((x) => x.pid === pid && has(x, 'WATCHDOG=1')).length;
   await waitFor('pings', () => pings(m.masterPid) >= 2);
   m.signal('SIGUSR2');
-  await m.waitLog(/is ready; WINCH and QUIT/, { pid: m.masterPid });
+  await m.waitEvent('upgrade-ready', {}, { pid: m.masterPid });
   const m2 = Number(fs.readFileSync(m.pidFile, 'utf8'));
   const handedOver = sink.got.length;
   await waitFor('pings from the new master', () => pings(m2, handedOver) >= 2);
@@ -93,7 +93,7 @@ t.test('WATCHDOG=1 from the master that is main, handed over with MAINPID=', asy
   t.equal(pings(m.masterPid, later), 0, 'the old master stopped pinging');
   t.ok(pings(m2, later) >= 2, 'the new one goes on');
   process.kill(m2, 'SIGKILL');
-  await m.waitLog(/^rollback finished/, { pid: m.masterPid });
+  await m.waitEvent('rolled-back', {}, { pid: m.masterPid });
   const back = sink.got.length;
   await waitFor('pings from the old master again', () => pings(m.masterPid, back) >= 2);
 });

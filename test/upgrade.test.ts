@@ -89,7 +89,7 @@ t.test('5 consecutive -s upgrade runs under load: zero failures, new code each t
     t.equal(fs.readFileSync(path.join(d.dir, `started-by-${now}`), 'utf8'), `r${i}`, 'started from the release the symlink names');
     t.match((await get({ port: d.port })).body, new RegExp(`^r${i}: `), 'answers with the new code');
     // Generation numbers go on: the first master's generation 1, then 2, 3, ... in each new master.
-    t.ok(m.lines().some((l) => l.pid === now && l.text === `generation ${i + 1}: all 2 worker(s) ready`), `the new master serves generation ${i + 1}`);
+    t.ok(m.events().some((e) => e.line.pid === now && e.event === 'generation-ready' && e.generation === i + 1), `the new master serves generation ${i + 1}`);
     master = now;
   }
   assertNoFailures(t, await load.stop());
@@ -101,9 +101,9 @@ t.test('raw USR2 / WINCH / QUIT under load: zero failures', async (t) => {
   const load = loads(t, d.port);
   d.release('r1');
   m.signal('SIGUSR2');
-  const started = await m.waitLog(/^start new master process (\d+)/, { pid: m.masterPid });
-  const m2 = Number(/(\d+)$/.exec(started.text)![1]);
-  await m.waitLog(/is ready; WINCH and QUIT/, { pid: m.masterPid });
+  const started = await m.waitEvent('upgrade-started', {}, { pid: m.masterPid });
+  const m2 = started.pid;
+  await m.waitEvent('upgrade-ready', {}, { pid: m.masterPid });
   t.equal(pidOf(m.pidFile), m2, 'pid names the new master');
   t.equal(pidOf(`${m.pidFile}.oldbin`), m.masterPid, 'pid.oldbin names the old one');
   const oldWorkers = workersOf(m.masterPid);
@@ -123,12 +123,12 @@ for (const when of ['before ready', 'after ready, before WINCH', 'after WINCH'] 
     d.release('r1', when === 'before ready' ? { app: fs.readFileSync(path.join(fixtures, 'apps', 'slow-start.mjs'), 'utf8') } : {});
     const before = m.lines().length;
     m.signal('SIGUSR2');
-    const started = await m.waitLog(/^start new master process (\d+)/, { pid: m.masterPid, after: before });
-    const m2 = Number(/(\d+)$/.exec(started.text)![1]);
+    const started = await m.waitEvent('upgrade-started', {}, { pid: m.masterPid, after: before });
+    const m2 = started.pid;
     if (when === 'before ready') {
       await m.waitLog(/^start worker process/, { pid: m2, after: before });
     } else {
-      await m.waitLog(/is ready; WINCH and QUIT/, { pid: m.masterPid, after: before });
+      await m.waitEvent('upgrade-ready', {}, { pid: m.masterPid, after: before });
     }
     if (when === 'after WINCH') {
       const old = workersOf(m.masterPid);
@@ -136,8 +136,8 @@ for (const when of ['before ready', 'after ready, before WINCH', 'after WINCH'] 
       await waitFor('old workers gone', () => old.every(isGone));
     }
     process.kill(m2, 'SIGKILL');
-    await m.waitLog(/^rollback finished/, { pid: m.masterPid, after: before });
-    t.ok(m.lines().slice(before).some((l) => /new master process \d+ exited on signal SIGKILL; rolling back/.test(l.text)), 'the log says why');
+    await m.waitEvent('rolled-back', {}, { pid: m.masterPid, after: before });
+    t.ok(m.events(before).some((e) => e.event === 'upgrade-rolling-back' && e.pid === m2 && e.how === 'exited on signal SIGKILL'), 'the log says why');
     t.equal(pidOf(m.pidFile), m.masterPid, 'pid names the old master again');
     t.notOk(fs.existsSync(`${m.pidFile}.oldbin`), 'no .oldbin');
     await waitFor('old master serves with 2 workers', () => workersOf(m.masterPid).length === 2);
@@ -170,7 +170,7 @@ t.test('a release that throws on import, and one with an invalid config: -s upgr
   // A raw USR2 makes the new master find out itself, and the old one roll back.
   const before = m.lines().length;
   m.signal('SIGUSR2');
-  await m.waitLog(/^rollback finished/, { pid: m.masterPid, after: before });
+  await m.waitEvent('rolled-back', {}, { pid: m.masterPid, after: before });
   t.ok(readLog(m.log).slice(before).some((l) => /invalid value "two"/.test(l.text)), "the new master's error is in the log");
   t.equal(pidOf(m.pidFile), m.masterPid);
   t.match((await get({ port: d.port })).body, /^r0: /);
@@ -181,22 +181,22 @@ t.test('USR2 twice: one new master only; USR2 to the new master while the old on
   const { d, m } = await startDeploy(t);
   d.release('r1');
   m.signal('SIGUSR2');
-  await m.waitLog(/^start new master process/, { pid: m.masterPid });
+  await m.waitEvent('upgrade-started', {}, { pid: m.masterPid });
   m.signal('SIGUSR2');
-  await m.waitLog(/is ready; WINCH and QUIT/, { pid: m.masterPid });
-  const lines = m.lines().filter((l) => l.pid === m.masterPid);
-  t.equal(lines.filter((l) => /^start new master process/.test(l.text)).length, 1, 'one new master');
-  t.ok(lines.some((l) => /^USR2 ignored: an upgrade is under way/.test(l.text)), 'the second USR2 is logged as ignored');
+  await m.waitEvent('upgrade-ready', {}, { pid: m.masterPid });
+  const events = m.events().filter((e) => e.line.pid === m.masterPid);
+  t.equal(events.filter((e) => e.event === 'upgrade-started').length, 1, 'one new master');
+  t.ok(events.some((e) => e.event === 'upgrade-refused' && /^an upgrade is under way/.test(e.reason)), 'the second USR2 is logged as ignored');
   const m2 = pidOf(m.pidFile);
   process.kill(m2, 'SIGUSR2');
-  await m.waitLog(/^USR2 ignored: the old master process \d+ is still running/, { pid: m2 });
-  t.equal(m.lines().filter((l) => /^start new master process/.test(l.text)).length, 1);
+  await m.waitEvent('upgrade-refused', { reason: `the old master process ${m.masterPid} is still running` }, { pid: m2 });
+  t.equal(m.events().filter((e) => e.event === 'upgrade-started').length, 1);
 });
 
 /** USR2, the new master ready, then WINCH and the old workers gone: the new master's pid. */
 async function usr2ThenWinch(m: Instance): Promise<number> {
   m.signal('SIGUSR2');
-  await m.waitLog(/is ready; WINCH and QUIT/, { pid: m.masterPid });
+  await m.waitEvent('upgrade-ready', {}, { pid: m.masterPid });
   const m2 = pidOf(m.pidFile);
   const old = workersOf(m.masterPid);
   m.signal('SIGWINCH');
@@ -211,10 +211,10 @@ t.test('manual rollback as in nginx: HUP to the old master, QUIT to the new one'
   const m2 = await usr2ThenWinch(m);
   m.signal('SIGHUP');
   await waitFor('old master has workers again', () => workersOf(m.masterPid).length === 2);
-  await m.waitLog(/generation \d+: all 2 worker\(s\) ready|worker process \d+ is ready/, { pid: m.masterPid, after: m.lines().length - 3 });
+  await m.waitEvent('workers-restarted', {}, { pid: m.masterPid });
   process.kill(m2, 'SIGQUIT');
   await waitFor('new master gone', () => isGone(m2));
-  await m.waitLog(/^rollback finished/, { pid: m.masterPid });
+  await m.waitEvent('rolled-back', {}, { pid: m.masterPid });
   t.equal(pidOf(m.pidFile), m.masterPid);
   t.match((await get({ port: d.port })).body, /^r0: /);
   assertNoFailures(t, await load.stop());

@@ -3,6 +3,7 @@ import { LOG_LEVELS, type Config } from '../config/types.js';
 import { TsmError } from '../errors.js';
 import { isAlive, isLiveMaster, readPidFile } from '../master/pidfile.js';
 import { answers, ask } from '../control/client.js';
+import { formatOutcome } from '../outcomes.js';
 import { LogWatch, waitFor, type LogLine } from './log-watch.js';
 
 /** Output of a command: lines for stdout and stderr, and the exit code. */
@@ -75,7 +76,8 @@ export async function reload(config: Config): Promise<Outcome> {
   if (config.controlSocket && (await answers(config.controlSocket, pid))) {
     const res = await ask(config.controlSocket, { cmd: 'reload' }, config.readyTimeoutMs + 10_000);
     if (res.ok) return { code: 0, out: [], err: [] };
-    return { code: 1, out: [], err: [`[error] ${res.error.startsWith('reload ') ? res.error : `reload failed: ${res.error}`}`] };
+    // The master's own line for the outcome; an error before any (a busy socket) is said as a failed reload.
+    return { code: 1, out: [], err: [`[error] ${res.outcome ? formatOutcome(res.outcome) : `reload failed: ${res.error}`}`] };
   }
   signalMaster(pid, 'SIGHUP');
   return { code: 0, out: [], err: [`[notice] sent HUP to master process ${pid}; without a control socket its outcome is only in the error log`] };

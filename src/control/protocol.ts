@@ -2,6 +2,7 @@
 // request, in order. Kept apart from the server so the CLI can share the types.
 
 import type { WorkerState } from '../master/process-table.js';
+import type { ReloadOutcome } from '../outcomes.js';
 import { asCount, type Totals } from '../protocol.js';
 
 export type { Totals, WorkerState };
@@ -68,10 +69,11 @@ export interface MasterStatus {
 
 export type ControlResponse =
   | { ok: true; status: MasterStatus }
-  | { ok: true; reload: 'finished' }
+  /** A reload's answer carries its outcome (outcomes.ts); `error` is the outcome's log line. */
+  | { ok: true; reload: 'finished'; outcome: ReloadOutcome }
   | { ok: true; pong: number }
   | { ok: true; handover: 'accepted' }
-  | { ok: false; error: string };
+  | { ok: false; error: string; outcome?: ReloadOutcome };
 
 /** Longest request line accepted; a longer one is answered with an error and the connection closed. */
 export const MAX_LINE = 64 * 1024;

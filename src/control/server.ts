@@ -5,6 +5,7 @@ import type { Master } from '../master/master.js';
 import * as native from '../native/index.js';
 import { MAX_LINE, parseRequest, type ControlRequest, type ControlResponse } from './protocol.js';
 import { snapshot } from './snapshot.js';
+import { formatOutcome, reloadSucceeded, type ReloadOutcome } from '../outcomes.js';
 
 /**
  * A client must complete each request line within this long after connecting or after its
@@ -124,8 +125,8 @@ export class ControlServer {
         return { ok: true, status: await snapshot(this.m) };
       case 'reload': {
         // Decided in the loop like a HUP; the answer comes when the reload has an outcome.
-        const error = await new Promise<string | null>((done) => this.m.queue.push({ type: 'control-reload', done }));
-        return error === null ? { ok: true, reload: 'finished' } : { ok: false, error };
+        const outcome = await new Promise<ReloadOutcome>((done) => this.m.queue.push({ type: 'control-reload', done }));
+        return reloadSucceeded(outcome) ? { ok: true, reload: 'finished', outcome } : { ok: false, error: formatOutcome(outcome), outcome };
       }
       case 'handover':
         // Only the old master that started this one, and only once.

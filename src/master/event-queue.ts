@@ -1,4 +1,5 @@
 import type { ParentMessage, Totals, WorkerMessage } from '../protocol.js';
+import type { ReloadOutcome } from '../outcomes.js';
 
 /** Every signal the master reacts to. */
 export const MASTER_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH', 'SIGTTIN', 'SIGTTOU'] as const;
@@ -13,7 +14,7 @@ export type MasterEvent =
   | { type: 'reap' }
   | { type: 'watchdog' }
   | { type: 'respawn'; generation: number }
-  | { type: 'control-reload'; done: (error: string | null) => void }
+  | { type: 'control-reload'; done: (o: ReloadOutcome) => void }
   | { type: 'control-handover'; pid: number; totals: Totals; done: () => void }
   | { type: 'ready-timeout'; generation: number }
   | { type: 'kill-timeout'; pid: number }

@@ -25,8 +25,10 @@ import { ProcessGroups } from './process-groups.js';
 import { Reaper } from './reap.js';
 import { rolloutStatus, rolloutText, type Rollout } from './rollout.js';
 import { decide, type Command, type Decision, type MasterPhase, type Situation } from './phase.js';
+import type { ReloadOutcome } from '../outcomes.js';
+import { tell } from './tell.js';
 import { TRANSITIONS, meaningOf } from './signals.js';
-import { checkWorkers, onReadyTimeout, onRespawn, onWorkerExit, onWorkerMessage, onWorkerNotify, signalWorker, startGeneration } from './supervise.js';
+import { checkWorkers, onReadyTimeout, onRespawn, onWorkerExit, onWorkerMessage, onWorkerNotify, prepareGeneration, signalWorker, startGeneration } from './supervise.js';
 import { onUpgradeExit, onUpgradeReady, onUpgradeTimeout, type Upgrade } from './upgrade.js';
 import { firstBatch, onBatchDrained, onBatchReady, type IncomingBatches } from './upgrade-batches.js';
 
@@ -97,7 +99,7 @@ export class Master {
   /** When the loop last handled a tick: /healthz. */
   lastTickAt = Date.now();
   /** Control clients waiting for the outcome of a reload. */
-  reloadWaiters: Array<(error: string | null) => void> = [];
+  reloadWaiters: Array<(o: ReloadOutcome) => void> = [];
   /** Where exec workers send sd_notify datagrams; opened on first use. */
   private readonly workerNotify = new WorkerNotifySockets((msg, pid) => this.queue.push({ type: 'worker-notify', pid, msg }));
   private readonly reaper = new Reaper();
@@ -159,7 +161,7 @@ export class Master {
       }
       this.log.notice(`tsmaster/${version} master process started, ${this.config.workerProcesses} worker(s)`);
       this.tellParent({ t: 'started', pid: process.pid });
-      startGeneration(this, this.config, sockets, 'active', firstBatch(this));
+      startGeneration(this, prepareGeneration(this.config, sockets, 'active', firstBatch(this)));
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       this.log.emerg(message);
@@ -218,7 +220,7 @@ export class Master {
       case 'control-reload': {
         // The client waits for the reload it started; an ignored one answers only its own client.
         const d = this.command('reload', () => this.reloadWaiters.push(ev.done));
-        if ('refuse' in d) ev.done(d.refuse.line);
+        if ('refuse' in d && d.refuse.outcome?.event === 'reload-refused') ev.done(d.refuse.outcome);
         return;
       }
       case 'control-handover':
@@ -282,9 +284,8 @@ export class Master {
       TRANSITIONS[d.go](this);
       return d;
     }
-    if (!d.quiet) this.log.notice(d.refuse.line);
-    // Kept for status, so that `-s upgrade` can say at once why nothing happens.
-    if (cmd === 'upgrade') this.lastRefusal = { reason: d.refuse.reason, at: Date.now() };
+    if (d.refuse.outcome) tell(this, d.refuse.outcome);
+    else if (!d.quiet) this.log.notice(d.refuse.line);
     return d;
   }
 
@@ -355,11 +356,6 @@ export class Master {
   /** The NOTIFY_SOCKET exec workers of `config` get; their datagrams become queue events. */
   workerNotifySocket(config: Config): string {
     return this.workerNotify.pathFor(config.user);
-  }
-
-  /** Tell control clients waiting on a reload how it ended. */
-  settleReload(error: string | null): void {
-    for (const done of this.reloadWaiters.splice(0)) done(error);
   }
 
   /** The control socket path while this master is the old one of an upgrade, and back. */

@@ -14,6 +14,7 @@
 //                        starting ── not ready in time ──> killing ── exited ──> none
 //                        starting | ready ── new master exited ──> none (rolled back)
 //   A master started by USR2 is `new` while its old master lives: it refuses USR2 then.
+import { formatOutcome, type OutcomeOf } from '../outcomes.js';
 import type { MasterState } from './master.js';
 
 export type MasterPhase = Exclude<MasterState, 'stopping'> | 'stopping-graceful' | 'stopping-fast';
@@ -26,11 +27,19 @@ export type Command = (typeof COMMANDS)[number];
 /** The transition a command starts; `restart-workers` is a reload after WINCH during an upgrade (nginx's manual rollback). */
 export type Transition = Command | 'restart-workers';
 
-/** Go, or refuse: `line` for the log, `reason` the bare why (status keeps it for `-s upgrade`). */
-export type Decision = { go: Transition } | { refuse: { line: string; reason: string }; quiet?: boolean };
+/** A refused reload or upgrade is an outcome (outcomes.ts) its waiters and status learn of. */
+export type Refusal = { line: string; reason: string; outcome?: OutcomeOf<'reload-refused' | 'upgrade-refused'> };
+
+/** Go, or refuse: `line` for the log, `reason` the bare why. */
+export type Decision = { go: Transition } | { refuse: Refusal; quiet?: boolean };
 
 function no(prefix: string, reason: string, quiet = false): Decision {
   return { refuse: { line: prefix ? `${prefix}: ${reason}` : reason, reason }, ...(quiet ? { quiet } : {}) };
+}
+
+function refused(event: 'reload-refused' | 'upgrade-refused', reason: string): Decision {
+  const outcome = { event, reason };
+  return { refuse: { line: formatOutcome(outcome), reason, outcome } };
 }
 
 export interface Situation {
@@ -55,14 +64,14 @@ export function decide(s: Situation, cmd: Command): Decision {
   const stopping = s.phase === 'stopping-graceful' || s.phase === 'stopping-fast';
   switch (cmd) {
     case 'reload':
-      if (stopping || s.phase === 'reloading') return no('reload ignored', busy);
+      if (stopping || s.phase === 'reloading') return refused('reload-refused', busy);
       if (s.phase === 'draining' && (s.upgrade === 'starting' || s.upgrade === 'ready' || s.upgrade === 'killing')) return { go: 'restart-workers' };
       return { go: 'reload' };
     case 'upgrade':
-      if (s.upgrade === 'starting' || s.upgrade === 'ready' || s.upgrade === 'killing') return no('USR2 ignored', `an upgrade is under way (new master process ${s.partner ?? '?'})`);
-      if (s.upgrade === 'new') return no('USR2 ignored', `the old master process ${s.partner ?? '?'} is still running`);
-      if (s.phase !== 'running' && s.phase !== 'draining') return no('USR2 ignored', busy);
-      if (s.pid1) return no('USR2 ignored', PID1_REFUSAL);
+      if (s.upgrade === 'starting' || s.upgrade === 'ready' || s.upgrade === 'killing') return refused('upgrade-refused', `an upgrade is under way (new master process ${s.partner ?? '?'})`);
+      if (s.upgrade === 'new') return refused('upgrade-refused', `the old master process ${s.partner ?? '?'} is still running`);
+      if (s.phase !== 'running' && s.phase !== 'draining') return refused('upgrade-refused', busy);
+      if (s.pid1) return refused('upgrade-refused', PID1_REFUSAL);
       return { go: 'upgrade' };
     case 'drain':
       if (stopping || s.phase === 'reloading' || s.phase === 'starting') return no('workers not drained', busy);

@@ -2,6 +2,7 @@ import type { Config } from '../config/types.js';
 import type { Generation } from './generation.js';
 import { Logger } from '../log/logger.js';
 import type { Master } from './master.js';
+import { tell } from './tell.js';
 import { advanceRollout, batchSize, rolloutStatus, rolloutText, startRollout, type Rollout, type RolloutEffects } from './rollout.js';
 import {
   armReadyTimer,
@@ -9,6 +10,7 @@ import {
   clearGenerationTimers,
   closeSocketsNoGenerationUses,
   maintainWorkerCount,
+  prepareGeneration,
   releaseUnservedSockets,
   slotState,
   startGeneration,
@@ -34,13 +36,9 @@ export function startReload(m: Master): void {
   replaceGeneration(m, config);
 }
 
+/** Nothing was started: the serving generation serves on, as if there had been no reload. */
 function rejectReload(m: Master, err: unknown): void {
-  const why = err instanceof Error ? err.message : String(err);
-  m.log.emerg(why);
-  m.log.alert(`reload failed: generation ${m.current} keeps serving`);
-  m.settleReload(why);
-  m.metrics?.changed('reload', 'failed');
-  m.notifier.send('READY=1', `STATUS=${m.statusLine()}, last reload failed`);
+  tell(m, { event: 'reload-failed', reason: err instanceof Error ? err.message : String(err), serving: m.current });
 }
 
 /**
@@ -49,39 +47,41 @@ function rejectReload(m: Master, err: unknown): void {
  * out per worker.
  */
 export function replaceGeneration(m: Master, config: Config): void {
-  // The master's own metrics socket never goes to workers, whatever a new config says.
-  const clash = config.listens.find((l) => l.key === m.metricsKey);
-  if (clash) {
-    rejectReload(m, new Error(`listen "${clash.name}" is this master's metrics_listen socket in ${clash.source.file}:${clash.source.line}`));
-    return;
-  }
-  let sockets;
-  try {
-    sockets = m.sockets.acquire(config.listens, config.workerProcesses);
-  } catch (err) {
-    rejectReload(m, err);
-    return;
-  }
-  m.stateBeforeReload = m.state;
-  m.state = 'reloading';
   const old = m.generations.get(m.current);
   const batch = old && old.target > 0 ? batchSize(config, Math.max(old.target, config.workerProcesses)) : null;
-  // Prepared before anything starts: a log that cannot be opened fails the reload here, not
-  // when the new generation is ready and half of the switch is done.
-  let masterLog: Logger | null = null;
+  // Prepare everything that can fail before anything changes: a failure here leaves the
+  // master as it was (the error_log used to fail only once the new workers were ready).
+  let gen: Generation;
   try {
-    const was = m.config.errorLog;
-    if (was.path !== config.errorLog.path || was.level !== config.errorLog.level) masterLog = new Logger(config.errorLog.path, config.errorLog.level);
-    const gen = startGeneration(m, config, sockets, 'pending', batch ? new Set() : null, masterLog);
-    m.log.notice(`reload: generation ${gen.id} starting with ${gen.target} worker(s)${batch ? `, ${batch} at a time` : ''}`);
-    if (batch) startRollout(old!, gen, batch, rolloutEffects(m), (r) => (m.rollout = r));
+    gen = prepareReload(m, config, batch);
   } catch (err) {
-    // e.g. the error_log or worker_log cannot be opened: nothing was started, the old generation serves.
-    masterLog?.close();
-    m.state = m.stateBeforeReload;
     closeSocketsNoGenerationUses(m);
     releaseUnservedSockets(m, null);
     rejectReload(m, err);
+    return;
+  }
+  // Commit: from here a worker that cannot start fails the reload like one that exits.
+  m.stateBeforeReload = m.state;
+  m.state = 'reloading';
+  startGeneration(m, gen);
+  if (gen.role !== 'pending') return;
+  m.log.notice(`reload: generation ${gen.id} starting with ${gen.target} worker(s)${batch ? `, ${batch} at a time` : ''}`);
+  if (batch) startRollout(old!, gen, batch, rolloutEffects(m), (r) => (m.rollout = r));
+}
+
+/** The new generation's sockets, logs and pinned app, or the reason the reload fails (thrown). */
+function prepareReload(m: Master, config: Config, batch: number | null): Generation {
+  // The master's own metrics socket never goes to workers, whatever a new config says.
+  const clash = config.listens.find((l) => l.key === m.metricsKey);
+  if (clash) throw new Error(`listen "${clash.name}" is this master's metrics_listen socket in ${clash.source.file}:${clash.source.line}`);
+  const sockets = m.sockets.acquire(config.listens, config.workerProcesses);
+  const was = m.config.errorLog;
+  const masterLog = was.path !== config.errorLog.path || was.level !== config.errorLog.level ? new Logger(config.errorLog.path, config.errorLog.level) : null;
+  try {
+    return prepareGeneration(config, sockets, 'pending', batch ? new Set() : null, masterLog);
+  } catch (err) {
+    masterLog?.close();
+    throw err;
   }
 }
 
@@ -100,16 +100,12 @@ export function finishReload(m: Master, gen: Generation): void {
   }
   for (const old of [...m.generations.values()]) if (old.id !== gen.id && old.role !== 'retiring') stopGeneration(m, old);
   m.state = 'running';
-  m.log.notice(`reload finished: generation ${gen.id} serves, generation ${previous} is stopping`);
-  m.notifier.send('READY=1', `STATUS=${m.statusLine()}`);
-  m.settleReload(null);
-  m.metrics?.changed('reload', 'ok');
+  tell(m, { event: 'reload-finished', generation: gen.id, previous });
 }
 
 export function failReload(m: Master, gen: Generation, reason: string): void {
   const r = m.rollout;
   if (r && !r.back && r.to === gen.id) return rollBack(m, gen, r, reason);
-  m.log.alert(`reload failed: ${reason}; generation ${m.current} keeps serving`);
   stopGeneration(m, gen);
   settleFailedReload(m, gen, reason);
 }
@@ -117,9 +113,7 @@ export function failReload(m: Master, gen: Generation, reason: string): void {
 function settleFailedReload(m: Master, gen: Generation | null, reason: string): void {
   releaseUnservedSockets(m, gen);
   m.state = m.stateBeforeReload;
-  m.notifier.send('READY=1', `STATUS=${m.statusLine()}, last reload failed`);
-  m.settleReload(reason);
-  m.metrics?.changed('reload', 'failed');
+  tell(m, { event: 'reload-failed', reason, serving: m.current });
 }
 
 /**
@@ -135,12 +129,11 @@ function rollBack(m: Master, gen: Generation, r: Rollout, reason: string): void 
   for (const w of m.table.ofGeneration(gen.id)) if (w.state !== 'ready') stopWorker(m, w, true, gen.config.workerShutdownTimeoutMs);
   if (!old) {
     m.rollout = null;
-    m.log.alert(`reload failed: ${why}`);
     stopGeneration(m, gen);
     settleFailedReload(m, gen, why);
     return;
   }
-  m.log.alert(`reload failed: ${why}; generation ${old.id} takes its slots back ${r.batch} at a time`);
+  tell(m, { event: 'reload-rolling-back', reason: why, serving: old.id, batch: r.batch });
   startRollout(gen, old, r.batch, rolloutEffects(m), (plan) => (m.rollout = plan), true, why);
 }
 
@@ -172,7 +165,6 @@ function rolloutEffects(m: Master): RolloutEffects {
       }
       const failed = m.generations.get(r.from) ?? null;
       if (failed) stopGeneration(m, failed);
-      m.log.alert(`reload failed: ${r.reason}; generation ${r.to} serves again on all ${to?.target ?? 0} slot(s)`);
       settleFailedReload(m, failed, r.reason);
     },
   };

@@ -2,6 +2,7 @@ import type { Master } from './master.js';
 import { oldbinPath, removeIfOurs } from './pidfile.js';
 import { clearGenerationTimers, maintainWorkerCount, stopWorker } from './supervise.js';
 import { reopenWorkerLog } from './generation.js';
+import { settleReload } from './tell.js';
 
 /** TERM/INT: workers get TERM, and KILL if they are still there after this. */
 const FAST_KILL_MS = 2000;
@@ -86,7 +87,8 @@ export function checkExit(m: Master): void {
   if (m.state !== 'stopping' || m.table.size > 0) return;
   // A new master that inherited our unix sockets still serves on those paths.
   m.sockets.closeAll(m.upgrade === null);
-  m.settleReload('the master exited');
+  // A reload still under way never ends: its waiting clients hear why, nothing else does.
+  settleReload(m, { event: 'reload-failed', reason: 'the master exited', serving: m.current });
   removeIfOurs(m.config.pid);
   removeIfOurs(oldbinPath(m.config.pid));
   m.log.notice('exit');

@@ -7,6 +7,7 @@ import type { Command, Transition } from './phase.js';
 import { startReload } from './reload.js';
 import { drainWorkers, fastShutdown, gracefulShutdown, reopenLogs, restartWorkers } from './shutdown.js';
 import { changeWorkerCount } from './supervise.js';
+import { tell } from './tell.js';
 import { startUpgrade } from './upgrade.js';
 
 export interface SignalMeaning {
@@ -38,9 +39,8 @@ export const TRANSITIONS: Record<Transition, (m: Master) => void> = {
   reload: startReload,
   'restart-workers': (m) => {
     // nginx's manual rollback: the old master serves again with the config it has.
-    m.log.notice('starting the workers again with the current configuration');
     restartWorkers(m);
-    m.settleReload(null);
+    tell(m, { event: 'workers-restarted', generation: m.current });
   },
   upgrade: startUpgrade,
   drain: drainWorkers,

@@ -11,6 +11,7 @@ import type { RestartReason, WorkerRecord } from './process-table.js';
 import { finishReload, failReload, replaceGeneration, stepRollout } from './reload.js';
 import { checkExit, fastShutdown } from './shutdown.js';
 import { spawnWorker } from './spawn-worker.js';
+import { tell } from './tell.js';
 import { checkBatchDrained, onIncomingReady } from './upgrade-batches.js';
 
 /** A worker that stayed up this long was healthy: its crash starts the backoff anew. */
@@ -31,13 +32,16 @@ function pinApp(config: Config): Config {
 }
 
 /**
- * `slots`: an empty set for a batched reload, whose rollout then says which slots may run;
+ * Everything a generation needs that can fail (the app's path, its worker log), opened
+ * before any state of the master changes: a failure here changes nothing. `slots`: an
+ * empty set for a batched reload, whose rollout then says which slots may run;
  * `masterLog`: the master's log for this config, already open (a reload that changes it).
  */
-export function startGeneration(m: Master, config: Config, sockets: SocketGroup[], role: GenerationRole, slots: Set<number> | null = null, masterLog: Logger | null = null): Generation {
-  const gen: Generation = {
-    id: m.nextGeneration++,
-    config: pinApp(config),
+export function prepareGeneration(config: Config, sockets: SocketGroup[], role: GenerationRole, slots: Set<number> | null = null, masterLog: Logger | null = null): Generation {
+  const pinned = pinApp(config);
+  return {
+    id: 0,
+    config: pinned,
     sockets,
     role,
     target: config.workerProcesses,
@@ -52,15 +56,22 @@ export function startGeneration(m: Master, config: Config, sockets: SocketGroup[
     slotRestarts: [],
     memoryWarned: false,
   };
+}
+
+/** Commit a prepared generation: number it, register it and start its workers. */
+export function startGeneration(m: Master, gen: Generation): Generation {
+  gen.id = m.nextGeneration++;
   m.generations.set(gen.id, gen);
-  if (role === 'active') m.current = gen.id;
+  if (gen.role === 'active') m.current = gen.id;
   armReadyTimer(m, gen);
   maintainWorkerCount(m, gen);
   return gen;
 }
 
 function spawnOne(m: Master, gen: Generation, slot: number): void {
-  const { child, channel } = spawnWorker({
+  let started: ReturnType<typeof spawnWorker>;
+  try {
+    started = spawnWorker({
     config: gen.config,
     sockets: socketsForSlot(gen.sockets, slot, gen.target),
     generation: gen.id,
@@ -70,13 +81,15 @@ function spawnOne(m: Master, gen: Generation, slot: number): void {
     queue: m.queue,
     ...(gen.config.worker.kind === 'exec' ? { notifySocket: m.workerNotifySocket(gen.config) } : {}),
     warn: (msg) => m.log.warn(msg),
-  });
-  const now = Date.now();
-  if (child.pid === undefined) {
-    m.log.alert(`could not start a worker process for generation ${gen.id}`);
-    scheduleRespawn(m, gen, false);
-    return;
+    });
+  } catch (err) {
+    // Thrown by spawn() itself (EPERM, E2BIG) or the channel's setup: no process to wait for.
+    return notStarted(m, gen, `could not start a worker process for generation ${gen.id}: ${(err as Error).message}`);
   }
+  const { child, channel } = started;
+  const now = Date.now();
+  // spawn() failed with EMFILE, EAGAIN, ENOENT...: its 'error' event says which, as a warning.
+  if (child.pid === undefined) return notStarted(m, gen, `could not start a worker process for generation ${gen.id}`);
   // An exec worker leads a process group of its own (spawnWorker starts it with setsid).
   const group = gen.config.worker.kind === 'exec';
   m.table.add({
@@ -111,9 +124,41 @@ function spawnOne(m: Master, gen: Generation, slot: number): void {
 
 /** Start workers for the free slots of a generation that should be serving. */
 export function maintainWorkerCount(m: Master, gen: Generation): void {
-  if (gen.role === 'retiring' || m.state === 'stopping' || gen.respawnTimer) return;
   const used = new Set(m.table.serving(gen.id).map((w) => w.slot));
-  for (let slot = 0; slot < gen.target; slot++) if (!used.has(slot) && (gen.slots === null || gen.slots.has(slot))) spawnOne(m, gen, slot);
+  for (let slot = 0; slot < gen.target; slot++) {
+    // Checked for each: a failed start may fail the reload (or the new master) on the way.
+    if (!spawning(m, gen)) return;
+    if (!used.has(slot) && (gen.slots === null || gen.slots.has(slot))) spawnOne(m, gen, slot);
+  }
+}
+
+function spawning(m: Master, gen: Generation): boolean {
+  return gen.role !== 'retiring' && m.state !== 'stopping' && gen.respawnTimer === null;
+}
+
+/** A worker could not be started: a generation that never served fails; one that did retries. */
+function notStarted(m: Master, gen: Generation, why: string): void {
+  if (failsBeforeReady(m, gen, why)) return;
+  m.log.alert(why);
+  scheduleRespawn(m, gen, false);
+}
+
+/**
+ * A worker of a generation that has never been ready failed (exited, or could not start):
+ * a reload fails at once, and so does a new master of an upgrade, so that the old one rolls
+ * back now. False when the generation has served, and the worker is to be respawned.
+ */
+function failsBeforeReady(m: Master, gen: Generation, reason: string): boolean {
+  if (gen.everReady) return false;
+  if (gen.role === 'pending') {
+    failReload(m, gen, reason);
+    return true;
+  }
+  if (m.oldMaster === null) return false;
+  m.log.emerg(reason);
+  m.tellParent({ t: 'failed', pid: process.pid, lines: [reason] });
+  fastShutdown(m, 1);
+  return true;
 }
 
 /** worker_rlimit_nofile, worker_priority, worker_cpu_affinity, applied from outside right after spawn. */
@@ -229,14 +274,8 @@ export function onWorkerExit(m: Master, ev: Extract<MasterEvent, { type: 'worker
     m.log.notice(`worker process ${w.pid} ${how}`);
   } else if (gen.role === 'pending' && !gen.everReady) {
     m.log.alert(`worker process ${w.pid} ${how}${w.killedFor ? ` (${w.killedFor})` : ''}`);
-    failReload(m, gen, `worker process ${w.pid} of generation ${gen.id} ${how} before it was ready`);
-  } else if (m.oldMaster !== null && !gen.everReady) {
-    // A new master whose workers cannot start fails at once, so the old one rolls back now.
-    const reason = `worker process ${w.pid} ${how} before it was ready`;
-    m.log.emerg(reason);
-    m.tellParent({ t: 'failed', pid: process.pid, lines: [reason] });
-    fastShutdown(m, 1);
-  } else {
+    failsBeforeReady(m, gen, `worker process ${w.pid} of generation ${gen.id} ${how} before it was ready`);
+  } else if (!failsBeforeReady(m, gen, `worker process ${w.pid} ${how} before it was ready`)) {
     m.totals.restarts++;
     if (!w.recycling) m.metrics?.restarted(w.killReason ?? 'crash');
     gen.slotRestarts[w.slot] = (gen.slotRestarts[w.slot] ?? 0) + 1;
@@ -336,7 +375,7 @@ export function checkGenerationReady(m: Master, gen: Generation): void {
   gen.everReady = true;
   if (gen.readyTimer) clearTimeout(gen.readyTimer);
   gen.readyTimer = null;
-  m.log.notice(`generation ${gen.id}: all ${gen.target} worker(s) ready`);
+  tell(m, { event: 'generation-ready', generation: gen.id, workers: gen.target });
   if (gen.role === 'pending') finishReload(m, gen);
   else if (gen.id === m.firstGeneration) m.onFirstReady();
 }

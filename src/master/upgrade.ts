@@ -4,6 +4,7 @@ import type { MasterEvent } from './event-queue.js';
 import type { Master } from './master.js';
 import { moveToOldbin, restoreFromOldbin } from './pidfile.js';
 import { restartWorkers } from './shutdown.js';
+import { tell } from './tell.js';
 import { restoreAllSlots } from './upgrade-batches.js';
 
 /** How long a new master gets to exit after TERM before KILL. */
@@ -31,8 +32,7 @@ export function startUpgrade(m: Master): void {
   try {
     moveToOldbin(m.config.pid);
   } catch (err) {
-    m.log.alert(`upgrade failed: rename() "${m.config.pid}" failed: ${(err as Error).message}`);
-    m.metrics?.changed('upgrade', 'failed');
+    tell(m, { event: 'upgrade-failed', reason: `rename() "${m.config.pid}" failed: ${(err as Error).message}` });
     return;
   }
   m.moveControl(true);
@@ -46,7 +46,15 @@ export function startUpgrade(m: Master): void {
   };
   const stdio: StdioOptions = ['ignore', 'inherit', 'inherit', ...sockets.map((s) => s.fd), 'ipc'];
   const [node, ...args] = m.opts.argv;
-  const child = spawn(node!, args, { stdio, env: { ...process.env, [INHERIT_ENV]: JSON.stringify(inherit) } });
+  let child: ChildProcess;
+  try {
+    child = spawn(node!, args, { stdio, env: { ...process.env, [INHERIT_ENV]: JSON.stringify(inherit) } });
+  } catch (err) {
+    // Thrown by spawn() itself (E2BIG, EPERM): undo the renames, nothing else was changed.
+    undoOldbin(m);
+    tell(m, { event: 'upgrade-failed', reason: `could not start a new master: ${(err as Error).message}` });
+    return;
+  }
   const pid = child.pid;
   if (pid === undefined) {
     child.once('error', (err) => m.queue.push({ type: 'upgrade-exit', pid: 0, code: null, signal: null, error: err.message }));
@@ -71,7 +79,17 @@ export function startUpgrade(m: Master): void {
     draining: null,
     totalsAtStart: { ...m.totals },
   };
-  m.log.notice(`start new master process ${pid}`);
+  tell(m, { event: 'upgrade-started', pid });
+}
+
+/** The pidfile and the control socket back at their own names. */
+function undoOldbin(m: Master): void {
+  try {
+    restoreFromOldbin(m.config.pid);
+  } catch (err) {
+    m.log.alert(`rollback: ${(err as Error).message}`);
+  }
+  m.moveControl(false);
 }
 
 export function onUpgradeReady(m: Master, pid: number): void {
@@ -82,7 +100,7 @@ export function onUpgradeReady(m: Master, pid: number): void {
   up.timer = null;
   m.watchdog.handOver();
   m.serveMetrics(false);
-  m.log.notice(`new master process ${pid} is ready; WINCH and QUIT to this master (${process.pid}) complete the upgrade`);
+  tell(m, { event: 'upgrade-ready', pid, self: process.pid });
 }
 
 export function onUpgradeTimeout(m: Master, pid: number): void {
@@ -103,18 +121,10 @@ export function onUpgradeExit(m: Master, ev: Extract<MasterEvent, { type: 'upgra
   const up = m.upgrade;
   if (!up || up.pid !== ev.pid) return;
   if (up.timer) clearTimeout(up.timer);
+  const how = ev.error ? `could not be started: ${ev.error}` : ev.signal ? `exited on signal ${ev.signal}` : `exited with code ${ev.code}`;
+  tell(m, { event: 'upgrade-rolling-back', pid: ev.pid, how });
   m.upgrade = null;
-  const how = ev.error ?? (ev.signal ? `exited on signal ${ev.signal}` : `exited with code ${ev.code}`);
-  m.log.alert(`new master process ${ev.pid || '(not started)'} ${how}; rolling back`);
-  // Never ready: the upgrade failed; ready, then gone: this master takes the service back.
-  m.metrics?.changed('upgrade', up.ready ? 'rolled_back' : 'failed');
-  m.lastRollback = { newPid: ev.pid, reason: `new master process ${ev.pid || '(not started)'} ${how}`, at: Date.now() };
-  try {
-    restoreFromOldbin(m.config.pid);
-  } catch (err) {
-    m.log.alert(`rollback: ${(err as Error).message}`);
-  }
-  m.moveControl(false);
+  undoOldbin(m);
   restoreAllSlots(m);
   if (m.state === 'stopping' && m.stopMode === 'graceful') {
     m.log.alert('graceful shutdown cancelled: no new master took over');
@@ -124,7 +134,7 @@ export function onUpgradeExit(m: Master, ev: Extract<MasterEvent, { type: 'upgra
     restartWorkers(m);
   }
   m.serveMetrics(true);
-  m.notifier.send(`MAINPID=${process.pid}`, 'READY=1', `STATUS=${m.statusLine()}, upgrade rolled back`);
+  // MAINPID= first: systemd takes WATCHDOG=1 from its main process only.
+  tell(m, { event: 'rolled-back', self: process.pid });
   m.watchdog.takeOver();
-  m.log.notice(`rollback finished: master process ${process.pid} serves`);
 }

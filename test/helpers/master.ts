@@ -8,6 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KEEPER_TITLE } from '../../src/master/process-groups.js';
 import { childrenOf as allChildrenOf, isAlive } from '../../src/proc.js';
+import { parseOutcome, type Outcome, type OutcomeEvent, type OutcomeOf } from '../../src/outcomes.js';
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const cli = path.join(root, 'dist', 'cli', 'main.js');
@@ -127,12 +128,30 @@ export function readLog(file: string): LogLine[] {
   } catch {
     return [];
   }
+  return parseLog(text);
+}
+
+/** Log lines in the error_log's format, from raw text. */
+export function parseLog(text: string): LogLine[] {
   const out: LogLine[] = [];
   for (const raw of text.split('\n')) {
     const m = /^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d \[(\w+)\] (\d+)#\d+: (.*)$/.exec(raw);
     if (m) out.push({ level: m[1]!, pid: Number(m[2]), text: m[3]! });
   }
   return out;
+}
+
+/** Whether raw log text (a whole file, a captured stderr) tells this outcome. */
+export function told(text: string, event: OutcomeEvent): boolean {
+  return eventsOf(parseLog(text)).some((e) => e.event === event);
+}
+
+/** The outcomes (src/outcomes.ts) these log lines tell, each with its line. */
+export function eventsOf(lines: readonly LogLine[]): Array<Outcome & { line: LogLine }> {
+  return lines.flatMap((line) => {
+    const o = parseOutcome(line.text);
+    return o ? [{ ...o, line }] : [];
+  });
 }
 
 export interface Instance {
@@ -148,6 +167,13 @@ export interface Instance {
   logPid: number;
   /** Wait for a log line matching `re` (from `pid` if given) that was not seen before `after` lines. */
   waitLog(re: RegExp, opts?: { pid?: number; after?: number; timeoutMs?: number }): Promise<LogLine>;
+  /**
+   * Wait for an outcome (src/outcomes.ts) in the log, read back from its line, whose fields
+   * include `fields`: tests match events, not the wording of the line.
+   */
+  waitEvent<E extends OutcomeEvent>(event: E, fields?: Partial<Omit<OutcomeOf<E>, 'event'>>, opts?: { pid?: number; after?: number; timeoutMs?: number }): Promise<OutcomeOf<E> & { line: LogLine }>;
+  /** The outcomes the log tells so far, from `after` lines on. */
+  events(after?: number): Array<Outcome & { line: LogLine }>;
   lines(): LogLine[];
   cli(args: string[], opts?: { timeoutMs?: number }): Promise<CliResult>;
   signal(sig: NodeJS.Signals, pid?: number): void;
@@ -282,12 +308,19 @@ export async function startMaster(t: Teardown, opts: StartOptions): Promise<Inst
     async waitLog(re, o = {}) {
       return waitFor(`log line ${re}`, () => lines().slice(o.after ?? 0).find((l) => re.test(l.text) && (o.pid === undefined || l.pid === o.pid)), o.timeoutMs ?? 15_000);
     },
+    events: (after = 0) => eventsOf(lines().slice(after)),
+    async waitEvent(event, fields = {}, o = {}) {
+      const want = Object.entries(fields);
+      const found = () =>
+        inst.events(o.after).find((e) => e.event === event && (o.pid === undefined || e.line.pid === o.pid) && want.every(([k, v]) => (e as unknown as Record<string, unknown>)[k] === v));
+      return waitFor(`event ${event} ${JSON.stringify(fields)}`, found, o.timeoutMs ?? 15_000) as Promise<never>;
+    },
   };
   if (opts.waitReady !== false) {
     // A master that exits instead (a port another test took meanwhile) fails at once, with its log.
     await waitFor('generation 1 ready', () => {
       if (proc && proc.exitCode !== null) throw new Error(`the master exited with ${proc.exitCode} before it was ready:\n${lines().map((l) => l.text).join('\n')}`);
-      return lines().some((l) => l.pid === inst.logPid && /^generation 1: all \d+ worker\(s\) ready/.test(l.text));
+      return inst.events().some((e) => e.line.pid === inst.logPid && e.event === 'generation-ready' && e.generation === 1);
       // Generous: a test file beside the one that starts 64 workers shares 2 busy CPUs with it.
     }, 60_000);
   }
