@@ -7,7 +7,7 @@ import { TsmError } from '../src/errors.js';
 import { ConfigError, directives, loadConfig, parseConfigText, parseDuration, parseSize, type Config } from '../src/config/index.js';
 import { tokenize } from '../src/config/lexer.js';
 import { parseText } from '../src/config/parser.js';
-import { usableCpus } from '../src/config/schema.js';
+import { usableCpus } from '../src/config/cpus.js';
 
 const FIX = resolve(dirname(fileURLToPath(import.meta.url)), 'fixtures/conf');
 const SRC = '/etc/x.conf';
