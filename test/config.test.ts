@@ -7,7 +7,9 @@ import { TsmError } from '../src/errors.js';
 import { ConfigError, directives, loadConfig, parseConfigText, parseDuration, parseSize, type Config } from '../src/config/index.js';
 import { tokenize } from '../src/config/lexer.js';
 import { parseText } from '../src/config/parser.js';
-import { usableCpus } from '../src/config/schema.js';
+import { usableCpus } from '../src/config/cpus.js';
+import { occurrence } from '../src/config/definition.js';
+import { definitions } from '../src/config/directives.js';
 
 const FIX = resolve(dirname(fileURLToPath(import.meta.url)), 'fixtures/conf');
 const SRC = '/etc/x.conf';
@@ -688,22 +690,35 @@ t.test('errors stop at the first problem in file order', async (t) => {
   t.equal(err.message, 'invalid value "maybe" in "daemon" directive, it must be "on" or "off" in /etc/x.conf:1', 'value errors come before missing directives');
 });
 
+// Defaults that are no value one could write: none, or a phrase.
+const NOT_WRITABLE: Record<string, string> = {
+  user: 'none', worker_rlimit_nofile: 'none', worker_cpu_affinity: 'none', worker_priority: 'none',
+  env: 'none', listen: 'none', app: 'none', exec: 'none', include: 'none', worker_log: 'same as error_log',
+};
+const BASE = 'listen 8080;\napp app.js;\n';
+
 // The man page shows each directive's default (test/man.test.ts checks it against the table);
 // here the table's default, written in the file, must give the config that no directive gives.
 t.test('every documented default is the value a config without the directive gets', async (t) => {
-  const base = 'listen 8080;\napp app.js;\n';
-  const without = parseConfigText(base, SRC, FIX);
-  // Defaults that are no value one could write: none, or a phrase.
-  const notWritable: Record<string, string> = {
-    user: 'none', worker_rlimit_nofile: 'none', worker_cpu_affinity: 'none', worker_priority: 'none',
-    env: 'none', listen: 'none', app: 'none', exec: 'none', include: 'none', worker_log: 'same as error_log',
-  };
+  const without = parseConfigText(BASE, SRC, FIX);
   for (const d of directives) {
-    if (notWritable[d.name] !== undefined) {
-      t.equal(d.default, notWritable[d.name], `${d.name}: its default is described, not written`);
+    if (NOT_WRITABLE[d.name] !== undefined) {
+      t.equal(d.default, NOT_WRITABLE[d.name], `${d.name}: its default is described, not written`);
       continue;
     }
-    const withDefault = parseConfigText(`${base}${d.name} ${d.default};\n`, SRC, FIX);
+    const withDefault = parseConfigText(`${BASE}${d.name} ${d.default};\n`, SRC, FIX);
     t.same(withDefault, without, `${d.name} ${d.default}; changes nothing`);
+  }
+});
+
+// In-process, per definition: the typed default (or, for one that follows other directives,
+// what it follows to in a config of defaults) is what its own parser makes of its default text.
+t.test('every typed default is what its parser makes of its documented default', async (t) => {
+  const without = parseConfigText(BASE, SRC, FIX);
+  for (const def of definitions) {
+    if (def.multiple) continue; // their `none` is no occurrence at all
+    const typed = 'fallback' in def ? def.fallback(FIX) : def.follow(without);
+    if (def.default === 'none') t.equal(typed, null, `${def.name}: none`);
+    else if (NOT_WRITABLE[def.name] === undefined) t.same(def.parse(occurrence(def.name, def.default), FIX), typed, `${def.name} ${def.default};`);
   }
 });

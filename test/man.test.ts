@@ -1,11 +1,11 @@
-// man/tsmaster.conf.5 must document every directive of the table in src/config/schema.ts,
+// man/tsmaster.conf.5 must document every directive of the table in src/config/directives.ts,
 // with the same syntax and default, and nothing that is not in the table.
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { directives } from '../src/config/schema.js';
+import { directives } from '../src/config/directives.js';
 import { parseText } from '../src/config/parser.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');

@@ -5,7 +5,7 @@ import t, { type Test } from 'tap';
 import { askStatus } from '../src/control/client.js';
 import { isAlive } from '../src/proc.js';
 import { parseText } from '../src/config/parser.js';
-import { buildConfig } from '../src/config/schema.js';
+import { buildConfig } from '../src/config/build.js';
 import type { Generation } from '../src/master/generation.js';
 import { advanceRollout, batchSize, startRollout, type Rollout, type RolloutEffects } from '../src/master/rollout.js';
 import { startLoad, type Load } from './helpers/load.js';

@@ -1,5 +1,6 @@
 import { constants as osConstants } from 'node:os';
 import { TsmError } from '../errors.js';
+import type { Directive } from './parser.js';
 
 /** Name used as the file of directives given with -g. */
 export const COMMAND_LINE = 'command line';
@@ -27,6 +28,16 @@ export function where(file: string, line: number): string {
 /** Throws `MESSAGE in FILE:LINE`. */
 export function fail(message: string, file: string, line: number, cause?: unknown): never {
   throw new ConfigError(`${message} in ${where(file, line)}`, file, line, cause === undefined ? undefined : { cause });
+}
+
+/** Throws `MESSAGE in FILE`, for what no single line is to blame (a missing directive). */
+export function failFile(message: string, file: string): never {
+  throw new ConfigError(`${message} in ${file}`, file, 0);
+}
+
+/** Throws `invalid value "VALUE" in "NAME" directive[, REASON] in FILE:LINE`. */
+export function invalid(d: Directive, value: string, reason?: string): never {
+  fail(`invalid value "${value}" in "${d.name}" directive${reason ? `, ${reason}` : ''}`, d.file, d.line);
 }
 
 const STRERROR: Record<string, string> = {

@@ -4,12 +4,14 @@ import { realpathSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { COMMAND_LINE } from './errors.js';
 import { parseFile, parseText } from './parser.js';
-import { buildConfig } from './schema.js';
+import { buildConfig } from './build.js';
 import type { Config } from './types.js';
 
 export type { Config, ListenSpec, LogLevel, Source, WorkerSpec } from './types.js';
 export { ConfigError, COMMAND_LINE } from './errors.js';
-export { directives, parseDuration, parseSize, type DirectiveDef } from './schema.js';
+export type { DirectiveDef } from './definition.js';
+export { directives } from './directives.js';
+export { parseDuration, parseSize } from './values.js';
 
 export interface LoadConfigOptions {
   /** Configuration file; a relative path is taken from `prefix`. */
