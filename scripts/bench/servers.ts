@@ -2,30 +2,43 @@
 // SCHED_NONE), PM2 cluster mode, tsmaster on a shared socket and tsmaster with `reuseport`.
 // Each has start(), stop(), the pid of its manager process (null for one process) and, for
 // PM2 and tsmaster, change(kind) = a reload or an upgrade under load.
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
-import net from 'node:net';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { childrenOf, isAlive, procStat } from '../../src/proc.js';
+import { freePort, get } from '../../test/helpers/http.js';
+import { isReadyLine, LogTail } from '../../test/helpers/log.js';
+import { cli, root } from '../../test/helpers/paths.js';
+import { waitFor, waitUntil } from '../../test/helpers/wait.js';
 import { waitHttp } from './load.js';
-import { adoptGroup, childPids, isGone, onStop, procStat, run, sleep, stopGroup, tempDir, track } from './procs.js';
+import { adoptGroup, onStop, run, stopGroup, tempDir, track, type Ran } from './procs.js';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-export const repo = path.resolve(here, '..', '..');
-export const cli = path.join(repo, 'dist', 'cli', 'main.js');
-const appPath = path.join(here, 'app.cjs');
-const serverPath = path.join(here, 'server.cjs');
-const clusterPath = path.join(here, 'cluster.cjs');
+// The apps stay plain CommonJS beside these sources: they are what is served, not the bench.
+const apps = path.join(root, 'scripts', 'bench');
+const appPath = path.join(apps, 'app.cjs');
+const serverPath = path.join(apps, 'server.cjs');
+const clusterPath = path.join(apps, 'cluster.cjs');
 
-export async function freePort() {
-  const srv = net.createServer();
-  await new Promise((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const { port } = srv.address();
-  await new Promise((resolve) => srv.close(resolve));
-  return port;
+export type ChangeKind = 'reload' | 'upgrade';
+
+/** What the measurements need of every configuration. */
+export interface Served {
+  key: string;
+  label: string;
+  workers: number;
+  port: number;
+  statsDir: string;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  managerPid(): number | null;
+  workerPids(): number[];
+  change?(kind: ChangeKind): Promise<Ran>;
 }
 
-function tail(file, lines = 15) {
+/** PM2 and tsmaster: the configurations with a reload (and tsmaster an upgrade) to measure. */
+export type Changeable = Served & Required<Pick<Served, 'change'>>;
+
+function tail(file: string, lines = 15): string {
   try {
     return fs.readFileSync(file, 'utf8').trim().split('\n').slice(-lines).join('\n');
   } catch {
@@ -33,9 +46,17 @@ function tail(file, lines = 15) {
   }
 }
 
+function readPid(file: string): number | null {
+  try {
+    return Number.parseInt(fs.readFileSync(file, 'utf8'), 10) || null;
+  } catch {
+    return null;
+  }
+}
+
 /** Requests answered per worker pid so far, from the files app.cjs writes. */
-export function readCounts(dir) {
-  const counts = new Map();
+export function readCounts(dir: string): Map<number, number> {
+  const counts = new Map<number, number>();
   for (const name of fs.readdirSync(dir)) {
     if (!/^\d+$/.test(name)) continue;
     const n = Number.parseInt(fs.readFileSync(path.join(dir, name), 'utf8'), 10);
@@ -45,86 +66,109 @@ export function readCounts(dir) {
 }
 
 /** Wait for a line from a child's stdout, failing if it exits first. */
-function waitLine(child, re, what, timeoutMs = 20_000) {
+function waitLine(child: ChildProcess, re: RegExp, what: string, timeoutMs = 20_000): Promise<void> {
+  const stdout = child.stdout!;
   return new Promise((resolve, reject) => {
     let buf = '';
     const t = setTimeout(() => done(new Error(`${what}: not ready after ${timeoutMs}ms`)), timeoutMs);
-    const onData = (d) => {
+    const onData = (d: Buffer) => {
       buf += d;
       if (re.test(buf)) done(null);
     };
-    const onExit = (code, sig) => done(new Error(`${what} exited (${sig ?? code}) before it was ready`));
-    function done(err) {
+    const onExit = (code: number | null, sig: NodeJS.Signals | null) => done(new Error(`${what} exited (${sig ?? code}) before it was ready`));
+    function done(err: Error | null) {
       clearTimeout(t);
-      child.stdout.off('data', onData);
+      stdout.off('data', onData);
       child.off('exit', onExit);
-      child.stdout.resume();
+      stdout.resume();
       if (err) reject(err);
       else resolve();
     }
-    child.stdout.on('data', onData);
+    stdout.on('data', onData);
     child.once('exit', onExit);
   });
 }
 
-export class NodeServed {
-  constructor({ key, label, workers, sched }) {
-    Object.assign(this, { key, label, workers, sched });
-    this.manager = sched ? 'cluster primary' : null;
+export class NodeServed implements Served {
+  readonly key: string;
+  readonly label: string;
+  readonly workers: number;
+  /** Node's cluster scheduling policy; none: one plain process. */
+  private readonly sched: 'rr' | 'none' | undefined;
+  port = 0;
+  statsDir = '';
+  child: ChildProcess | null = null;
+  private pgid: number | null = null;
+
+  constructor(o: { key: string; label: string; workers: number; sched?: 'rr' | 'none' }) {
+    this.key = o.key;
+    this.label = o.label;
+    this.workers = o.workers;
+    this.sched = o.sched;
   }
 
-  async start() {
-    this.dir = tempDir(this.key);
+  async start(): Promise<void> {
+    const dir = tempDir(this.key);
     this.statsDir = tempDir(`${this.key}/stats`);
     this.port = await freePort();
-    const err = fs.openSync(path.join(this.dir, 'stderr.log'), 'a');
-    const env = { ...process.env, PORT: String(this.port), HOST: '127.0.0.1', BENCH_STATS_DIR: this.statsDir, BENCH_WORKERS: String(this.workers) };
+    const err = fs.openSync(path.join(dir, 'stderr.log'), 'a');
+    const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(this.port), HOST: '127.0.0.1', BENCH_STATS_DIR: this.statsDir, BENCH_WORKERS: String(this.workers) };
     if (this.sched) env.NODE_CLUSTER_SCHED_POLICY = this.sched;
     else env.BENCH_SAY_READY = '1';
-    this.child = track(process.execPath, [this.sched ? clusterPath : serverPath], { detached: true, stdio: ['ignore', 'pipe', err], env }, this.key);
+    const child = track(process.execPath, [this.sched ? clusterPath : serverPath], { detached: true, stdio: ['ignore', 'pipe', err], env }, this.key);
+    this.child = child;
     fs.closeSync(err);
-    this.pgid = this.child.pid;
-    await waitLine(this.child, this.sched ? new RegExp(`^ready ${this.sched}$`, 'm') : /^ready$/m, this.label);
+    this.pgid = child.pid ?? null;
+    await waitLine(child, this.sched ? new RegExp(`^ready ${this.sched}$`, 'm') : /^ready$/m, this.label);
     await waitHttp(this.port);
   }
 
-  managerPid() {
-    return this.sched ? this.child.pid : null;
+  managerPid(): number | null {
+    return this.sched ? (this.child?.pid ?? null) : null;
   }
 
-  workerPids() {
-    return this.sched ? childPids(this.child.pid) : [this.child.pid];
+  workerPids(): number[] {
+    const pid = this.child?.pid;
+    if (!pid) return [];
+    return this.sched ? childrenOf(pid) : [pid];
   }
 
-  async stop() {
+  async stop(): Promise<void> {
     if (this.pgid) await stopGroup(this.pgid);
     this.pgid = null;
   }
 }
 
-class Pm2 {
-  constructor({ workers }) {
-    Object.assign(this, { key: 'pm2', label: 'PM2 cluster mode', workers, manager: 'PM2 daemon (God)' });
-  }
+export class Pm2 implements Served {
+  readonly key = 'pm2';
+  readonly label = 'PM2 cluster mode';
+  port = 0;
+  statsDir = '';
+  installSeconds = 0;
+  private dir = '';
+  private home = '';
+  private bin = '';
+  private unregister: (() => void) | null = null;
+
+  constructor(readonly workers: number) {}
 
   /** npm install --prefix <tmp> pm2; PM2_HOME in the same temp dir. */
-  async install() {
+  async install(): Promise<string> {
     this.dir = tempDir('pm2');
     this.home = tempDir('pm2/home');
     const t0 = Date.now();
-    const r = await run('npm', ['install', '--prefix', this.dir, 'pm2', '--no-audit', '--no-fund', '--loglevel=error'], { timeout: 240_000 });
+    const r = await run('npm', ['install', '--prefix', this.dir, 'pm2', '--no-audit', '--no-fund', '--loglevel=error'], { timeoutMs: 240_000 });
     if (r.code !== 0) throw new Error(`npm install pm2 failed: ${(r.stderr || r.error || '').trim().slice(-800)}`);
     this.installSeconds = (Date.now() - t0) / 1000;
     this.bin = path.join(this.dir, 'node_modules', 'pm2', 'bin', 'pm2');
-    this.version = JSON.parse(fs.readFileSync(path.join(this.dir, 'node_modules', 'pm2', 'package.json'), 'utf8')).version;
-    return this.version;
+    return (JSON.parse(fs.readFileSync(path.join(this.dir, 'node_modules', 'pm2', 'package.json'), 'utf8')) as { version: string }).version;
   }
 
-  pm2(...args) {
-    return run(process.execPath, [this.bin, ...args], { env: { ...process.env, PM2_HOME: this.home }, timeout: 60_000 });
+  private pm2(...args: string[]): Promise<Ran> {
+    return run(process.execPath, [this.bin, ...args], { env: { ...process.env, PM2_HOME: this.home }, timeoutMs: 60_000 });
   }
 
-  async start() {
+  async start(): Promise<void> {
     this.statsDir = tempDir('pm2/stats');
     this.port = await freePort();
     const eco = path.join(this.dir, 'ecosystem.config.cjs');
@@ -145,43 +189,31 @@ class Pm2 {
     const r = await this.pm2('start', eco);
     this.adopt();
     if (r.code !== 0) throw new Error(`pm2 start failed: ${r.stderr.trim().slice(-800)}`);
-    const deadline = Date.now() + 30_000;
-    while (this.onlinePids().length < this.workers) {
-      if (Date.now() > deadline) throw new Error(`PM2: ${this.workers} instances not online after 30s`);
-      await sleep(200);
-    }
+    await waitFor(`${this.workers} PM2 instances online`, () => this.workerPids().length >= this.workers, 30_000, 200);
     await waitHttp(this.port);
   }
 
   /** The God daemon runs in its own session: make cleanup kill its group too. */
-  adopt() {
+  private adopt(): void {
     const pid = this.managerPid();
     if (pid && procStat(pid)?.pgrp === pid) adoptGroup(pid, 'pm2 daemon');
   }
 
-  managerPid() {
-    try {
-      return Number.parseInt(fs.readFileSync(path.join(this.home, 'pm2.pid'), 'utf8'), 10) || null;
-    } catch {
-      return null;
-    }
+  managerPid(): number | null {
+    return readPid(path.join(this.home, 'pm2.pid'));
   }
 
-  onlinePids() {
+  workerPids(): number[] {
     const god = this.managerPid();
-    return god ? childPids(god) : [];
+    return god ? childrenOf(god) : [];
   }
 
-  workerPids() {
-    return this.onlinePids();
-  }
-
-  async change(kind) {
+  async change(kind: ChangeKind): Promise<Ran> {
     if (kind !== 'reload') throw new Error(`PM2 has no ${kind}`);
     return this.pm2('reload', 'bench');
   }
 
-  async stop() {
+  async stop(): Promise<void> {
     this.unregister?.();
     this.unregister = null;
     if (!this.bin || !fs.existsSync(this.home)) return;
@@ -191,35 +223,65 @@ class Pm2 {
   }
 }
 
-/** One GET of the master's metrics_listen; resolves with the status and the time it took. */
-export function getMetrics(port, path = '/metrics') {
-  return new Promise((resolve) => {
-    const t0 = performance.now();
-    const req = http.get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
-      res.resume();
-      res.on('end', () => resolve({ status: res.statusCode, ms: performance.now() - t0 }));
-    });
-    req.setTimeout(10_000, () => req.destroy(new Error('timeout')));
-    req.on('error', () => resolve({ status: 0, ms: performance.now() - t0 }));
-  });
+/** One GET of the master's metrics_listen; resolves with the status (0: no answer) and the time it took. */
+export async function getMetrics(port: number): Promise<{ status: number; ms: number }> {
+  const t0 = performance.now();
+  const status = await get({ port, path: '/metrics', timeoutMs: 10_000 }).then(
+    (r) => r.status,
+    () => 0,
+  );
+  return { status, ms: performance.now() - t0 };
 }
 
-class Tsmaster {
-  /** `metrics`: with metrics_listen, scraped every second while it runs, as Prometheus would. */
-  constructor({ key, label, workers, reuseport, extra = [], metrics = false }) {
-    Object.assign(this, { key, label, workers, reuseport, extra, metrics, manager: 'tsmaster master' });
+export interface TsmasterOptions {
+  key: string;
+  label: string;
+  workers: number;
+  reuseport: boolean;
+  /** More directives for the config. */
+  extra?: string[];
+  /** With metrics_listen, scraped every second while it runs, as Prometheus would. */
+  metrics?: boolean;
+}
+
+export class Tsmaster implements Served {
+  readonly key: string;
+  readonly label: string;
+  readonly workers: number;
+  private readonly reuseport: boolean;
+  private readonly extra: string[];
+  private readonly metrics: boolean;
+  port = 0;
+  metricsPort: number | null = null;
+  statsDir = '';
+  child: ChildProcess | null = null;
+  private dir = '';
+  private conf = '';
+  private errorLog = '';
+  private pidFile = '';
+  private pgid: number | null = null;
+  private unregister: (() => void) | null = null;
+  private scraper: NodeJS.Timeout | undefined;
+
+  constructor(o: TsmasterOptions) {
+    this.key = o.key;
+    this.label = o.label;
+    this.workers = o.workers;
+    this.reuseport = o.reuseport;
+    this.extra = o.extra ?? [];
+    this.metrics = o.metrics ?? false;
   }
 
-  writeConf({ workers = this.workers, port = this.port, file = this.conf } = {}) {
+  private writeConf(): void {
     fs.writeFileSync(
-      file,
+      this.conf,
       [
         'daemon off;',
-        `worker_processes ${workers};`,
-        `pid ${path.join(this.dir, 'tsmaster.pid')};`,
+        `worker_processes ${this.workers};`,
+        `pid ${this.pidFile};`,
         `error_log ${this.errorLog} notice;`,
         `worker_log ${path.join(this.dir, 'worker.log')};`,
-        `listen 127.0.0.1:${port}${this.reuseport ? ' reuseport' : ''};`,
+        `listen 127.0.0.1:${this.port}${this.reuseport ? ' reuseport' : ''};`,
         `app ${appPath};`,
         `env BENCH_STATS_DIR=${this.statsDir};`,
         ...(this.metricsPort ? [`metrics_listen 127.0.0.1:${this.metricsPort};`] : []),
@@ -229,7 +291,7 @@ class Tsmaster {
     );
   }
 
-  async start(readyTimeoutMs = 30_000) {
+  async start(readyTimeoutMs = 30_000): Promise<void> {
     this.dir = tempDir(this.key);
     this.statsDir = tempDir(`${this.key}/stats`);
     this.port = await freePort();
@@ -239,42 +301,47 @@ class Tsmaster {
     this.pidFile = path.join(this.dir, 'tsmaster.pid');
     this.writeConf();
     const out = fs.openSync(path.join(this.dir, 'stdout.log'), 'a');
-    this.child = track(process.execPath, [cli, '-p', this.dir, '-c', this.conf], { detached: true, stdio: ['ignore', out, out] }, this.key);
+    const child = track(process.execPath, [cli, '-p', this.dir, '-c', this.conf], { detached: true, stdio: ['ignore', out, out] }, this.key);
+    this.child = child;
     fs.closeSync(out);
-    this.pgid = this.child.pid;
+    this.pgid = child.pid ?? null;
     this.unregister = onStop(() => this.stop());
     const log = new LogTail(this.errorLog, 0);
-    const ready = await log.waitFor(
-      (l) => l.pid === this.child.pid && /^generation 1: all \d+ worker\(s\) ready/.test(l.text),
+    const exited = () => child.exitCode !== null || child.signalCode !== null;
+    await waitFor(
+      `${this.label} ready`,
+      () => {
+        if (log.find((l) => l.pid === child.pid && isReadyLine(l.text, 1))) return true;
+        if (exited()) throw new Error('exited');
+        return false;
+      },
       readyTimeoutMs,
-      () => this.child.exitCode !== null || this.child.signalCode !== null,
-    );
-    if (!ready) throw new Error(`${this.label} did not start:\n${tail(this.errorLog)}\n${tail(path.join(this.dir, 'stdout.log'))}`);
+      20,
+    ).catch(() => {
+      throw new Error(`${this.label} did not start:\n${tail(this.errorLog)}\n${tail(path.join(this.dir, 'stdout.log'))}`);
+    });
     await waitHttp(this.port);
-    if (this.metrics && this.metricsPort) {
-      this.scrapes = { ok: 0, failed: 0 };
-      this.scraper = setInterval(() => void getMetrics(this.metricsPort).then((r) => (r.status === 200 ? this.scrapes.ok++ : this.scrapes.failed++)), 1000);
+    const metricsPort = this.metricsPort;
+    if (metricsPort) {
+      // Counted nowhere: the scrapes are there for their cost, not their results.
+      this.scraper = setInterval(() => void getMetrics(metricsPort), 1000);
     }
   }
 
-  tsm(...args) {
-    return run(process.execPath, [cli, '-p', this.dir, '-c', this.conf, ...args], { timeout: 90_000 });
+  tsm(...args: string[]): Promise<Ran> {
+    return run(process.execPath, [cli, '-p', this.dir, '-c', this.conf, ...args], { timeoutMs: 90_000 });
   }
 
-  managerPid() {
-    try {
-      return Number.parseInt(fs.readFileSync(this.pidFile, 'utf8'), 10) || null;
-    } catch {
-      return null;
-    }
+  managerPid(): number | null {
+    return readPid(this.pidFile);
   }
 
-  workerPids() {
+  workerPids(): number[] {
     const m = this.managerPid();
-    return m ? childPids(m) : [];
+    return m ? childrenOf(m) : [];
   }
 
-  change(kind) {
+  change(kind: ChangeKind): Promise<Ran> {
     return this.tsm('-s', kind);
   }
 
@@ -282,39 +349,43 @@ class Tsmaster {
    * USR2 by hand, timed until the new master logs "generation G: all N worker(s) ready",
    * then WINCH and QUIT to the old master as `-s upgrade` does.
    */
-  async timeUpgrade() {
+  async timeUpgrade(): Promise<{ ms: number; oldPid: number; newPid: number }> {
     const old = this.managerPid();
+    if (!old) throw new Error('USR2: no master in the pidfile');
     const log = new LogTail(this.errorLog);
     const t0 = performance.now();
     process.kill(old, 'SIGUSR2');
     let newPid = 0;
-    let failure = null;
-    const line = await log.waitFor(
-      (l) => {
-        const m = /^start new master process (\d+)/.exec(l.text);
-        if (m && l.pid === old) newPid = Number(m[1]);
-        if (l.pid === old && /rolling back|USR2 ignored|upgrade failed/.test(l.text)) failure = l.text;
-        return l.pid !== old && /^generation \d+: all \d+ worker\(s\) ready/.test(l.text);
+    let failure: string | null = null;
+    const line = await waitFor(
+      'a new master ready',
+      () => {
+        const l = log.find((l) => {
+          const m = /^start new master process (\d+)/.exec(l.text);
+          if (m && l.pid === old) newPid = Number(m[1]);
+          if (l.pid === old && /rolling back|USR2 ignored|upgrade failed/.test(l.text)) failure = l.text;
+          return l.pid !== old && isReadyLine(l.text);
+        });
+        if (!l && failure !== null) throw new Error(failure);
+        return l;
       },
       40_000,
-      () => failure !== null,
       5,
-    );
+    ).catch(() => {
+      throw new Error(`USR2: no new master ready (${failure ?? 'timeout'})`);
+    });
     const ms = performance.now() - t0;
-    if (!line) throw new Error(`USR2: no new master ready (${failure ?? 'timeout'})`);
-    // Complete the upgrade: the new master publishes its pid once ready.
-    const deadline = Date.now() + 10_000;
-    while (this.managerPid() === old && Date.now() < deadline) await sleep(10);
+    // Complete the upgrade: the new master publishes its pid once ready. Each wait is best
+    // effort: the signals follow anyway.
+    await waitUntil(() => this.managerPid() !== old, 10_000, 10);
     process.kill(old, 'SIGWINCH');
-    const drainDeadline = Date.now() + 20_000;
-    while (childPids(old).some((p) => p !== line.pid && p !== newPid) && Date.now() < drainDeadline) await sleep(20);
+    await waitUntil(() => !childrenOf(old).some((p) => p !== line.pid && p !== newPid), 20_000, 20);
     process.kill(old, 'SIGQUIT');
-    const quitDeadline = Date.now() + 10_000;
-    while (!isGone(old) && Date.now() < quitDeadline) await sleep(20);
+    await waitUntil(() => !isAlive(old), 10_000, 20);
     return { ms, oldPid: old, newPid: line.pid };
   }
 
-  async stop() {
+  async stop(): Promise<void> {
     this.unregister?.();
     this.unregister = null;
     clearInterval(this.scraper);
@@ -325,62 +396,17 @@ class Tsmaster {
   }
 }
 
-/** Follows a tsmaster error log from its current end (or `from`). */
-export class LogTail {
-  constructor(file, from) {
-    this.file = file;
-    this.offset = from ?? (fs.statSync(file, { throwIfNoEntry: false })?.size ?? 0);
-    this.partial = '';
-  }
-
-  poll() {
-    let text;
-    try {
-      const fd = fs.openSync(this.file, 'r');
-      try {
-        const size = fs.fstatSync(fd).size;
-        if (size <= this.offset) return [];
-        const buf = Buffer.alloc(size - this.offset);
-        fs.readSync(fd, buf, 0, buf.length, this.offset);
-        this.offset = size;
-        text = this.partial + buf.toString('utf8');
-      } finally {
-        fs.closeSync(fd);
-      }
-    } catch {
-      return [];
-    }
-    const parts = text.split('\n');
-    this.partial = parts.pop() ?? '';
-    const out = [];
-    for (const raw of parts) {
-      const m = /^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d \[(\w+)\] (\d+)#\d+: (.*)$/.exec(raw);
-      if (m) out.push({ level: m[1], pid: Number(m[2]), text: m[3] });
-    }
-    return out;
-  }
-
-  async waitFor(match, timeoutMs, abort = () => false, everyMs = 20) {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      for (const l of this.poll()) if (match(l)) return l;
-      if (abort() || Date.now() > deadline) return null;
-      await sleep(everyMs);
-    }
-  }
-}
-
-export function makeConfigs(workers) {
-  return [
+export function makeConfigs(workers: number): { configs: Served[]; pm2: Pm2 } {
+  const pm2 = new Pm2(workers);
+  const configs: Served[] = [
     new NodeServed({ key: 'single', label: 'Node, one process', workers: 1 }),
     new NodeServed({ key: 'cluster-rr', label: 'Node cluster, SCHED_RR', workers, sched: 'rr' }),
     new NodeServed({ key: 'cluster-none', label: 'Node cluster, SCHED_NONE', workers, sched: 'none' }),
-    new Pm2({ workers }),
+    pm2,
     new Tsmaster({ key: 'tsm', label: 'tsmaster, shared socket', workers, reuseport: false }),
     new Tsmaster({ key: 'tsm-reuseport', label: 'tsmaster, reuseport', workers, reuseport: true }),
     // The same as 'tsm' with metrics_listen on and scraped every second: its cost, side by side.
     new Tsmaster({ key: 'tsm-metrics', label: 'tsmaster, shared socket, metrics scraped 1/s', workers, reuseport: false, metrics: true }),
   ];
+  return { configs, pm2 };
 }
-
-export { Tsmaster };
