@@ -12,10 +12,10 @@ function statFields(pid: number): string[] | null {
   }
 }
 
-/** State letter and parent pid from /proc/PID/stat, or null when there is no such process. */
-export function procStat(pid: number): { state: string; ppid: number } | null {
+/** State letter, parent pid and process group from /proc/PID/stat, or null when there is no such process. */
+export function procStat(pid: number): { state: string; ppid: number; pgrp: number } | null {
   const fields = statFields(pid);
-  return fields ? { state: fields[0]!, ppid: Number(fields[1]) } : null;
+  return fields ? { state: fields[0]!, ppid: Number(fields[1]), pgrp: Number(fields[2]) } : null;
 }
 
 /** Kernel clock ticks per second for /proc/PID/stat times (USER_HZ, 100 on Linux). */

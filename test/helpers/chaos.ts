@@ -9,6 +9,7 @@ import type { MasterStatus } from '../../src/control/protocol.js';
 import { procStat, processes } from '../../src/proc.js';
 import { startLoad, type Load } from './load.js';
 import { app, childrenOf, freePort, get, sleep, startMaster, waitFor, type Instance } from './master.js';
+import { rssKb } from './proc.js';
 
 /** mulberry32: small, seedable, good enough to pick operations. */
 export function prng(seed: number): () => number {
@@ -251,10 +252,6 @@ function fdList(pid: number): string {
   }).join(' ');
 }
 
-function rssKb(pid: number): number {
-  return Number(/^VmRSS:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
-}
-
 /** Workers whose master (as their environment names it) is one of ours and that init adopted. */
 function orphans(masters: Set<number>): number[] {
   return processes().filter((p) => {
@@ -290,7 +287,7 @@ async function checkInvariants(c: Ctx, baseline: { fds: number; rss: number }): 
     throw new Error(`the master holds ${fdsNow()} fds besides its workers' channels, ${baseline.fds} at the start: ${fdList(st.pid)}`);
   });
   // A master started by an upgrade is a fresh process: compare it with what one uses at start.
-  const rss = rssKb(st.pid);
+  const rss = rssKb(st.pid) ?? 0;
   if (rss > baseline.rss * 2) throw new Error(`the master's RSS is ${rss} kB, ${baseline.rss} kB at the start`);
 }
 
@@ -310,7 +307,7 @@ export async function chaos(t: Test, opts: { seconds: number; seed: number }): P
   const loads: Load[] = [startLoad({ port, keepAlive: true, concurrency: 4 }), startLoad({ port, keepAlive: false, concurrency: 4 })];
   t.teardown(() => Promise.all(loads.map((l) => l.stop())));
   await waitFor('traffic', () => loads.every((l) => l.result.ok > 10) || undefined);
-  const baseline = { fds: fdCount(m.masterPid) - WORKERS, rss: rssKb(m.masterPid) };
+  const baseline = { fds: fdCount(m.masterPid) - WORKERS, rss: rssKb(m.masterPid) ?? 0 };
   const ops: string[] = [];
   const deadline = Date.now() + opts.seconds * 1000;
   const fail = (err: unknown): never => {

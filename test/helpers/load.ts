@@ -1,7 +1,8 @@
 // Continuous HTTP load from real clients that never retry: undici with keep-alive, and
 // node:http with a new connection per request (Connection: close).
-import http from 'node:http';
 import { Pool } from 'undici';
+import { get } from './http.js';
+import { runLoops } from './loops.js';
 
 export interface LoadResult {
   ok: number;
@@ -21,7 +22,6 @@ export interface Load {
 /** `concurrency` loops, each sending one request after another until stopped. */
 export function startLoad(opts: { port: number; keepAlive: boolean; concurrency?: number; path?: string }): Load {
   const result: LoadResult = { ok: 0, non2xx: 0, failed: 0, errors: [], errorTimes: [], bodies: new Map() };
-  let running = true;
   let stopped: Promise<LoadResult> | null = null;
   const pool = opts.keepAlive ? new Pool(`http://127.0.0.1:${opts.port}`, { connections: opts.concurrency ?? 4, pipelining: 1 }) : null;
   const record = (status: number, body: string) => {
@@ -35,43 +35,18 @@ export function startLoad(opts: { port: number; keepAlive: boolean; concurrency?
     result.errorTimes.push(Date.now());
     if (result.errors.length < 20) result.errors.push(String((err as Error).message ?? err));
   };
-  const once = async (): Promise<void> => {
-    if (pool) {
-      const res = await pool.request({ path: opts.path ?? '/', method: 'GET' });
-      record(res.statusCode, await res.body.text());
-      return;
-    }
-    await new Promise<void>((resolve, reject) => {
-      const req = http.request({ host: '127.0.0.1', port: opts.port, path: opts.path ?? '/', agent: false, headers: { connection: 'close' } }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => (body += d));
-        res.on('end', () => {
-          record(res.statusCode ?? 0, body);
-          resolve();
-        });
-        res.on('error', reject);
-      });
-      req.on('error', reject);
-      req.end();
-    });
+  const request = async (): Promise<{ status: number; body: string }> => {
+    if (!pool) return get({ port: opts.port, path: opts.path ?? '/' });
+    const res = await pool.request({ path: opts.path ?? '/', method: 'GET' });
+    return { status: res.statusCode, body: await res.body.text() };
   };
-  const loop = async () => {
-    while (running) {
-      try {
-        await once();
-      } catch (err) {
-        fail(err);
-      }
-    }
-  };
-  const loops = Array.from({ length: opts.concurrency ?? 4 }, loop);
+  const loops = runLoops(opts.concurrency ?? 4, () => request().then((r) => record(r.status, r.body), fail));
   return {
     result,
     stop() {
       if (!stopped) {
-        running = false;
-        stopped = Promise.all(loops).then(async () => {
+        loops.stop();
+        stopped = loops.done.then(async () => {
           await pool?.close();
           return result;
         });

@@ -1,64 +1,33 @@
 // Start real tsmaster processes for tests and make sure every pid they start is gone at
-// teardown, also when a test fails.
+// teardown, also when a test fails. The tests import every helper from here; the pieces the
+// bench uses too live in their own modules (wait, http, log, proc, run, tmp, paths).
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { KEEPER_TITLE } from '../../src/master/process-groups.js';
 import { childrenOf as allChildrenOf, isAlive } from '../../src/proc.js';
-import { parseOutcome, type Outcome, type OutcomeEvent, type OutcomeOf } from '../../src/outcomes.js';
+import { eventsOf, readLog, type LogLine } from './log.js';
+import type { Outcome, OutcomeEvent, OutcomeOf } from '../../src/outcomes.js';
+import { cmdline } from './proc.js';
+import { run } from './run.js';
+import { cli, root } from './paths.js';
+import { tempDir, type Teardown } from './tmp.js';
+import { waitFor } from './wait.js';
 
-export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const cli = path.join(root, 'dist', 'cli', 'main.js');
+export { cli, root } from './paths.js';
+export { sleep, waitFor } from './wait.js';
+export { freePort, get, waitForAnswer } from './http.js';
+export { eventsOf, readLog, told, type LogLine } from './log.js';
+export { cmdline, nsPid, socketInodes, tcpSockets } from './proc.js';
+export { tempDir } from './tmp.js';
+export { isAlive } from '../../src/proc.js';
+
 export const fixtures = path.join(root, 'test', 'fixtures');
-
-interface Teardown {
-  teardown(fn: () => void | Promise<void>): void;
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-/** Poll `check` (which may be async) until it gives a value; fail after `timeoutMs`. */
-export async function waitFor<T>(what: string, check: () => T | undefined | false | null | Promise<T | undefined | false | null>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined && v !== false && v !== null) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`);
-    await sleep(25);
-  }
-}
 
 /** A fixture app by file name. */
 export function app(name: string): string {
   return path.join(fixtures, 'apps', name);
 }
-
-/** The body of the first GET on `port` that gets an answer (workers may be starting). */
-export async function waitForAnswer(port: number, timeoutMs = 20_000): Promise<string> {
-  return waitFor(`an answer on port ${port}`, () => get({ port }).then((r) => r.body, () => undefined), timeoutMs);
-}
-
-/** A port nobody listens on right now (bound and released by the test itself). */
-export async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
-
-export function tempDir(t: Teardown, prefix = 'tsm-'): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-export { isAlive } from '../../src/proc.js';
 
 /** A master's children but its process group keeper (started with the first exec worker). */
 export function childrenOf(pid: number): number[] {
@@ -75,83 +44,9 @@ export function isGone(pid: number): boolean {
   return !isAlive(pid);
 }
 
-export function cmdline(pid: number): string {
-  try {
-    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
-  } catch {
-    return '';
-  }
-}
-
 /** Worker pids of a master: its children whose title says so. */
 export function workersOf(masterPid: number): number[] {
   return childrenOf(masterPid).filter((p) => cmdline(p).startsWith('tsmaster: worker process'));
-}
-
-/** Inodes of the sockets a process holds (/proc/PID/fd). */
-export function socketInodes(pid: number): Set<string> {
-  const out = new Set<string>();
-  for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
-    try {
-      const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`));
-      if (m) out.add(m[1]!);
-    } catch {
-      // fd closed meanwhile
-    }
-  }
-  return out;
-}
-
-/** Inodes of the TCP sockets in `state` (01 established, 0A listening) held by `pid`. */
-export function tcpSockets(pid: number, state: '01' | '0A'): string[] {
-  const mine = socketInodes(pid);
-  const out: string[] = [];
-  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    for (const line of fs.readFileSync(file, 'utf8').split('\n').slice(1)) {
-      const f = line.trim().split(/\s+/);
-      if (f[3] === state && mine.has(f[9]!)) out.push(f[9]!);
-    }
-  }
-  return out.sort();
-}
-
-export interface LogLine {
-  level: string;
-  pid: number;
-  text: string;
-}
-
-export function readLog(file: string): LogLine[] {
-  let text = '';
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch {
-    return [];
-  }
-  return parseLog(text);
-}
-
-/** Log lines in the error_log's format, from raw text. */
-export function parseLog(text: string): LogLine[] {
-  const out: LogLine[] = [];
-  for (const raw of text.split('\n')) {
-    const m = /^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d \[(\w+)\] (\d+)#\d+: (.*)$/.exec(raw);
-    if (m) out.push({ level: m[1]!, pid: Number(m[2]), text: m[3]! });
-  }
-  return out;
-}
-
-/** Whether raw log text (a whole file, a captured stderr) tells this outcome. */
-export function told(text: string, event: OutcomeEvent): boolean {
-  return eventsOf(parseLog(text)).some((e) => e.event === event);
-}
-
-/** The outcomes (src/outcomes.ts) these log lines tell, each with its line. */
-export function eventsOf(lines: readonly LogLine[]): Array<Outcome & { line: LogLine }> {
-  return lines.flatMap((line) => {
-    const o = parseOutcome(line.text);
-    return o ? [{ ...o, line }] : [];
-  });
 }
 
 export interface Instance {
@@ -187,23 +82,12 @@ export interface CliResult {
   stderr: string;
 }
 
-export function runCli(args: string[], opts: { cwd?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv; cli?: string; wrap?: string[] } = {}): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const argv = [...(opts.wrap ?? []), process.execPath, opts.cli ?? cli, ...args];
-    const child = spawn(argv[0]!, argv.slice(1), { cwd: opts.cwd ?? root, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d));
-    child.stderr.on('data', (d: Buffer) => (stderr += d));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`tsmaster ${args.join(' ')} did not finish in ${opts.timeoutMs ?? 60_000}ms\n${stdout}\n${stderr}`));
-    }, opts.timeoutMs ?? 60_000);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+export async function runCli(args: string[], opts: { cwd?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv; cli?: string; wrap?: string[] } = {}): Promise<CliResult> {
+  const argv = [...(opts.wrap ?? []), process.execPath, opts.cli ?? cli, ...args];
+  const timeoutMs = opts.timeoutMs ?? 60_000;
+  const r = await run(argv[0]!, argv.slice(1), { cwd: opts.cwd ?? root, env: opts.env ?? process.env, timeoutMs });
+  if (r.timedOut) throw new Error(`tsmaster ${args.join(' ')} did not finish in ${timeoutMs}ms\n${r.stdout}\n${r.stderr}`);
+  return { code: r.code, stdout: r.stdout, stderr: r.stderr };
 }
 
 /** Kill every pid a test started, whatever state it is in. */
@@ -236,12 +120,6 @@ export interface StartOptions {
    * in a container; `cli()` then runs inside it too, where the pidfile's pids mean something.
    */
   pidNamespace?: boolean;
-}
-
-/** A process's pid in its own pid namespace (the last NSpid of /proc/PID/status). */
-export function nsPid(pid: number): number {
-  const line = /^NSpid:\s*(.*)$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? String(pid);
-  return Number(line.trim().split(/\s+/).pop());
 }
 
 export async function startMaster(t: Teardown, opts: StartOptions): Promise<Instance> {
@@ -325,31 +203,4 @@ export async function startMaster(t: Teardown, opts: StartOptions): Promise<Inst
     }, 60_000);
   }
   return inst;
-}
-
-/** One GET; `socketPath` for unix sockets. Never retries. */
-export function get(target: { port?: number; socketPath?: string; path?: string; keepAlive?: boolean }): Promise<{ status: number; body: string; headers: Record<string, string | string[] | undefined> }> {
-  return import('node:http').then(
-    (http) =>
-      new Promise((resolve, reject) => {
-        const req = http.request(
-          {
-            host: '127.0.0.1',
-            ...(target.socketPath ? { socketPath: target.socketPath } : { port: target.port }),
-            path: target.path ?? '/',
-            agent: false,
-            headers: { connection: 'close' },
-          },
-          (res) => {
-            let body = '';
-            res.setEncoding('utf8');
-            res.on('data', (d: string) => (body += d));
-            res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
-          },
-        );
-        req.setTimeout(20_000, () => req.destroy(new Error('request timed out')));
-        req.on('error', reject);
-        req.end();
-      }),
-  );
 }

@@ -1,19 +1,43 @@
 // Deploy cost: what a reload of 4 workers costs in memory and time, all at once against
 // worker_reload_batch 1, side by side under the same non-retrying load; and how long each
-// step of `tsmaster -s upgrade` takes under load. Run alone: `node scripts/bench/deploy.js`.
+// step of `tsmaster -s upgrade` takes under load. A stage of `npm run bench`; alone, after
+// `npm run bench` has built it: `node build/bench/scripts/bench/deploy.js`.
+import { childrenOf } from '../../src/proc.js';
+import { rssKb } from '../../test/helpers/proc.js';
+import { sleep } from '../../test/helpers/wait.js';
 import { startNodeClient } from './load.js';
-import { childPids, cleanup, installHandlers, rssKb, sleep } from './procs.js';
-import { Tsmaster } from './servers.js';
+import { runAlone, type Log } from './procs.js';
+import { Tsmaster, type TsmasterOptions } from './servers.js';
 import { median } from './stats.js';
 
+export interface ReloadRun {
+  ms: number;
+  beforeKb: number;
+  peakKb: number;
+  peakProcs: number;
+}
+
+export interface UpgradeRun {
+  readyMs: number;
+  drainedMs: number;
+  exitedMs: number;
+  totalMs: number;
+  wallMs: number;
+}
+
+export interface DeployCost {
+  reload: Array<{ label: string; runs: ReloadRun[]; failed: number; requests: number }>;
+  upgrade: { runs: UpgradeRun[]; median: Record<keyof UpgradeRun, number | null>; failed: number };
+}
+
 /** Total RSS (kB) of a master and its children, sampled every 20 ms while `during` runs. */
-async function peakRss(masterPid, during) {
-  const total = () => [masterPid, ...childPids(masterPid)].reduce((s, p) => s + (rssKb(p) ?? 0), 0);
+async function peakRss<R>(masterPid: number, during: () => Promise<R>): Promise<{ before: number; peak: number; peakProcs: number; result: R }> {
+  const total = () => [masterPid, ...childrenOf(masterPid)].reduce((s, p) => s + (rssKb(p) ?? 0), 0);
   let peak = total();
-  let peakProcs = 1 + childPids(masterPid).length;
+  let peakProcs = 1 + childrenOf(masterPid).length;
   const timer = setInterval(() => {
     peak = Math.max(peak, total());
-    peakProcs = Math.max(peakProcs, 1 + childPids(masterPid).length);
+    peakProcs = Math.max(peakProcs, 1 + childrenOf(masterPid).length);
   }, 20);
   try {
     const before = total();
@@ -28,7 +52,7 @@ async function peakRss(masterPid, during) {
  * A tsmaster under `concurrency` keep-alive clients for as long as `measure` runs; resolves
  * with what `measure` returns and how the clients fared. Everything is stopped at the end.
  */
-async function underLoad(opts, concurrency, measure) {
+async function underLoad<R>(opts: Omit<TsmasterOptions, 'reuseport'>, concurrency: number, measure: (tsm: Tsmaster) => Promise<R>): Promise<{ runs: R; failed: number; requests: number }> {
   const tsm = new Tsmaster({ reuseport: false, ...opts });
   await tsm.start();
   const load = startNodeClient({ port: tsm.port, mode: 'ka', concurrency, maxSec: 120 });
@@ -36,19 +60,25 @@ async function underLoad(opts, concurrency, measure) {
     await sleep(1000);
     const runs = await measure(tsm);
     const client = await load.stop();
-    return { runs, failed: client.failed ?? 0, requests: client.ok };
+    return { runs, failed: client.failed, requests: client.ok };
   } finally {
     await load.stop().catch(() => undefined);
     await tsm.stop();
   }
 }
 
-async function reloadCost(label, extra, log) {
+function masterOf(tsm: Tsmaster): number {
+  const pid = tsm.managerPid();
+  if (!pid) throw new Error(`${tsm.label}: no master in the pidfile`);
+  return pid;
+}
+
+async function reloadCost(label: string, extra: string[], log: Log): Promise<DeployCost['reload'][number]> {
   const r = await underLoad({ key: `deploy-${label.replace(/\W+/g, '-')}`, label, workers: 4, extra }, 8, async (tsm) => {
-    const runs = [];
+    const runs: ReloadRun[] = [];
     for (let i = 0; i < 3; i++) {
       const t0 = performance.now();
-      const r = await peakRss(tsm.managerPid(), () => tsm.tsm('-s', 'reload'));
+      const r = await peakRss(masterOf(tsm), () => tsm.tsm('-s', 'reload'));
       const ms = performance.now() - t0;
       if (r.result.code !== 0) throw new Error(`${label}: -s reload exited ${r.result.code}: ${r.result.stderr}`);
       runs.push({ ms, beforeKb: r.before, peakKb: r.peak, peakProcs: r.peakProcs });
@@ -61,15 +91,15 @@ async function reloadCost(label, extra, log) {
 }
 
 /** `-s upgrade` 5 times under keep-alive load: the step timings it prints, and the whole. */
-async function upgradeSteps(log) {
+async function upgradeSteps(log: Log): Promise<DeployCost['upgrade']> {
   const r = await underLoad({ key: 'deploy-upgrade', label: 'upgrade', workers: 2 }, 40, async (tsm) => {
-    const runs = [];
+    const runs: UpgradeRun[] = [];
     for (let i = 0; i < 5; i++) {
       const t0 = performance.now();
       const r = await tsm.tsm('-s', 'upgrade');
       const wall = performance.now() - t0;
       if (r.code !== 0) throw new Error(`-s upgrade exited ${r.code}: ${r.stderr}`);
-      const step = (re) => Number(re.exec(r.stdout)?.[1] ?? NaN);
+      const step = (re: RegExp) => Number(re.exec(r.stdout)?.[1] ?? NaN);
       runs.push({
         readyMs: step(/is ready \((\d+) ms\)/),
         drainedMs: step(/old workers have exited \((\d+) ms\)/),
@@ -82,22 +112,15 @@ async function upgradeSteps(log) {
     }
     return runs;
   });
-  const med = (k) => median(r.runs.map((x) => x[k]));
+  const med = (k: keyof UpgradeRun) => median(r.runs.map((x) => x[k]));
   return { runs: r.runs, median: { readyMs: med('readyMs'), drainedMs: med('drainedMs'), exitedMs: med('exitedMs'), totalMs: med('totalMs'), wallMs: med('wallMs') }, failed: r.failed };
 }
 
-export async function deployCost(log) {
+export async function deployCost(log: Log): Promise<DeployCost> {
   return {
     reload: [await reloadCost('all at once', [], log), await reloadCost('worker_reload_batch 1', ['worker_reload_batch 1;'], log)],
     upgrade: await upgradeSteps(log),
   };
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  installHandlers();
-  try {
-    console.log(JSON.stringify(await deployCost((m) => process.stderr.write(`${m}\n`)), null, 2));
-  } finally {
-    await cleanup();
-  }
-}
+await runAlone(import.meta.url, deployCost);

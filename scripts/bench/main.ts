@@ -1,27 +1,36 @@
-// `npm run bench`: tsmaster against one Node process, Node's cluster module (SCHED_RR and
-// SCHED_NONE) and PM2 cluster mode, serving the same hello-world app with the same number
-// of workers, measured side by side in one run on this machine. See report.js for what is
+// `npm run bench` (tsc -p tsconfig.bench.json, then this file from build/bench/): tsmaster
+// against one Node process, Node's cluster module (SCHED_RR and SCHED_NONE) and PM2 cluster
+// mode, serving the same hello-world app with the same number
+// of workers, measured side by side in one run on this machine. See report.ts for what is
 // printed and written. Knobs (environment): BENCH_WORKERS (2), BENCH_ROUNDS (3),
 // BENCH_SECONDS per round (4), BENCH_CHANGES per reload test (3), BENCH_CONNECTIONS (50),
 // BENCH_STALL seconds a worker is stopped (3, 0 = skip), BENCH_BUDGET seconds before optional
-// parts are skipped (520), BENCH_SKIP_PM2=1.
+// parts are skipped (520), BENCH_SKIP_PM2=1. It runs dist/cli/main.js (`npm run build` first)
+// and wants wrk for the Connection: close and reload numbers (apt-get install wrk).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { cpuSeconds } from '../../src/proc.js';
+import { cli, root as repo } from '../../test/helpers/paths.js';
+import { rssKb, tcpTable } from '../../test/helpers/proc.js';
+import { sleep } from '../../test/helpers/wait.js';
 import { deployCost } from './deploy.js';
 import { pinnedKeepAlive } from './placement.js';
-import { autocannonVersion, probe, runAutocannon, runWrk, startNodeClient, startWrk, wrkVersion } from './load.js';
-import { cleanup, clockTicks, installHandlers, onExitSync, procStat, rssKb, run, sleep, tempRoot, wasInterrupted } from './procs.js';
+import { autocannonVersion, probe, runAutocannon, runWrk, startNodeClient, startWrk, wrkVersion, type LoadResult } from './load.js';
+import { cleanup, installHandlers, onExitSync, run, tempRoot, wasInterrupted } from './procs.js';
 import { writeReport } from './report.js';
-import { cli, getMetrics, makeConfigs, readCounts, repo, Tsmaster } from './servers.js';
+import type { DemoRun } from './reuseport-demo.js';
+import type { BenchResult, Change, Load, Options, Stall, Status, Throughput } from './result.js';
+import { getMetrics, makeConfigs, readCounts, Tsmaster, type Changeable, type ChangeKind, type Served } from './servers.js';
 import { cv, max, median, min, sum } from './stats.js';
 
-function knob(name, def) {
+function knob(name: string, def: number): number {
   const v = Number(process.env[name]);
   return Number.isFinite(v) && v > 0 ? v : def;
 }
 
-const opts = {
+const opts: Options = {
   workers: Math.round(knob('BENCH_WORKERS', 2)),
   rounds: Math.round(knob('BENCH_ROUNDS', 3)),
   seconds: knob('BENCH_SECONDS', 4),
@@ -36,24 +45,28 @@ const opts = {
 
 const started = Date.now();
 const remaining = () => opts.budgetSeconds - (Date.now() - started) / 1000;
-const notes = [];
+const notes: string[] = [];
 
-function log(msg) {
+function log(msg: string): void {
   process.stderr.write(`[${String(Math.round((Date.now() - started) / 1000)).padStart(4)}s] ${msg}\n`);
 }
 
-function note(msg) {
+function note(msg: string): void {
   notes.push(msg);
   log(`note: ${msg}`);
 }
 
-function interruptedCheck() {
+function interruptedCheck(): void {
   if (wasInterrupted()) throw new Error('interrupted');
+}
+
+function firstLine(err: unknown): string {
+  return String((err as Error).message).split('\n')[0]!;
 }
 
 // ---- environment -------------------------------------------------------------------
 
-function readFirst(file, re) {
+function readFirst(file: string, re: RegExp): string | null {
   try {
     return re.exec(fs.readFileSync(file, 'utf8'))?.[1]?.trim() ?? null;
   } catch {
@@ -61,7 +74,7 @@ function readFirst(file, re) {
   }
 }
 
-async function environment(hasWrk) {
+async function environment(hasWrk: string | null): Promise<Pick<BenchResult, 'date' | 'machine' | 'versions' | 'loadAverageAtStart' | 'sysctl'>> {
   const v = await run(process.execPath, [cli, '-v']);
   const head = await run('git', ['-C', repo, 'rev-parse', '--short', 'HEAD']);
   const dirty = await run('git', ['-C', repo, 'status', '--porcelain', '--', 'src', 'native']);
@@ -92,27 +105,25 @@ async function environment(hasWrk) {
 
 // ---- steady-state throughput --------------------------------------------------------
 
-/** Listening TCP sockets on 127.0.0.1:port, from /proc/net/tcp. */
-function listeningSockets(port) {
-  const hex = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+/** Listening TCP sockets on 127.0.0.1:port. */
+function listeningSockets(port: number): number | null {
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
   try {
-    return fs
-      .readFileSync('/proc/net/tcp', 'utf8')
-      .split('\n')
-      .slice(1)
-      .filter((l) => {
-        const f = l.trim().split(/\s+/);
-        return f[1] === hex && f[3] === '0A';
-      }).length;
+    return tcpTable().filter((s) => s.local === local && s.state === '0A').length;
   } catch {
     return null;
   }
 }
 
+interface ManagerUse {
+  cpuPct: number | null;
+  rssMaxKb: number | null;
+}
+
 /** CPU and peak RSS of one process while a load runs. */
-function sampler(pid) {
+function sampler(pid: number | null): { stop(): ManagerUse } {
   if (!pid) return { stop: () => ({ cpuPct: null, rssMaxKb: null }) };
-  const s0 = procStat(pid);
+  const s0 = cpuSeconds(pid);
   const t0 = performance.now();
   let rssMax = rssKb(pid) ?? 0;
   const iv = setInterval(() => {
@@ -121,26 +132,25 @@ function sampler(pid) {
   return {
     stop() {
       clearInterval(iv);
-      const s1 = procStat(pid);
+      const s1 = cpuSeconds(pid);
       const secs = (performance.now() - t0) / 1000;
-      const cpuPct = s0 && s1 ? ((s1.utime + s1.stime - s0.utime - s0.stime) / clockTicks() / secs) * 100 : null;
+      const cpuPct = s0 !== null && s1 !== null ? ((s1 - s0) / secs) * 100 : null;
       return { cpuPct, rssMaxKb: rssMax || null };
     },
   };
 }
 
-async function runLoad(load, port, seconds) {
+async function runLoad(load: Load, port: number, seconds: number): Promise<LoadResult> {
   if (load.tool === 'autocannon') return runAutocannon({ port, connections: opts.connections, seconds });
   if (load.tool === 'wrk') return runWrk({ port, close: load.close, connections: opts.connections, seconds });
   const c = startNodeClient({ port, mode: load.close ? 'close' : 'ka', concurrency: opts.connections });
   await sleep(seconds * 1000);
-  const r = await c.stop();
-  delete r.timeline;
-  delete r.errorTimes;
+  // The timeline is for the reload tests: not kept for every throughput run.
+  const { timeline: _t, errorTimes: _e, ...r } = await c.stop();
   return r;
 }
 
-async function measure(cfg, load, seconds) {
+async function measure(cfg: Served, load: Load, seconds: number) {
   const before = readCounts(cfg.statsDir);
   const s = sampler(cfg.managerPid());
   const res = await runLoad(load, cfg.port, seconds);
@@ -158,16 +168,16 @@ async function measure(cfg, load, seconds) {
   return { ...res, perWorker, cv: cv(perWorker), manager, workersRssKb };
 }
 
-async function throughput(configs, loads) {
+async function throughput(configs: Served[], loads: Load[]): Promise<Throughput> {
   const perRun = configs.length * loads.reduce((a, l) => a + opts.seconds + (l.tool === 'autocannon' ? 1.8 : 0.8), 0);
   const reserve = 360; // stalled worker, reload tests, upgrade timing, status, deploy cost, pinned runs, report
   let rounds = opts.rounds;
   while (rounds > 1 && rounds * perRun > remaining() - reserve) rounds--;
   if (rounds < opts.rounds) note(`throughput: ${rounds} round(s) instead of ${opts.rounds} to stay within the time budget`);
-  const runs = [];
+  const runs: Array<{ round: number; load: string; config: string } & Awaited<ReturnType<typeof measure>>> = [];
   for (let r = 0; r < rounds; r++) {
     // Rotate the order so no configuration always runs first or last.
-    const order = configs.map((_, i) => configs[(i + r) % configs.length]);
+    const order = configs.map((_, i) => configs[(i + r) % configs.length]!);
     for (const load of loads) {
       for (const cfg of order) {
         interruptedCheck();
@@ -177,12 +187,12 @@ async function throughput(configs, loads) {
       }
     }
   }
-  const summary = {};
+  const summary: Throughput['summary'] = {};
   for (const cfg of configs) {
     summary[cfg.key] = { label: cfg.label, workers: cfg.workers, loads: {} };
     for (const load of loads) {
       const rs = runs.filter((x) => x.config === cfg.key && x.load === load.key);
-      summary[cfg.key].loads[load.key] = {
+      summary[cfg.key]!.loads[load.key] = {
         rps: median(rs.map((x) => x.rps)),
         p99: median(rs.map((x) => x.p99)),
         max: max(rs.map((x) => x.max)),
@@ -194,11 +204,11 @@ async function throughput(configs, loads) {
       };
     }
   }
-  for (const [base, field] of [['cluster-rr', 'vsClusterRr'], ['cluster-none', 'vsClusterNone']]) {
+  for (const [base, field] of [['cluster-rr', 'vsClusterRr'], ['cluster-none', 'vsClusterNone']] as const) {
     for (const cfg of configs) {
       for (const load of loads) {
         const b = summary[base]?.loads[load.key]?.rps;
-        const x = summary[cfg.key].loads[load.key];
+        const x = summary[cfg.key]!.loads[load.key]!;
         x[field] = b && x.rps ? x.rps / b : null;
       }
     }
@@ -213,11 +223,12 @@ async function throughput(configs, loads) {
  * blocking call or a hang not yet caught by the heartbeat would. With one accept queue per
  * worker (reuseport, or the RR primary's hand-off) the connections meant for it wait.
  */
-async function stall(cfg, stallSec, hasWrk) {
+async function stall(cfg: Served, stallSec: number, hasWrk: boolean): Promise<Stall> {
   const w = hasWrk ? startWrk({ port: cfg.port, close: true, connections: opts.connections, timeoutSec: stallSec + 5 }) : null;
   const client = startNodeClient({ port: cfg.port, mode: 'close', concurrency: opts.clientConcurrency });
   await sleep(1000);
   const victim = cfg.workerPids()[0];
+  if (!victim) throw new Error(`${cfg.label}: no worker to stop`);
   const cont = () => {
     try {
       process.kill(victim, 'SIGCONT');
@@ -235,7 +246,7 @@ async function stall(cfg, stallSec, hasWrk) {
   }
   await sleep(1000);
   const [wr, cl] = await Promise.all([w ? w.stop() : null, client.stop()]);
-  const r = {
+  const r: Stall = {
     config: cfg.key,
     stalledSeconds: stallSec,
     wrk: wr && { rps: wr.rps, p99: wr.p99, max: wr.max, failed: wr.failed },
@@ -247,18 +258,18 @@ async function stall(cfg, stallSec, hasWrk) {
 
 // ---- reload / upgrade under load ---------------------------------------------------------
 
-async function changeUnderLoad(cfg, kind, mode, hasWrk) {
+async function changeUnderLoad(cfg: Changeable, kind: ChangeKind, mode: 'ka' | 'close', hasWrk: boolean): Promise<Change> {
   const wrk = hasWrk ? startWrk({ port: cfg.port, close: mode === 'close', connections: opts.connections }) : null;
   const client = startNodeClient({ port: cfg.port, mode, concurrency: opts.clientConcurrency });
   await sleep(1500);
-  const changes = [];
+  const changes: Change['changeDetails'] = [];
   for (let i = 0; i < opts.changes; i++) {
     interruptedCheck();
     const masterBefore = cfg.managerPid();
     const start = Date.now();
     const r = await cfg.change(kind);
     const end = Date.now();
-    const c = { start, end, ms: Math.round(r.ms), code: r.code };
+    const c: Change['changeDetails'][number] = { start, end, ms: Math.round(r.ms), code: r.code };
     if (r.code !== 0) c.output = `${r.stdout}\n${r.stderr}`.trim().split('\n').slice(-8);
     if (kind === 'upgrade') c.masters = [masterBefore, cfg.managerPid()];
     changes.push(c);
@@ -266,9 +277,9 @@ async function changeUnderLoad(cfg, kind, mode, hasWrk) {
   }
   await sleep(500);
   const [w, cl] = await Promise.all([wrk ? wrk.stop() : null, client.stop()]);
-  const during = (t) => changes.some((c) => t >= c.start - 100 && t <= c.end + 1500);
+  const during = (t: number) => changes.some((c) => t >= c.start - 100 && t <= c.end + 1500);
   const buckets = cl.timeline;
-  const result = {
+  const result: Change = {
     config: cfg.key,
     kind,
     mode,
@@ -296,7 +307,7 @@ async function changeUnderLoad(cfg, kind, mode, hasWrk) {
 
 // ---- master overhead -------------------------------------------------------------------
 
-async function upgradeTiming(tsm, times) {
+async function upgradeTiming(tsm: Tsmaster, times: number): Promise<NonNullable<BenchResult['upgradeReady']>> {
   const out = [];
   for (let i = 0; i < times; i++) {
     interruptedCheck();
@@ -305,7 +316,7 @@ async function upgradeTiming(tsm, times) {
       out.push(r);
       log(`USR2 -> new master's workers ready: ${r.ms.toFixed(0)} ms (master ${r.oldPid} -> ${r.newPid})`);
     } catch (err) {
-      note(`USR2 timing ${i + 1}: ${err.message}`);
+      note(`USR2 timing ${i + 1}: ${(err as Error).message}`);
     }
     await sleep(300);
   }
@@ -313,7 +324,7 @@ async function upgradeTiming(tsm, times) {
   return { runs: ms.map((x) => Math.round(x)), median: median(ms), min: min(ms), max: max(ms) };
 }
 
-async function statusLatency(tsm) {
+async function statusLatency(tsm: Tsmaster): Promise<Status> {
   const probeRun = await tsm.tsm('-s', 'status');
   const said = `${probeRun.stdout}\n${probeRun.stderr}`.trim();
   if (probeRun.code !== 0) {
@@ -327,11 +338,11 @@ async function statusLatency(tsm) {
   log(`${opts.statusWorkers} workers ready in ${(startMs / 1000).toFixed(1)} s`);
   const baseline = [];
   for (let i = 0; i < 3; i++) baseline.push((await big.tsm('-v')).ms);
-  const human = [];
-  const json = [];
+  const human: number[] = [];
+  const json: number[] = [];
   let lines = 0;
-  let jsonWorkers = null;
-  let failures = [];
+  let jsonWorkers: number | null = null;
+  const failures: string[] = [];
   for (let i = 0; i < 5; i++) {
     const r = await big.tsm('-s', 'status');
     human.push(r.ms);
@@ -343,21 +354,20 @@ async function statusLatency(tsm) {
     json.push(r.ms);
     if (r.code !== 0) failures.push(r.stderr.trim());
     try {
-      const j = JSON.parse(r.stdout);
-      const count = (o) => (Array.isArray(o) ? o.reduce((a, x) => a + count(x), 0) : o && typeof o === 'object' ? ('pid' in o && 'state' in o ? 1 : 0) + Object.values(o).reduce((a, x) => a + count(x), 0) : 0);
-      jsonWorkers = count(j);
+      jsonWorkers = countWorkers(JSON.parse(r.stdout));
     } catch {
       jsonWorkers = null;
     }
   }
   // GET /metrics: every worker asked for its app metrics over IPC, the master's own series.
-  const metrics = [];
+  const metrics: number[] = [];
   for (let i = 0; i < 10; i++) {
-    const r = await getMetrics(big.metricsPort);
+    const r = await getMetrics(big.metricsPort!); // started with `metrics: true`
     if (r.status !== 200) failures.push(`/metrics answered ${r.status}`);
     else metrics.push(r.ms);
   }
-  const masterRssKb = rssKb(big.managerPid());
+  const bigMaster = big.managerPid();
+  const masterRssKb = bigMaster ? rssKb(bigMaster) : null;
   await big.stop();
   return {
     skipped: false,
@@ -374,32 +384,38 @@ async function statusLatency(tsm) {
   };
 }
 
+/** Objects with a pid and a state anywhere in `-s status --json`: the workers it lists. */
+function countWorkers(o: unknown): number {
+  if (Array.isArray(o)) return o.reduce((a: number, x) => a + countWorkers(x), 0);
+  if (!o || typeof o !== 'object') return 0;
+  return ('pid' in o && 'state' in o ? 1 : 0) + Object.values(o).reduce((a: number, x) => a + countWorkers(x), 0);
+}
+
 // ---- reuseport kernel check ---------------------------------------------------------------
 
-async function reuseportDemo() {
-  const demo = path.join(path.dirname(new URL(import.meta.url).pathname), 'reuseport-demo.js');
-  const out = [];
+async function reuseportDemo(): Promise<NonNullable<BenchResult['reuseportDemo']>> {
+  const demo = path.join(path.dirname(fileURLToPath(import.meta.url)), 'reuseport-demo.js');
+  const out: DemoRun[] = [];
   for (const migrate of [0, 1]) {
-    const r = await run('unshare', ['-n', 'sh', '-c', `ip link set lo up && sysctl -qw net.ipv4.tcp_migrate_req=${migrate} && exec "$0" "$1"`, process.execPath, demo], { timeout: 30_000 });
+    const r = await run('unshare', ['-n', 'sh', '-c', `ip link set lo up && sysctl -qw net.ipv4.tcp_migrate_req=${migrate} && exec "$0" "$1"`, process.execPath, demo], { timeoutMs: 30_000 });
     if (r.code !== 0) return { skipped: true, reason: `unshare -n failed (needs root and iproute2): ${(r.stderr || r.error || '').trim().split('\n')[0]}` };
-    out.push(JSON.parse(r.stdout));
+    out.push(JSON.parse(r.stdout) as DemoRun);
   }
   return { skipped: false, runs: out };
 }
 
 // ---- main ------------------------------------------------------------------------------
 
-async function bench() {
+async function bench(): Promise<BenchResult> {
   if (!fs.existsSync(cli)) throw new Error(`${cli} is missing: run \`npm run build\` first`);
   const hasWrk = wrkVersion();
   const env = await environment(hasWrk);
-  const result = { ...env, options: opts, notes };
+  const result: BenchResult = { ...env, options: opts, notes };
   log(`tmp dir ${tempRoot()}; ${env.machine.nproc} CPU(s) ${env.machine.cpu}; Node ${env.versions.node}; tsmaster ${env.versions.tsmaster} ${env.versions.tsmasterCommit}; wrk ${hasWrk ?? 'not installed'}`);
-  if (env.loadAverageAtStart[0] > 0.5) note(`the machine was not idle at the start (load average ${env.loadAverageAtStart.join(' ')}): other work competes for the CPUs`);
+  if (env.loadAverageAtStart[0]! > 0.5) note(`the machine was not idle at the start (load average ${env.loadAverageAtStart.join(' ')}): other work competes for the CPUs`);
   if (!hasWrk) note('wrk is not installed (apt-get install wrk): Connection: close load comes from client.js (node:http) instead, reload tests use client.js only');
 
-  const configs = makeConfigs(opts.workers);
-  const pm2 = configs.find((c) => c.key === 'pm2');
+  const { configs, pm2 } = makeConfigs(opts.workers);
   let active = configs;
   if (opts.skipPm2) {
     note('PM2 skipped (BENCH_SKIP_PM2=1)');
@@ -411,7 +427,7 @@ async function bench() {
       result.pm2InstallSeconds = pm2.installSeconds;
       log(`PM2 ${env.versions.pm2} installed in ${pm2.installSeconds.toFixed(1)} s`);
     } catch (err) {
-      note(`PM2 skipped: ${err.message.split('\n')[0]}`);
+      note(`PM2 skipped: ${firstLine(err)}`);
       active = configs.filter((c) => c !== pm2);
     }
   }
@@ -422,7 +438,7 @@ async function bench() {
   }
   result.listeningSockets = Object.fromEntries(active.map((c) => [c.key, listeningSockets(c.port)]));
 
-  const loads = [
+  const loads: Load[] = [
     { key: 'ac-ka', label: 'autocannon keep-alive', tool: 'autocannon', close: false },
     { key: 'wrk-ka', label: 'wrk keep-alive', tool: 'wrk', close: false },
     { key: 'wrk-close', label: 'wrk Connection: close', tool: 'wrk', close: true },
@@ -435,31 +451,32 @@ async function bench() {
     result.stall = [];
     for (const cfg of active.filter((c) => c.key !== 'single')) {
       interruptedCheck();
-      result.stall.push(await stall(cfg, opts.stallSeconds, hasWrk));
+      result.stall.push(await stall(cfg, opts.stallSeconds, hasWrk !== null));
     }
   } else if (opts.stallSeconds > 0) note('stalled-worker test skipped: time budget');
 
   // Reloads: the single process and the cluster module have nothing to compare.
   for (const cfg of active.filter((c) => ['single', 'cluster-rr', 'cluster-none'].includes(c.key))) await cfg.stop();
-  const scenarios = [];
-  for (const cfg of active) {
+  const scenarios: Array<[Changeable, ChangeKind]> = [];
+  for (const cfg of active.filter((c): c is Changeable => c.change !== undefined)) {
     if (cfg.key === 'tsm' || cfg.key === 'tsm-reuseport') scenarios.push([cfg, 'reload'], [cfg, 'upgrade']);
     if (cfg.key === 'pm2') scenarios.push([cfg, 'reload']);
   }
   result.changes = [];
   for (const [cfg, kind] of scenarios) {
-    for (const mode of ['ka', 'close']) {
+    for (const mode of ['ka', 'close'] as const) {
       interruptedCheck();
       if (remaining() < 90) {
         note(`reload test ${cfg.key} ${kind} ${mode} skipped: time budget`);
         continue;
       }
-      result.changes.push(await changeUnderLoad(cfg, kind, mode, hasWrk));
+      result.changes.push(await changeUnderLoad(cfg, kind, mode, hasWrk !== null));
     }
   }
 
   result.listeningSocketsAfterChanges = Object.fromEntries(active.filter((c) => c.key.startsWith('tsm')).map((c) => [c.key, listeningSockets(c.port)]));
-  const tsm = active.find((c) => c.key === 'tsm');
+  const tsm = active.find((c): c is Tsmaster => c.key === 'tsm');
+  if (!tsm) throw new Error('no tsmaster configuration');
   for (const cfg of active.filter((c) => c !== tsm)) await cfg.stop();
   log('timing USR2 -> new workers ready (idle), 3 times');
   result.upgradeReady = await upgradeTiming(tsm, 3);
@@ -468,7 +485,7 @@ async function bench() {
   try {
     result.status = await statusLatency(tsm);
   } catch (err) {
-    result.status = { skipped: true, reason: `failed: ${err.message.split('\n')[0]}` };
+    result.status = { skipped: true, reason: `failed: ${firstLine(err)}` };
   }
   if (result.status.skipped) note(`-s status with ${opts.statusWorkers} workers skipped: ${result.status.reason}`);
   await tsm.stop();
@@ -477,14 +494,14 @@ async function bench() {
   try {
     result.deploy = await deployCost(log);
   } catch (err) {
-    note(`deploy cost not measured: ${err.message.split('\n')[0]}`);
+    note(`deploy cost not measured: ${firstLine(err)}`);
   }
 
   log('keep-alive with one pinned worker (CPU 0) and wrk pinned to CPU 1: the worker runtime alone');
   try {
     result.pinned = await pinnedKeepAlive({ log });
   } catch (err) {
-    note(`pinned keep-alive not measured: ${err.message.split('\n')[0]}`);
+    note(`pinned keep-alive not measured: ${firstLine(err)}`);
   }
 
   log('reuseport kernel check in a private network namespace');
@@ -495,15 +512,15 @@ async function bench() {
   return result;
 }
 
-export async function main() {
+async function main(): Promise<void> {
   installHandlers();
-  let result = null;
-  let failed = null;
+  let result: BenchResult | null = null;
+  let failed: unknown = null;
   try {
     result = await bench();
   } catch (err) {
     failed = err;
-    if (!wasInterrupted()) process.stderr.write(`bench: ${err.stack ?? err}\n`);
+    if (!wasInterrupted()) process.stderr.write(`bench: ${(err as Error).stack ?? err}\n`);
   }
   log('stopping every process the benchmark started');
   await cleanup();
@@ -515,3 +532,5 @@ export async function main() {
   log(`done in ${Math.round((Date.now() - started) / 1000)} s`);
   if (failed) process.exitCode = 1;
 }
+
+await main();

@@ -3,23 +3,27 @@
 // (results/bench-<date>.json). results/ is ignored by git.
 import fs from 'node:fs';
 import path from 'node:path';
+import type { BenchResult } from './result.js';
 
-const int = (x) => (x === null || x === undefined ? '–' : Math.round(x).toLocaleString('en-US'));
-const ms = (x, digits = 1) => (x === null || x === undefined ? '–' : x >= 100 ? Math.round(x).toLocaleString('en-US') : x.toFixed(digits));
-const ratio = (x) => (x === null || x === undefined ? '' : ` (${x.toFixed(2)}×)`);
-const mb = (kb) => (kb === null || kb === undefined ? '–' : (kb / 1024).toFixed(1));
-const pct = (x) => (x === null || x === undefined ? '–' : x.toFixed(1));
+type Num = number | null | undefined;
 
-function table(head, rows) {
-  return [`| ${head.join(' | ')} |`, `|${head.map((h, i) => (i === 0 ? '---' : '---:')).join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+const int = (x: Num): string => (x === null || x === undefined ? '–' : Math.round(x).toLocaleString('en-US'));
+const ms = (x: Num, digits = 1): string => (x === null || x === undefined ? '–' : x >= 100 ? Math.round(x).toLocaleString('en-US') : x.toFixed(digits));
+const ratio = (x: Num): string => (x === null || x === undefined ? '' : ` (${x.toFixed(2)}×)`);
+const mb = (kb: Num): string => (kb === null || kb === undefined ? '–' : (kb / 1024).toFixed(1));
+const fixed = (x: Num, digits: number): string => (x === null || x === undefined ? '–' : x.toFixed(digits));
+const pct = (x: Num): string => fixed(x, 1);
+
+function table(head: string[], rows: string[][]): string {
+  return [`| ${head.join(' | ')} |`, `|${head.map((_h, i) => (i === 0 ? '---' : '---:')).join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
 }
 
-function kinds(k) {
+function kinds(k: Record<string, number> | undefined): string {
   const parts = Object.entries(k ?? {}).filter(([, n]) => n > 0);
   return parts.length ? ` (${parts.map(([name, n]) => `${name} ${n}`).join(', ')})` : '';
 }
 
-const changeLabel = {
+const changeLabel: Record<string, string> = {
   'tsm reload': 'tsmaster, shared socket: `-s reload`',
   'tsm upgrade': 'tsmaster, shared socket: `-s upgrade`',
   'tsm-reuseport reload': 'tsmaster, reuseport: `-s reload`',
@@ -27,8 +31,8 @@ const changeLabel = {
   'pm2 reload': 'PM2: `pm2 reload`',
 };
 
-export function markdown(r) {
-  const out = [];
+export function markdown(r: BenchResult): string {
+  const out: string[] = [];
   const v = r.versions;
   const m = r.machine;
   const t = r.throughput;
@@ -44,7 +48,7 @@ export function markdown(r) {
   out.push('');
 
   if (t) {
-    const loads = r.loads;
+    const loads = r.loads ?? [];
     out.push(`**Steady-state throughput**: requests/s, median of ${t.rounds} runs of ${t.secondsPerRun} s; in parentheses the ratio to Node's cluster module with SCHED_RR (Node's default on Linux); p99 latency in ms.`);
     out.push('');
     const head = ['Configuration'];
@@ -53,7 +57,7 @@ export function markdown(r) {
     for (const [key, s] of Object.entries(t.summary)) {
       const row = [`${s.label}${key === 'single' ? ' (1 process)' : ''}`];
       for (const l of loads) {
-        const x = s.loads[l.key];
+        const x = s.loads[l.key]!;
         row.push(`${int(x.rps)}${ratio(x.vsClusterRr)}${x.failed ? ` ⚠ ${int(x.failed)} failed` : ''}`, ms(x.p99));
       }
       rows.push(row);
@@ -67,7 +71,7 @@ export function markdown(r) {
         ['Configuration', ...loads.map((l) => l.label)],
         Object.entries(t.summary)
           .filter(([key]) => key !== 'single')
-          .map(([, s]) => [s.label, ...loads.map((l) => (s.loads[l.key].cv === null ? '–' : s.loads[l.key].cv.toFixed(3)))]),
+          .map(([, s]) => [s.label, ...loads.map((l) => fixed(s.loads[l.key]!.cv, 3))]),
       ),
     );
     out.push('');
@@ -75,8 +79,8 @@ export function markdown(r) {
 
   if (r.stall?.length) {
     const labels = Object.fromEntries(Object.entries(t?.summary ?? {}).map(([k, s]) => [k, s.label]));
-    const steady = (k) => t?.summary?.[k]?.loads?.['wrk-close']?.rps;
-    const secs = r.stall[0].stalledSeconds;
+    const steady = (k: string) => t?.summary?.[k]?.loads?.['wrk-close']?.rps;
+    const secs = r.stall[0]!.stalledSeconds;
     out.push(
       `**One worker stalled**: one worker stopped (SIGSTOP) for ${secs} s under Connection: close load, as a long GC pause or a blocking call would (well within the heartbeat timeout); numbers over the ${secs + 2} s around it. ` +
         `With \`reuseport\` each worker has its own accept queue, and the connections the kernel hashes to the stalled worker's socket wait for it. ` +
@@ -120,33 +124,33 @@ export function markdown(r) {
   }
 
   if (t) {
-    const shown = r.loads.filter((l) => l.tool !== 'autocannon');
+    const shown = (r.loads ?? []).filter((l) => l.tool !== 'autocannon');
     out.push(
       `**Manager process overhead**: CPU of the process that manages the workers while the load runs (median over the runs; with SCHED_RR the cluster primary accepts every connection itself), its peak RSS, and the workers' total RSS.`,
     );
     out.push('');
-    const names = { single: '–', 'cluster-rr': 'cluster primary', 'cluster-none': 'cluster primary', pm2: 'PM2 daemon (cluster primary)', tsm: 'tsmaster master', 'tsm-reuseport': 'tsmaster master' };
+    const names: Record<string, string> = { single: '–', 'cluster-rr': 'cluster primary', 'cluster-none': 'cluster primary', pm2: 'PM2 daemon (cluster primary)', tsm: 'tsmaster master', 'tsm-reuseport': 'tsmaster master' };
     out.push(
       table(
         ['Configuration', 'Manager', ...shown.map((l) => `CPU % (${l.label})`), 'Peak RSS MB', 'Workers RSS MB'],
         Object.entries(t.summary).map(([k, s]) => [
           s.label,
           names[k] ?? '',
-          ...shown.map((l) => pct(s.loads[l.key].managerCpuPct)),
-          mb(Math.max(...shown.map((l) => s.loads[l.key].managerRssMaxKb ?? 0)) || null),
-          mb(s.loads[shown[0].key].workersRssKb),
+          ...shown.map((l) => pct(s.loads[l.key]!.managerCpuPct)),
+          mb(Math.max(...shown.map((l) => s.loads[l.key]!.managerRssMaxKb ?? 0)) || null),
+          mb(s.loads[shown[0]!.key]!.workersRssKb),
         ]),
       ),
     );
     out.push('');
   }
-  const lines = [];
+  const lines: string[] = [];
   if (r.upgradeReady?.median) {
     const u = r.upgradeReady;
     lines.push(`- USR2 → the new master's workers all ready (its "generation G: all ${r.options.workers} worker(s) ready" log line), idle: median ${int(u.median)} ms (${u.runs.join(', ')} ms).`);
   }
   if (r.deploy) {
-    const mbOf = (kb) => (kb / 1024).toFixed(0);
+    const mbOf = (kb: number) => (kb / 1024).toFixed(0);
     for (const d of r.deploy.reload) {
       const peak = Math.max(...d.runs.map((x) => x.peakKb));
       const before = Math.max(...d.runs.map((x) => x.beforeKb));
@@ -160,8 +164,11 @@ export function markdown(r) {
     const p = r.pinned;
     if (p.skipped) lines.push(`- Keep-alive with one pinned worker: not measured (${p.reason}).`);
     else {
-      const row = (k) => `${p.configs[k].label} ${int(p.configs[k].rps)} req/s (${Math.min(...p.configs[k].runs).toLocaleString('en-US')}–${Math.max(...p.configs[k].runs).toLocaleString('en-US')})`;
-      lines.push(`- Keep-alive, one worker pinned to CPU 0 and wrk (${p.connections} connections) to CPU 1, median of ${p.rounds} interleaved ${p.seconds} s rounds: ${row('pin-bare')}; ${row('pin-cluster-none')}; ${row('pin-tsm')}: tsmaster ${p.tsmVsClusterNone.toFixed(2)}× SCHED_NONE, ${p.tsmVsBare.toFixed(2)}× bare.`);
+      const row = (k: string) => {
+        const c = p.configs[k]!;
+        return `${c.label} ${int(c.rps)} req/s (${Math.min(...c.runs).toLocaleString('en-US')}–${Math.max(...c.runs).toLocaleString('en-US')})`;
+      };
+      lines.push(`- Keep-alive, one worker pinned to CPU 0 and wrk (${p.connections} connections) to CPU 1, median of ${p.rounds} interleaved ${p.seconds} s rounds: ${row('pin-bare')}; ${row('pin-cluster-none')}; ${row('pin-tsm')}: tsmaster ${fixed(p.tsmVsClusterNone, 2)}× SCHED_NONE, ${fixed(p.tsmVsBare, 2)}× bare.`);
     }
   }
   if (r.status) {
@@ -172,7 +179,7 @@ export function markdown(r) {
         `- \`tsmaster -s status\` with ${s.workers} workers: median ${int(s.statusMs.median)} ms (\`--json\` ${int(s.statusJsonMs.median)} ms), of which ~${int(s.cliBaselineMs)} ms is starting the CLI (\`tsmaster -v\`); ` +
           `${s.workers} workers started in ${(s.startupMs / 1000).toFixed(1)} s; master RSS ${mb(s.masterRssKb)} MB.`,
       );
-      if (s.metricsMs) lines.push(`- \`GET /metrics\` (metrics_listen) with ${s.workers} workers: median ${s.metricsMs.median.toFixed(1)} ms, max ${s.metricsMs.max.toFixed(1)} ms (goal < 50 ms).`);
+      if (s.metricsMs) lines.push(`- \`GET /metrics\` (metrics_listen) with ${s.workers} workers: median ${fixed(s.metricsMs.median, 1)} ms, max ${fixed(s.metricsMs.max, 1)} ms (goal < 50 ms).`);
     }
   }
   if (r.pm2InstallSeconds) lines.push(`- PM2 was installed by the benchmark into a temporary directory in ${r.pm2InstallSeconds.toFixed(0)} s, PM2_HOME isolated, and removed afterwards.`);
@@ -206,7 +213,7 @@ export function markdown(r) {
       .map((x) => `net.ipv4.tcp_migrate_req=${x.tcp_migrate_req}: ${Object.entries(x.outcomes).map(([k, n]) => `${n} ${k}`).join(', ')}`)
       .join('; ');
     out.push(
-      `- Kernel check (two SO_REUSEPORT sockets on one port, ${d[0].clients} connections queued, one socket closed, in a private network namespace): ${desc}. Host value: ${r.sysctl.tcp_migrate_req ?? 'absent'}.`,
+      `- Kernel check (two SO_REUSEPORT sockets on one port, ${d[0]?.clients} connections queued, one socket closed, in a private network namespace): ${desc}. Host value: ${r.sysctl.tcp_migrate_req ?? 'absent'}.`,
     );
   }
   out.push('');
@@ -217,7 +224,7 @@ export function markdown(r) {
   return out.join('\n');
 }
 
-export function writeReport(result, dir) {
+export function writeReport(result: BenchResult, dir: string): { files: string[]; markdown: string } {
   fs.mkdirSync(dir, { recursive: true });
   const stamp = result.date.replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
   const json = path.join(dir, `bench-${stamp}.json`);
