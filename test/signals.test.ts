@@ -2,8 +2,8 @@
 // decides what TERM means.
 import t from 'tap';
 import { MASTER_SIGNALS } from '../src/master/event-queue.js';
-import { gracefulShutdown } from '../src/master/shutdown.js';
-import { SIGNAL_TABLE, TRANSITIONS, meaningOf } from '../src/master/signals.js';
+import { planCommand } from '../src/master/plans.js';
+import { SIGNAL_TABLE, meaningOf } from '../src/master/signals.js';
 
 t.test('every signal the master subscribes to has one meaning', async (t) => {
   t.same(Object.keys(SIGNAL_TABLE).sort(), [...MASTER_SIGNALS].sort());
@@ -17,5 +17,6 @@ t.test('term_shutdown: TERM is the fast stop, or QUIT\'s graceful one; INT is al
   t.equal(graceful.action, 'shutting down (term_shutdown graceful)');
   t.equal(meaningOf('SIGINT', 'graceful'), SIGNAL_TABLE.SIGINT, 'INT stays fast');
   t.equal(meaningOf('SIGQUIT', 'fast').command, 'graceful-stop');
-  t.equal(TRANSITIONS['graceful-stop'], gracefulShutdown, 'which the graceful shutdown carries out');
+  const plan = planCommand({ phase: 'running', upgrade: null, current: 1, readyTimeoutMs: 1000, pid: 9 }, graceful.command);
+  t.match(plan, [{ do: 'notify' }, { do: 'set-state', state: 'stopping', stopMode: 'graceful' }, { do: 'stop-workers', graceful: true }, { do: 'check-exit' }], 'which the graceful shutdown carries out');
 });

@@ -27,9 +27,11 @@ import { rolloutStatus, rolloutText, type Rollout } from './rollout.js';
 import { decide, type Command, type Decision, type MasterPhase, type Situation } from './phase.js';
 import type { ReloadOutcome } from '../outcomes.js';
 import { tell } from './tell.js';
-import { TRANSITIONS, meaningOf } from './signals.js';
+import { meaningOf } from './signals.js';
+import { execute } from './execute.js';
+import { planCommand, planUpgrade, type View } from './plans.js';
 import { checkWorkers, onReadyTimeout, onRespawn, onWorkerExit, onWorkerMessage, onWorkerNotify, prepareGeneration, signalWorker, startGeneration } from './supervise.js';
-import { onUpgradeExit, onUpgradeReady, onUpgradeTimeout, type Upgrade } from './upgrade.js';
+import { howItExited, type Upgrade } from './upgrade.js';
 import { firstBatch, onBatchDrained, onBatchReady, type IncomingBatches } from './upgrade-batches.js';
 
 export type MasterState = 'starting' | 'running' | 'reloading' | 'draining' | 'stopping';
@@ -53,9 +55,10 @@ const TICK_MS = 1000;
 /**
  * The master: one loop takes events from the queue and makes one transition each. What an
  * operator's command (a signal, a control reload) may do in the master's phase is decided
- * by the table of phase.ts, refusals included; signals.ts maps signals to commands and
- * commands to their transitions, which live in reload.ts, upgrade.ts, shutdown.ts and
- * supervise.ts.
+ * by the table of phase.ts, refusals included (signals.ts maps signals to commands); what an
+ * allowed command and each event of an upgrade then do is a plan of effects (plans.ts) that
+ * execute.ts makes; an outcome's consequences are tell.ts's. Workers are supervised one by
+ * one in supervise.ts, a reload's generations in reload.ts and rollout.ts.
  */
 export class Master {
   state: MasterState = 'starting';
@@ -238,11 +241,11 @@ export class Master {
         return;
       }
       case 'upgrade-ready':
-        return onUpgradeReady(this, ev.pid);
+        return execute(this, planUpgrade(this.view(), { type: 'ready', pid: ev.pid }));
       case 'upgrade-exit':
-        return onUpgradeExit(this, ev);
+        return execute(this, planUpgrade(this.view(), { type: 'exit', pid: ev.pid, how: howItExited(ev) }));
       case 'upgrade-timeout':
-        return onUpgradeTimeout(this, ev.pid);
+        return execute(this, planUpgrade(this.view(), { type: 'timeout', pid: ev.pid }));
       case 'upgrade-batch':
         return onBatchReady(this, ev.msg);
       case 'batch-drained':
@@ -273,15 +276,28 @@ export class Master {
     return { phase, upgrade: 'none', pid1: process.pid === 1 };
   }
 
+  /** What the plans of plans.ts read. */
+  view(): View {
+    const up = this.upgrade;
+    return {
+      phase: this.situation().phase,
+      upgrade: up ? { pid: up.pid, ready: up.ready, killing: up.killing } : null,
+      current: this.current,
+      readyTimeoutMs: this.config.readyTimeoutMs,
+      pid: process.pid,
+    };
+  }
+
   /**
    * One command, decided by the table; a refusal is logged there and then, once. `accepted`
-   * runs just before the transition (which may settle at once, a config error).
+   * runs just before the plan is made (which may settle at once, a config error); `code` is
+   * the exit code of a fast stop.
    */
-  command(cmd: Command, accepted?: () => void): Decision {
+  command(cmd: Command, accepted?: () => void, code = 0): Decision {
     const d = decide(this.situation(), cmd);
     if ('go' in d) {
       accepted?.();
-      TRANSITIONS[d.go](this);
+      execute(this, planCommand(this.view(), d.go, code));
       return d;
     }
     if (d.refuse.outcome) tell(this, d.refuse.outcome);

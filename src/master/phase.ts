@@ -1,6 +1,7 @@
 // The master's phase, read from its fields in one place, and the one table that says what
 // each phase does with each command (a signal, or a reload asked for on the control socket):
-// which transition starts, or why it is refused, in the words the log gives.
+// which transition starts (its effects are plans.ts's), or why it is refused, in the words
+// the log gives.
 //
 //                  HUP (valid config)             all new workers ready
 //   starting ──> running ─────────────> reloading ─────────────────────> running
@@ -12,7 +13,8 @@
 //
 //   upgrade, beside it:  none ── USR2 ──> starting ── new master ready ──> ready
 //                        starting ── not ready in time ──> killing ── exited ──> none
-//                        starting | ready ── new master exited ──> none (rolled back)
+//                        starting | ready ── new master exited ──> none (rolled back; a
+//                        graceful stop is cancelled, drained workers start again)
 //   A master started by USR2 is `new` while its old master lives: it refuses USR2 then.
 import { formatOutcome, type OutcomeOf } from '../outcomes.js';
 import type { MasterState } from './master.js';

@@ -7,43 +7,17 @@ import { settleReload } from './tell.js';
 /** TERM/INT: workers get TERM, and KILL if they are still there after this. */
 const FAST_KILL_MS = 2000;
 
-function clearTimers(m: Master): void {
+/** A stop (plans.ts): no generation respawns or times out any more; every worker is told to go. */
+export function stopAllWorkers(m: Master, graceful: boolean): void {
   for (const gen of m.generations.values()) clearGenerationTimers(gen);
-}
-
-/** Tell systemd we stop, unless a new master has taken over as its main process. */
-function notifyStopping(m: Master): void {
-  if (!m.upgrade?.ready) m.notifier.send('STOPPING=1');
-}
-
-/** TERM/INT, or a new master that cannot start. Again while exiting: nothing more to do. */
-export function fastShutdown(m: Master, code = 0): void {
-  if (m.state === 'stopping' && m.stopMode === 'fast') return;
-  notifyStopping(m);
-  m.state = 'stopping';
-  m.stopMode = 'fast';
-  m.stopCode = code;
-  m.rollout = null;
-  clearTimers(m);
-  for (const w of m.table.all()) stopWorker(m, w, false, FAST_KILL_MS);
-  checkExit(m);
-}
-
-export function gracefulShutdown(m: Master): void {
-  notifyStopping(m);
-  m.state = 'stopping';
-  m.stopMode = 'graceful';
-  m.rollout = null;
-  clearTimers(m);
   for (const w of m.table.all()) {
-    stopWorker(m, w, true, m.generations.get(w.generation)?.config.workerShutdownTimeoutMs ?? m.config.workerShutdownTimeoutMs);
+    const timeout = graceful ? (m.generations.get(w.generation)?.config.workerShutdownTimeoutMs ?? m.config.workerShutdownTimeoutMs) : FAST_KILL_MS;
+    stopWorker(m, w, graceful, timeout);
   }
-  checkExit(m);
 }
 
 /** WINCH: the workers finish and exit; the master and its sockets stay. */
 export function drainWorkers(m: Master): void {
-  m.state = 'draining';
   for (const gen of m.generations.values()) {
     gen.target = 0;
     if (gen.respawnTimer) clearTimeout(gen.respawnTimer);
@@ -56,7 +30,6 @@ export function drainWorkers(m: Master): void {
 export function restartWorkers(m: Master): void {
   const gen = m.generations.get(m.current);
   if (!gen) return;
-  m.state = 'running';
   gen.target = gen.config.workerProcesses;
   maintainWorkerCount(m, gen);
 }

@@ -1,14 +1,8 @@
 // What each master signal asks for: the word the log uses and the command it is, in one
-// table (the names themselves are MASTER_SIGNALS, which the handlers subscribe to); and the
-// transition each allowed command runs. Whether a command is allowed now is phase.ts's.
+// table (the names themselves are MASTER_SIGNALS, which the handlers subscribe to). Whether a
+// command is allowed now is phase.ts's; what it then does is plans.ts's.
 import type { MasterSignal } from './event-queue.js';
-import type { Master } from './master.js';
-import type { Command, Transition } from './phase.js';
-import { startReload } from './reload.js';
-import { drainWorkers, fastShutdown, gracefulShutdown, reopenLogs, restartWorkers } from './shutdown.js';
-import { changeWorkerCount } from './supervise.js';
-import { tell } from './tell.js';
-import { startUpgrade } from './upgrade.js';
+import type { Command } from './phase.js';
 
 export interface SignalMeaning {
   /** `signal 1 (SIGHUP) received, <action>` */
@@ -33,20 +27,3 @@ export function meaningOf(signal: MasterSignal, termShutdown: 'fast' | 'graceful
   if (signal === 'SIGTERM' && termShutdown === 'graceful') return { ...SIGNAL_TABLE.SIGQUIT, action: `${SIGNAL_TABLE.SIGQUIT.action} (term_shutdown graceful)` };
   return SIGNAL_TABLE[signal];
 }
-
-/** The transition each allowed command starts. */
-export const TRANSITIONS: Record<Transition, (m: Master) => void> = {
-  reload: startReload,
-  'restart-workers': (m) => {
-    // nginx's manual rollback: the old master serves again with the config it has.
-    restartWorkers(m);
-    tell(m, { event: 'workers-restarted', generation: m.current });
-  },
-  upgrade: startUpgrade,
-  drain: drainWorkers,
-  'graceful-stop': gracefulShutdown,
-  'fast-stop': (m) => fastShutdown(m),
-  reopen: reopenLogs,
-  'add-worker': (m) => changeWorkerCount(m, +1),
-  'remove-worker': (m) => changeWorkerCount(m, -1),
-};

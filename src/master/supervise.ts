@@ -9,7 +9,7 @@ import { closeGenerationLogs, openWorkerLog, type Generation, type GenerationRol
 import type { Master } from './master.js';
 import type { RestartReason, WorkerRecord } from './process-table.js';
 import { finishReload, failReload, replaceGeneration, stepRollout } from './reload.js';
-import { checkExit, fastShutdown } from './shutdown.js';
+import { checkExit } from './shutdown.js';
 import { spawnWorker } from './spawn-worker.js';
 import { tell } from './tell.js';
 import { checkBatchDrained, onIncomingReady } from './upgrade-batches.js';
@@ -157,7 +157,7 @@ function failsBeforeReady(m: Master, gen: Generation, reason: string): boolean {
   if (m.oldMaster === null) return false;
   m.log.emerg(reason);
   m.tellParent({ t: 'failed', pid: process.pid, lines: [reason] });
-  fastShutdown(m, 1);
+  m.command('fast-stop', undefined, 1);
   return true;
 }
 

@@ -13,6 +13,7 @@ import type { Generation } from './generation.js';
 import type { Master } from './master.js';
 import { batchSize, slotRange } from './rollout.js';
 import { maintainWorkerCount, slotState, stopSlots } from './supervise.js';
+import { armUpgradeTimer } from './upgrade.js';
 
 /** The new master's side: slots still to start, the batch under way. */
 export interface IncomingBatches {
@@ -84,8 +85,7 @@ export function onBatchReady(m: Master, msg: Extract<ParentMessage, { t: 'batch-
   for (const s of slots) gen.slots.delete(s);
   up.draining = slots;
   // Each batch gets ready_timeout of its own.
-  if (up.timer) clearTimeout(up.timer);
-  up.timer = m.queue.after(m.config.readyTimeoutMs, { type: 'upgrade-timeout', pid: up.pid });
+  armUpgradeTimer(m, m.config.readyTimeoutMs);
   m.log.notice(`upgrade: new master process ${up.pid} has batch ${msg.step} of ${msg.steps} ready; draining slot(s) ${slots.join(', ')}`);
   stopSlots(m, gen, slots);
   checkBatchDrained(m);

@@ -3,12 +3,7 @@ import { INHERIT_ENV, isObject, type InheritEnv, type ParentMessage } from '../p
 import type { MasterEvent } from './event-queue.js';
 import type { Master } from './master.js';
 import { moveToOldbin, restoreFromOldbin } from './pidfile.js';
-import { restartWorkers } from './shutdown.js';
 import { tell } from './tell.js';
-import { restoreAllSlots } from './upgrade-batches.js';
-
-/** How long a new master gets to exit after TERM before KILL. */
-const UPGRADE_KILL_MS = 5000;
 
 export interface Upgrade {
   pid: number;
@@ -74,11 +69,12 @@ export function startUpgrade(m: Master): void {
     pid,
     child,
     ready: false,
-    timer: m.queue.after(m.config.readyTimeoutMs, { type: 'upgrade-timeout', pid }),
+    timer: null,
     killing: false,
     draining: null,
     totalsAtStart: { ...m.totals },
   };
+  armUpgradeTimer(m, m.config.readyTimeoutMs);
   tell(m, { event: 'upgrade-started', pid });
 }
 
@@ -92,49 +88,22 @@ function undoOldbin(m: Master): void {
   m.moveControl(false);
 }
 
-export function onUpgradeReady(m: Master, pid: number): void {
+/** The upgrade's one timer: ready_timeout (for each batch), or the time a stopping new master gets; null clears it. */
+export function armUpgradeTimer(m: Master, ms: number | null): void {
   const up = m.upgrade;
-  if (!up || up.pid !== pid) return;
-  up.ready = true;
+  if (!up) return;
   if (up.timer) clearTimeout(up.timer);
-  up.timer = null;
-  m.watchdog.handOver();
-  m.serveMetrics(false);
-  tell(m, { event: 'upgrade-ready', pid, self: process.pid });
+  up.timer = ms === null ? null : m.queue.after(ms, { type: 'upgrade-timeout', pid: up.pid });
 }
 
-export function onUpgradeTimeout(m: Master, pid: number): void {
-  const up = m.upgrade;
-  if (!up || up.pid !== pid || up.ready) return;
-  if (!up.killing) {
-    m.log.alert(`new master process ${pid} was not ready within ${m.config.readyTimeoutMs}ms, stopping it`);
-    up.killing = true;
-    up.child.kill('SIGTERM');
-    up.timer = m.queue.after(UPGRADE_KILL_MS, { type: 'upgrade-timeout', pid });
-  } else {
-    up.child.kill('SIGKILL');
-  }
+/** How the new master of an upgrade-exit event went, as the rollback's log line says it. */
+export function howItExited(ev: Extract<MasterEvent, { type: 'upgrade-exit' }>): string {
+  return ev.error ? `could not be started: ${ev.error}` : ev.signal ? `exited on signal ${ev.signal}` : `exited with code ${ev.code}`;
 }
 
-/** The new master is gone before we quit: take the service back. */
-export function onUpgradeExit(m: Master, ev: Extract<MasterEvent, { type: 'upgrade-exit' }>): void {
-  const up = m.upgrade;
-  if (!up || up.pid !== ev.pid) return;
-  if (up.timer) clearTimeout(up.timer);
-  const how = ev.error ? `could not be started: ${ev.error}` : ev.signal ? `exited on signal ${ev.signal}` : `exited with code ${ev.code}`;
-  tell(m, { event: 'upgrade-rolling-back', pid: ev.pid, how });
+/** The new master is gone (plans.ts decided the rest of the rollback): forget it, take the names back. */
+export function endUpgrade(m: Master): void {
+  armUpgradeTimer(m, null);
   m.upgrade = null;
   undoOldbin(m);
-  restoreAllSlots(m);
-  if (m.state === 'stopping' && m.stopMode === 'graceful') {
-    m.log.alert('graceful shutdown cancelled: no new master took over');
-    m.stopMode = null;
-    restartWorkers(m);
-  } else if (m.state === 'draining') {
-    restartWorkers(m);
-  }
-  m.serveMetrics(true);
-  // MAINPID= first: systemd takes WATCHDOG=1 from its main process only.
-  tell(m, { event: 'rolled-back', self: process.pid });
-  m.watchdog.takeOver();
 }

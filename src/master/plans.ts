@@ -1,0 +1,143 @@
+// What the master does for each command the table of phase.ts lets through, and for each
+// event of an upgrade: decisions only. A plan reads a snapshot of the master (View) and
+// returns the effects to make, in order; execute.ts makes them. No plan touches a process,
+// a file or a timer, so every (phase, event) pair is tested in-process (test/plans.test.ts).
+//
+// Supervision of single workers (spawn, exit, readiness, backoff) stays in supervise.ts:
+// it is decided per worker record, by the same loop.
+import type { LogLevel } from '../config/types.js';
+import type { Outcome } from '../outcomes.js';
+import type { MasterState } from './master.js';
+import type { MasterPhase, Transition } from './phase.js';
+
+/** How long a new master gets to exit after TERM before KILL. */
+export const UPGRADE_KILL_MS = 5000;
+
+/** What a plan reads: the master's phase and its upgrade, nothing that can change under it. */
+export interface View {
+  phase: MasterPhase;
+  /** This master's upgrade as the old master: the new one's pid and how far it got. */
+  upgrade: { pid: number; ready: boolean; killing: boolean } | null;
+  /** The serving generation. */
+  current: number;
+  readyTimeoutMs: number;
+  pid: number;
+}
+
+export type Effect =
+  | { do: 'log'; level: LogLevel; line: string }
+  | { do: 'tell'; outcome: Outcome }
+  | { do: 'notify'; fields: string[] }
+  | { do: 'set-state'; state: MasterState; stopMode?: 'fast' | 'graceful' | null; stopCode?: number }
+  /** Every worker: QUIT (graceful, each with its generation's timeout) or TERM, then KILL. */
+  | { do: 'stop-workers'; graceful: boolean }
+  /** WINCH: no generation keeps a worker count; every worker drains. */
+  | { do: 'drain-workers' }
+  /** The serving generation's workers again, with its own config. */
+  | { do: 'restart-workers' }
+  | { do: 'check-exit' }
+  | { do: 'reload' }
+  | { do: 'reopen-logs' }
+  | { do: 'worker-count'; delta: 1 | -1 }
+  | { do: 'start-upgrade' }
+  | { do: 'upgrade-progress'; ready?: true; killing?: true }
+  /** Arm the upgrade's timer (ready_timeout, or the time a stopping new master gets), or clear it. */
+  | { do: 'upgrade-timer'; ms: number | null }
+  | { do: 'signal-new-master'; signal: 'SIGTERM' | 'SIGKILL' }
+  /** The new master is gone: forget it, and take the pidfile and control socket names back. */
+  | { do: 'end-upgrade' }
+  | { do: 'restore-slots' }
+  | { do: 'serve-metrics'; on: boolean }
+  /** Whether this master is the one systemd's watchdog watches. */
+  | { do: 'watchdog'; main: boolean };
+
+/** Tell systemd we stop, unless a new master has taken over as its main process. */
+function stopping(v: View, mode: 'fast' | 'graceful', code: number): Effect[] {
+  return [
+    ...(v.upgrade?.ready ? [] : [{ do: 'notify', fields: ['STOPPING=1'] } satisfies Effect]),
+    { do: 'set-state', state: 'stopping', stopMode: mode, stopCode: code },
+    { do: 'stop-workers', graceful: mode === 'graceful' },
+    { do: 'check-exit' },
+  ];
+}
+
+/** The effects of a command the table let through. `code`: a fast stop's exit code. */
+export function planCommand(v: View, go: Transition, code = 0): Effect[] {
+  switch (go) {
+    case 'reload':
+      return [{ do: 'reload' }];
+    case 'restart-workers':
+      // nginx's manual rollback: the old master serves again with the config it has.
+      return [{ do: 'set-state', state: 'running' }, { do: 'restart-workers' }, { do: 'tell', outcome: { event: 'workers-restarted', generation: v.current } }];
+    case 'upgrade':
+      return [{ do: 'start-upgrade' }];
+    case 'drain':
+      return [{ do: 'set-state', state: 'draining' }, { do: 'drain-workers' }];
+    case 'graceful-stop':
+      return stopping(v, 'graceful', 0);
+    case 'fast-stop':
+      return stopping(v, 'fast', code);
+    case 'reopen':
+      return [{ do: 'reopen-logs' }];
+    case 'add-worker':
+      return [{ do: 'worker-count', delta: 1 }];
+    case 'remove-worker':
+      return [{ do: 'worker-count', delta: -1 }];
+  }
+}
+
+/** An event of the upgrade this master started: what the new master said or did. */
+export type UpgradeEvent =
+  | { type: 'ready'; pid: number }
+  | { type: 'timeout'; pid: number }
+  | { type: 'exit'; pid: number; how: string };
+
+/** The effects of an upgrade event; none when it is not about this master's upgrade (any more). */
+export function planUpgrade(v: View, ev: UpgradeEvent): Effect[] {
+  const up = v.upgrade;
+  if (!up || up.pid !== ev.pid) return [];
+  switch (ev.type) {
+    case 'ready':
+      if (up.ready) return [];
+      return [
+        { do: 'upgrade-progress', ready: true },
+        { do: 'upgrade-timer', ms: null },
+        // The new master sent MAINPID=: systemd watches it now, and it answers scrapes.
+        { do: 'watchdog', main: false },
+        { do: 'serve-metrics', on: false },
+        { do: 'tell', outcome: { event: 'upgrade-ready', pid: ev.pid, self: v.pid } },
+      ];
+    case 'timeout':
+      if (up.ready) return [];
+      if (up.killing) return [{ do: 'signal-new-master', signal: 'SIGKILL' }];
+      return [
+        { do: 'log', level: 'alert', line: `new master process ${ev.pid} was not ready within ${v.readyTimeoutMs}ms, stopping it` },
+        { do: 'upgrade-progress', killing: true },
+        { do: 'signal-new-master', signal: 'SIGTERM' },
+        { do: 'upgrade-timer', ms: UPGRADE_KILL_MS },
+      ];
+    case 'exit': {
+      // The new master is gone before this one quit: this master takes the service back.
+      const back: Effect[] =
+        v.phase === 'stopping-graceful'
+          ? [
+              { do: 'log', level: 'alert', line: 'graceful shutdown cancelled: no new master took over' },
+              { do: 'set-state', state: 'running', stopMode: null },
+              { do: 'restart-workers' },
+            ]
+          : v.phase === 'draining'
+            ? [{ do: 'set-state', state: 'running' }, { do: 'restart-workers' }]
+            : [];
+      return [
+        { do: 'tell', outcome: { event: 'upgrade-rolling-back', pid: ev.pid, how: ev.how } },
+        { do: 'end-upgrade' },
+        { do: 'restore-slots' },
+        ...back,
+        { do: 'serve-metrics', on: true },
+        // MAINPID= (in rolled-back's notification) first: systemd takes WATCHDOG=1 from its main process only.
+        { do: 'tell', outcome: { event: 'rolled-back', self: v.pid } },
+        { do: 'watchdog', main: true },
+      ];
+    }
+  }
+}

@@ -1,0 +1,104 @@
+// The decisions of plans.ts in-process, for every master phase and upgrade state: what each
+// allowed command and each event of an upgrade makes the master do, in which order. No
+// process is started: the effects are data (the real processes are in upgrade.test.ts,
+// shutdown.test.ts, systemd-real.test.ts).
+import t from 'tap';
+import { UPGRADE_KILL_MS, planCommand, planUpgrade, type Effect, type View } from '../src/master/plans.js';
+import type { MasterPhase } from '../src/master/phase.js';
+
+const PHASES: MasterPhase[] = ['starting', 'running', 'reloading', 'draining', 'stopping-graceful', 'stopping-fast'];
+const UPGRADES: Array<View['upgrade']> = [null, { pid: 77, ready: false, killing: false }, { pid: 77, ready: true, killing: false }, { pid: 77, ready: false, killing: true }];
+
+function view(phase: MasterPhase, upgrade: View['upgrade']): View {
+  return { phase, upgrade, current: 3, readyTimeoutMs: 30_000, pid: 9 };
+}
+
+const kinds = (effects: Effect[]) => effects.map((e) => e.do);
+const name = (v: View) => `${v.phase}, upgrade ${v.upgrade ? (v.upgrade.killing ? 'killing' : v.upgrade.ready ? 'ready' : 'starting') : 'none'}`;
+
+t.test('stops: systemd hears STOPPING=1 unless a ready new master is its main process now', async (t) => {
+  for (const phase of PHASES) for (const up of UPGRADES) {
+    const v = view(phase, up);
+    for (const [go, graceful] of [['graceful-stop', true], ['fast-stop', false]] as const) {
+      const plan = planCommand(v, go, 1);
+      const notify = up?.ready ? [] : [{ do: 'notify', fields: ['STOPPING=1'] }];
+      t.same(
+        plan,
+        [...notify, { do: 'set-state', state: 'stopping', stopMode: graceful ? 'graceful' : 'fast', stopCode: graceful ? 0 : 1 }, { do: 'stop-workers', graceful }, { do: 'check-exit' }],
+        `${go} in ${name(v)}`,
+      );
+    }
+  }
+});
+
+t.test('the other commands: one effect each, or the manual rollback (HUP after WINCH during an upgrade)', async (t) => {
+  const v = view('draining', UPGRADES[2]!);
+  t.same(planCommand(v, 'reload'), [{ do: 'reload' }]);
+  t.same(planCommand(v, 'upgrade'), [{ do: 'start-upgrade' }]);
+  t.same(planCommand(v, 'drain'), [{ do: 'set-state', state: 'draining' }, { do: 'drain-workers' }]);
+  t.same(planCommand(v, 'reopen'), [{ do: 'reopen-logs' }]);
+  t.same(planCommand(v, 'add-worker'), [{ do: 'worker-count', delta: 1 }]);
+  t.same(planCommand(v, 'remove-worker'), [{ do: 'worker-count', delta: -1 }]);
+  t.same(planCommand(v, 'restart-workers'), [
+    { do: 'set-state', state: 'running' },
+    { do: 'restart-workers' },
+    { do: 'tell', outcome: { event: 'workers-restarted', generation: 3 } },
+  ]);
+});
+
+t.test('an event of no upgrade, or of another new master, does nothing', async (t) => {
+  for (const phase of PHASES) for (const up of UPGRADES) {
+    for (const pid of up ? [78] : [77]) {
+      for (const ev of [{ type: 'ready', pid }, { type: 'timeout', pid }, { type: 'exit', pid, how: 'exited with code 1' }] as const) {
+        t.same(planUpgrade(view(phase, up), ev), [], `${ev.type} of ${pid} in ${name(view(phase, up))}`);
+      }
+    }
+  }
+});
+
+t.test('the new master is ready: once, handing systemd and the metrics over to it', async (t) => {
+  for (const phase of PHASES) for (const up of UPGRADES.slice(1)) {
+    const plan = planUpgrade(view(phase, up), { type: 'ready', pid: 77 });
+    if (up!.ready) {
+      t.same(plan, [], `again in ${name(view(phase, up))}: nothing`);
+      continue;
+    }
+    t.same(plan, [
+      { do: 'upgrade-progress', ready: true },
+      { do: 'upgrade-timer', ms: null },
+      { do: 'watchdog', main: false },
+      { do: 'serve-metrics', on: false },
+      { do: 'tell', outcome: { event: 'upgrade-ready', pid: 77, self: 9 } },
+    ], name(view(phase, up)));
+  }
+});
+
+t.test('the new master is not ready in time: TERM, then KILL; never once it is ready', async (t) => {
+  for (const phase of PHASES) {
+    t.same(planUpgrade(view(phase, UPGRADES[2]!), { type: 'timeout', pid: 77 }), [], `${phase}: ready, a stale timer`);
+    t.same(planUpgrade(view(phase, UPGRADES[3]!), { type: 'timeout', pid: 77 }), [{ do: 'signal-new-master', signal: 'SIGKILL' }], `${phase}: killing`);
+    t.same(kinds(planUpgrade(view(phase, UPGRADES[1]!), { type: 'timeout', pid: 77 })), ['log', 'upgrade-progress', 'signal-new-master', 'upgrade-timer'], `${phase}: starting`);
+  }
+  t.match(planUpgrade(view('running', UPGRADES[1]!), { type: 'timeout', pid: 77 }), [
+    { level: 'alert', line: 'new master process 77 was not ready within 30000ms, stopping it' },
+    { killing: true },
+    { signal: 'SIGTERM' },
+    { ms: UPGRADE_KILL_MS },
+  ]);
+});
+
+t.test('the new master exits: a rollback in every phase, the old workers back where they had drained', async (t) => {
+  for (const phase of PHASES) for (const up of UPGRADES.slice(1)) {
+    const v = view(phase, up);
+    const plan = planUpgrade(v, { type: 'exit', pid: 77, how: 'exited on signal SIGKILL' });
+    const back =
+      phase === 'stopping-graceful' ? ['log', 'set-state', 'restart-workers'] : phase === 'draining' ? ['set-state', 'restart-workers'] : [];
+    t.same(kinds(plan), ['tell', 'end-upgrade', 'restore-slots', ...back, 'serve-metrics', 'tell', 'watchdog'], name(v));
+    t.same(plan[0], { do: 'tell', outcome: { event: 'upgrade-rolling-back', pid: 77, how: 'exited on signal SIGKILL' } });
+    // rolled-back's notification carries MAINPID=, which systemd needs before this master's WATCHDOG=1.
+    t.same(plan.slice(-2), [{ do: 'tell', outcome: { event: 'rolled-back', self: 9 } }, { do: 'watchdog', main: true }]);
+    const set = plan.find((e) => e.do === 'set-state');
+    if (phase === 'draining') t.same(set, { do: 'set-state', state: 'running' }, 'serving again');
+    if (phase === 'stopping-graceful') t.same(set, { do: 'set-state', state: 'running', stopMode: null }, 'the graceful stop is cancelled: serving again');
+  }
+});
