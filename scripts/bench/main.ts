@@ -150,11 +150,28 @@ async function runLoad(load: Load, port: number, seconds: number): Promise<LoadR
   return r;
 }
 
+/** Busy CPU seconds of the whole machine (/proc/stat: all but idle and iowait, in USER_HZ). */
+function machineBusySeconds(): number {
+  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, , , irq, softirq, steal] = f;
+  return ((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)) / 100;
+}
+
+const cpuOf = (pids: number[]) => sum(pids.map((p) => cpuSeconds(p) ?? 0));
+
 async function measure(cfg: Served, load: Load, seconds: number) {
   const before = readCounts(cfg.statsDir);
-  const s = sampler(cfg.managerPid());
+  const managerPid = cfg.managerPid();
+  const served = cfg.workerPids().filter((p) => p !== managerPid);
+  const cpu0 = cpuOf(served);
+  const busy0 = machineBusySeconds();
+  const t0 = performance.now();
+  const s = sampler(managerPid);
   const res = await runLoad(load, cfg.port, seconds);
   const manager = s.stop();
+  const wall = (performance.now() - t0) / 1000;
+  const workersCpu = cpuOf(served) - cpu0;
+  const busy = machineBusySeconds() - busy0;
   const workerPids = cfg.workerPids();
   const workersRssKb = sum(workerPids.map((p) => rssKb(p) ?? 0));
   await sleep(300); // app.cjs writes its counts every 100 ms
@@ -165,7 +182,18 @@ async function measure(cfg: Served, load: Load, seconds: number) {
     .map((p) => ({ p, n: (after.get(p) ?? 0) - (before.get(p) ?? 0) }))
     .filter((x) => x.n > 0 || workerPids.includes(x.p))
     .map((x) => x.n);
-  return { ...res, perWorker, cv: cv(perWorker), manager, workersRssKb };
+  const requests = sum(perWorker);
+  return {
+    ...res,
+    perWorker,
+    cv: cv(perWorker),
+    manager,
+    workersRssKb,
+    workersCores: workersCpu / wall,
+    cpuUsPerRequest: requests > 0 ? (workersCpu * 1e6) / requests : null,
+    // Everything else that ran: the load generator above all (and the manager, and this bench).
+    othersCores: Math.max(0, busy - workersCpu) / wall,
+  };
 }
 
 async function throughput(configs: Served[], loads: Load[]): Promise<Throughput> {
@@ -201,6 +229,9 @@ async function throughput(configs: Served[], loads: Load[]): Promise<Throughput>
         managerCpuPct: median(rs.map((x) => x.manager.cpuPct)),
         managerRssMaxKb: max(rs.map((x) => x.manager.rssMaxKb)),
         workersRssKb: median(rs.map((x) => x.workersRssKb)),
+        workersCores: median(rs.map((x) => x.workersCores)),
+        cpuUsPerRequest: median(rs.map((x) => x.cpuUsPerRequest)),
+        othersCores: median(rs.map((x) => x.othersCores)),
       };
     }
   }

@@ -123,13 +123,42 @@ export function markdown(r: BenchResult): string {
     out.push('');
   }
 
+  const ka = t && (r.loads ?? []).find((l) => l.tool === 'wrk' && !l.close);
+  if (t && ka) {
+    out.push(
+      `**Where keep-alive throughput comes from** (${ka.label}, medians): req/s is the CPU the workers got (cores, of ${r.machine.nproc}) divided by the CPU they spend per request. ` +
+        `What the workers do not get goes mostly to the load generator on the same CPUs ("rest": all busy CPU but the workers', from /proc/stat). ` +
+        `Equal CPU per request with fewer req/s means the scheduler gave the workers less of the machine, not that they work harder.`,
+    );
+    out.push('');
+    out.push(
+      table(
+        ['Configuration', 'req/s', 'Workers CPU (cores)', 'CPU µs per request', 'Rest (cores)'],
+        Object.values(t.summary).map((s) => {
+          const l = s.loads[ka.key]!;
+          return [s.label, int(l.rps), fixed(l.workersCores, 2), fixed(l.cpuUsPerRequest, 1), fixed(l.othersCores, 2)];
+        }),
+      ),
+    );
+    const none = t.summary['cluster-none']?.loads[ka.key];
+    for (const key of ['tsm', 'tsm-reuseport']) {
+      const x = t.summary[key]?.loads[ka.key];
+      if (!x || !none?.rps || !x.rps || !none.workersCores || !x.workersCores || !none.cpuUsPerRequest || !x.cpuUsPerRequest) continue;
+      out.push('');
+      out.push(
+        `${t.summary[key]!.label} against SCHED_NONE: ${fixed(x.rps / none.rps, 2)}× the req/s = ${fixed(x.workersCores / none.workersCores, 2)}× the workers' CPU ÷ ${fixed(x.cpuUsPerRequest / none.cpuUsPerRequest, 2)}× the CPU per request.`,
+      );
+    }
+    out.push('');
+  }
+
   if (t) {
     const shown = (r.loads ?? []).filter((l) => l.tool !== 'autocannon');
     out.push(
       `**Manager process overhead**: CPU of the process that manages the workers while the load runs (median over the runs; with SCHED_RR the cluster primary accepts every connection itself), its peak RSS, and the workers' total RSS.`,
     );
     out.push('');
-    const names: Record<string, string> = { single: '–', 'cluster-rr': 'cluster primary', 'cluster-none': 'cluster primary', pm2: 'PM2 daemon (cluster primary)', tsm: 'tsmaster master', 'tsm-reuseport': 'tsmaster master' };
+    const names: Record<string, string> = { single: '–', 'cluster-rr': 'cluster primary', 'cluster-none': 'cluster primary', pm2: 'PM2 daemon (cluster primary)', tsm: 'tsmaster master', 'tsm-reuseport': 'tsmaster master', 'tsm-metrics': 'tsmaster master' };
     out.push(
       table(
         ['Configuration', 'Manager', ...shown.map((l) => `CPU % (${l.label})`), 'Peak RSS MB', 'Workers RSS MB'],

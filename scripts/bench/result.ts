@@ -33,6 +33,13 @@ export interface LoadSummary {
   managerCpuPct: number | null;
   managerRssMaxKb: number | null;
   workersRssKb: number | null;
+  /**
+   * Where the throughput comes from: req/s = the CPU the workers got (cores) divided by the
+   * CPU they spend per request. The rest of the machine went mostly to the load generator.
+   */
+  workersCores: number | null;
+  cpuUsPerRequest: number | null;
+  othersCores: number | null;
   vsClusterRr?: number | null;
   vsClusterNone?: number | null;
 }
