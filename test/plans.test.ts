@@ -24,7 +24,7 @@ t.test('stops: systemd hears STOPPING=1 unless a ready new master is its main pr
       const notify = up?.ready ? [] : [{ do: 'notify', fields: ['STOPPING=1'] }];
       t.same(
         plan,
-        [...notify, { do: 'set-state', state: 'stopping', stopMode: graceful ? 'graceful' : 'fast', stopCode: graceful ? 0 : 1 }, { do: 'stop-workers', graceful }, { do: 'check-exit' }],
+        [...notify, { do: 'set-phase', phase: { name: 'stopping', mode: graceful ? 'graceful' : 'fast', code: graceful ? 0 : 1 } }, { do: 'stop-workers', graceful }, { do: 'check-exit' }],
         `${go} in ${name(v)}`,
       );
     }
@@ -35,12 +35,12 @@ t.test('the other commands: one effect each, or the manual rollback (HUP after W
   const v = view('draining', UPGRADES[2]!);
   t.same(planCommand(v, 'reload'), [{ do: 'reload' }]);
   t.same(planCommand(v, 'upgrade'), [{ do: 'start-upgrade' }]);
-  t.same(planCommand(v, 'drain'), [{ do: 'set-state', state: 'draining' }, { do: 'drain-workers' }]);
+  t.same(planCommand(v, 'drain'), [{ do: 'set-phase', phase: { name: 'draining' } }, { do: 'drain-workers' }]);
   t.same(planCommand(v, 'reopen'), [{ do: 'reopen-logs' }]);
   t.same(planCommand(v, 'add-worker'), [{ do: 'worker-count', delta: 1 }]);
   t.same(planCommand(v, 'remove-worker'), [{ do: 'worker-count', delta: -1 }]);
   t.same(planCommand(v, 'restart-workers'), [
-    { do: 'set-state', state: 'running' },
+    { do: 'set-phase', phase: { name: 'running' } },
     { do: 'restart-workers' },
     { do: 'tell', outcome: { event: 'workers-restarted', generation: 3 } },
   ]);
@@ -92,13 +92,13 @@ t.test('the new master exits: a rollback in every phase, the old workers back wh
     const v = view(phase, up);
     const plan = planUpgrade(v, { type: 'exit', pid: 77, how: 'exited on signal SIGKILL' });
     const back =
-      phase === 'stopping-graceful' ? ['log', 'set-state', 'restart-workers'] : phase === 'draining' ? ['set-state', 'restart-workers'] : [];
+      phase === 'stopping-graceful' ? ['log', 'set-phase', 'restart-workers'] : phase === 'draining' ? ['set-phase', 'restart-workers'] : [];
     t.same(kinds(plan), ['tell', 'end-upgrade', 'restore-slots', ...back, 'serve-metrics', 'tell', 'watchdog'], name(v));
     t.same(plan[0], { do: 'tell', outcome: { event: 'upgrade-rolling-back', pid: 77, how: 'exited on signal SIGKILL' } });
     // rolled-back's notification carries MAINPID=, which systemd needs before this master's WATCHDOG=1.
     t.same(plan.slice(-2), [{ do: 'tell', outcome: { event: 'rolled-back', self: 9 } }, { do: 'watchdog', main: true }]);
-    const set = plan.find((e) => e.do === 'set-state');
-    if (phase === 'draining') t.same(set, { do: 'set-state', state: 'running' }, 'serving again');
-    if (phase === 'stopping-graceful') t.same(set, { do: 'set-state', state: 'running', stopMode: null }, 'the graceful stop is cancelled: serving again');
+    const set = plan.find((e) => e.do === 'set-phase');
+    if (phase === 'draining') t.same(set, { do: 'set-phase', phase: { name: 'running' } }, 'serving again');
+    if (phase === 'stopping-graceful') t.same(set, { do: 'set-phase', phase: { name: 'running' } }, 'the graceful stop is cancelled: serving again');
   }
 });

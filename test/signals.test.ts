@@ -18,5 +18,5 @@ t.test('term_shutdown: TERM is the fast stop, or QUIT\'s graceful one; INT is al
   t.equal(meaningOf('SIGINT', 'graceful'), SIGNAL_TABLE.SIGINT, 'INT stays fast');
   t.equal(meaningOf('SIGQUIT', 'fast').command, 'graceful-stop');
   const plan = planCommand({ phase: 'running', upgrade: null, current: 1, readyTimeoutMs: 1000, pid: 9 }, graceful.command);
-  t.match(plan, [{ do: 'notify' }, { do: 'set-state', state: 'stopping', stopMode: 'graceful' }, { do: 'stop-workers', graceful: true }, { do: 'check-exit' }], 'which the graceful shutdown carries out');
+  t.match(plan, [{ do: 'notify' }, { do: 'set-phase', phase: { name: 'stopping', mode: 'graceful', code: 0 } }, { do: 'stop-workers', graceful: true }, { do: 'check-exit' }], 'which the graceful shutdown carries out');
 });

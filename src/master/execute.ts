@@ -4,11 +4,37 @@
 import type { Master } from './master.js';
 import type { Effect } from './plans.js';
 import { reopenLogs, checkExit, drainWorkers, restartWorkers, stopAllWorkers } from './shutdown.js';
-import { startReload } from './reload.js';
-import { changeWorkerCount } from './supervise.js';
+import { failReload, finishReload, startReload } from './reload.js';
+import { afterWorkerExit, afterWorkerReady, changeWorkerCount, countRestart, killWorker, markReady, ping, recycle, scheduleRespawn, stopWorker } from './supervise.js';
 import { tell } from './tell.js';
 import { armUpgradeTimer, endUpgrade, startUpgrade } from './upgrade.js';
 import { restoreAllSlots } from './upgrade-batches.js';
+
+type WorkerEffect = Extract<Effect, { do: 'ping' | 'worker-ready' | 'kill-worker' | 'recycle' | 'mark-ready' | 'stop-worker' }>;
+
+/** An effect on one worker: none when it is gone meanwhile. */
+function applyToWorker(m: Master, e: WorkerEffect): void {
+  const w = m.table.get(e.pid);
+  if (!w) return;
+  switch (e.do) {
+    case 'ping':
+      return ping(w);
+    case 'worker-ready':
+      return markReady(m, w);
+    case 'kill-worker':
+      return killWorker(m, w, e.why, e.reason);
+    case 'recycle':
+      return recycle(m, w);
+    case 'mark-ready':
+      w.state = 'ready';
+      w.readyAt = w.lastPong = Date.now();
+      return;
+    case 'stop-worker': {
+      const timeout = m.generations.get(w.generation)?.config.workerShutdownTimeoutMs ?? m.config.workerShutdownTimeoutMs;
+      return stopWorker(m, w, true, timeout);
+    }
+  }
+}
 
 export function execute(m: Master, effects: readonly Effect[]): void {
   for (const e of effects) {
@@ -28,12 +54,10 @@ function apply(m: Master, e: Effect): void {
       return tell(m, e.outcome);
     case 'notify':
       return m.notifier.send(...e.fields);
-    case 'set-state':
-      m.state = e.state;
-      if (e.stopMode !== undefined) m.stopMode = e.stopMode;
-      if (e.stopCode !== undefined) m.stopCode = e.stopCode;
+    case 'set-phase':
+      m.phase = e.phase;
       // Nothing of a batched reload or upgrade goes on once the master stops.
-      if (e.state === 'stopping') m.rollout = m.incoming = null;
+      if (e.phase.name === 'stopping') m.rollout = m.incoming = null;
       return;
     case 'stop-workers':
       return stopAllWorkers(m, e.graceful);
@@ -69,5 +93,50 @@ function apply(m: Master, e: Effect): void {
       return m.serveMetrics(e.on);
     case 'watchdog':
       return e.main ? m.watchdog.takeOver() : m.watchdog.handOver();
+    case 'fail-reload': {
+      const gen = m.generations.get(e.generation);
+      return gen ? failReload(m, gen, e.reason) : undefined;
+    }
+    case 'tell-parent-failed':
+      return m.tellParent({ t: 'failed', pid: process.pid, lines: e.lines });
+    case 'command':
+      m.command(e.command, undefined, e.code);
+      return;
+    case 'count-restart':
+      return countRestart(m, e.generation, e.slot, e.reason);
+    case 'respawn': {
+      const gen = m.generations.get(e.generation);
+      return gen ? scheduleRespawn(m, gen, e.stable, e.why) : undefined;
+    }
+    case 'after-worker-exit':
+      return afterWorkerExit(m, e.generation);
+    case 'memory-warned': {
+      const gen = m.generations.get(e.generation);
+      if (gen) gen.memoryWarned = true;
+      return;
+    }
+    case 'ping':
+    case 'worker-ready':
+    case 'kill-worker':
+    case 'recycle':
+    case 'mark-ready':
+    case 'stop-worker':
+      return applyToWorker(m, e);
+    case 'after-worker-ready':
+      return afterWorkerReady(m, e.generation);
+    case 'generation-ever-ready': {
+      const gen = m.generations.get(e.generation);
+      if (!gen) return;
+      gen.everReady = true;
+      if (gen.readyTimer) clearTimeout(gen.readyTimer);
+      gen.readyTimer = null;
+      return;
+    }
+    case 'finish-reload': {
+      const gen = m.generations.get(e.generation);
+      return gen ? finishReload(m, gen) : undefined;
+    }
+    case 'first-ready':
+      return m.onFirstReady();
   }
 }

@@ -24,7 +24,7 @@ import { ProcessTable } from './process-table.js';
 import { ProcessGroups } from './process-groups.js';
 import { Reaper } from './reap.js';
 import { rolloutStatus, rolloutText, type Rollout } from './rollout.js';
-import { decide, type Command, type Decision, type MasterPhase, type Situation } from './phase.js';
+import { decide, phaseKey, type Command, type Decision, type MasterState, type Phase, type Situation } from './phase.js';
 import type { ReloadOutcome } from '../outcomes.js';
 import { tell } from './tell.js';
 import { meaningOf } from './signals.js';
@@ -34,7 +34,6 @@ import { checkWorkers, onReadyTimeout, onRespawn, onWorkerExit, onWorkerMessage,
 import { howItExited, type Upgrade } from './upgrade.js';
 import { firstBatch, onBatchDrained, onBatchReady, type IncomingBatches } from './upgrade-batches.js';
 
-export type MasterState = 'starting' | 'running' | 'reloading' | 'draining' | 'stopping';
 
 export interface MasterOptions {
   configFile: string;
@@ -61,7 +60,8 @@ const TICK_MS = 1000;
  * one in supervise.ts, a reload's generations in reload.ts and rollout.ts.
  */
 export class Master {
-  state: MasterState = 'starting';
+  /** The one value that says where the master is (phase.ts); set by plans and reloads only. */
+  phase: Phase = { name: 'starting' };
   readonly queue = new EventQueue();
   readonly table = new ProcessTable();
   readonly sockets = new SocketSet();
@@ -87,10 +87,6 @@ export class Master {
   private oldMasterExited = false;
   readonly totals: InheritEnv['totals'];
   exitCode: number | null = null;
-  stopMode: 'fast' | 'graceful' | null = null;
-  stopCode = 0;
-  /** Where a failed reload returns to (running, or draining after WINCH). */
-  stateBeforeReload: MasterState = 'running';
   readonly startedAt = Date.now();
   readonly notifier: Notifier;
   readonly watchdog: Watchdog;
@@ -178,7 +174,7 @@ export class Master {
       this.reaper.unsubscribe();
       return 1;
     }
-    this.state = 'running';
+    this.phase = { name: 'running' };
     this.ticker = setInterval(() => this.queue.push({ type: 'tick' }), TICK_MS);
     this.watchdog.start(() => this.queue.push({ type: 'watchdog' }));
     while (this.exitCode === null) {
@@ -270,10 +266,14 @@ export class Master {
 
   /** Where the master is now, as the table of phase.ts reads it. */
   situation(): Situation {
-    const phase: MasterPhase = this.state === 'stopping' ? (this.stopMode === 'fast' ? 'stopping-fast' : 'stopping-graceful') : this.state;
+    const phase = phaseKey(this.phase);
     if (this.upgrade) return { phase, upgrade: this.upgrade.killing ? 'killing' : this.upgrade.ready ? 'ready' : 'starting', partner: this.upgrade.pid, pid1: process.pid === 1 };
     if (this.oldMaster !== null && !this.oldMasterGone()) return { phase, upgrade: 'new', partner: this.oldMaster, pid1: process.pid === 1 };
     return { phase, upgrade: 'none', pid1: process.pid === 1 };
+  }
+
+  get state(): MasterState {
+    return this.phase.name;
   }
 
   /** What the plans of plans.ts read. */

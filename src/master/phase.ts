@@ -17,9 +17,26 @@
 //                        graceful stop is cancelled, drained workers start again)
 //   A master started by USR2 is `new` while its old master lives: it refuses USR2 then.
 import { formatOutcome, type OutcomeOf } from '../outcomes.js';
-import type { MasterState } from './master.js';
 
+/**
+ * The master's phase, all of it in one value: a reload knows where a failure returns to (a
+ * reload after WINCH returns to draining), a stop its mode and exit code.
+ */
+export type Phase =
+  | { name: 'starting' }
+  | { name: 'running' }
+  | { name: 'reloading'; returnTo: 'running' | 'draining' }
+  | { name: 'draining' }
+  | { name: 'stopping'; mode: 'fast' | 'graceful'; code: number };
+
+export type MasterState = Phase['name'];
+
+/** The phase as the table reads it: a stop's mode matters, its code and a reload's return do not. */
 export type MasterPhase = Exclude<MasterState, 'stopping'> | 'stopping-graceful' | 'stopping-fast';
+
+export function phaseKey(p: Phase): MasterPhase {
+  return p.name === 'stopping' ? `stopping-${p.mode}` : p.name;
+}
 export type UpgradePhase = 'none' | 'starting' | 'ready' | 'killing' | 'new';
 
 /** What an operator can ask of the master. */

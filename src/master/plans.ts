@@ -7,8 +7,8 @@
 // it is decided per worker record, by the same loop.
 import type { LogLevel } from '../config/types.js';
 import type { Outcome } from '../outcomes.js';
-import type { MasterState } from './master.js';
-import type { MasterPhase, Transition } from './phase.js';
+import type { Command, MasterPhase, Phase, Transition } from './phase.js';
+import type { RestartReason } from './process-table.js';
 
 /** How long a new master gets to exit after TERM before KILL. */
 export const UPGRADE_KILL_MS = 5000;
@@ -28,7 +28,7 @@ export type Effect =
   | { do: 'log'; level: LogLevel; line: string }
   | { do: 'tell'; outcome: Outcome }
   | { do: 'notify'; fields: string[] }
-  | { do: 'set-state'; state: MasterState; stopMode?: 'fast' | 'graceful' | null; stopCode?: number }
+  | { do: 'set-phase'; phase: Phase }
   /** Every worker: QUIT (graceful, each with its generation's timeout) or TERM, then KILL. */
   | { do: 'stop-workers'; graceful: boolean }
   /** WINCH: no generation keeps a worker count; every worker drains. */
@@ -49,13 +49,43 @@ export type Effect =
   | { do: 'restore-slots' }
   | { do: 'serve-metrics'; on: boolean }
   /** Whether this master is the one systemd's watchdog watches. */
-  | { do: 'watchdog'; main: boolean };
+  | { do: 'watchdog'; main: boolean }
+  // Of single workers (worker-plans.ts):
+  | { do: 'fail-reload'; generation: number; reason: string }
+  /** The launcher or the old master waiting for this (new) master hears it failed. */
+  | { do: 'tell-parent-failed'; lines: string[] }
+  /** A command through the table, as if an operator had sent it (a new master that cannot start stops). */
+  | { do: 'command'; command: Command; code: number }
+  /** An unexpected exit: the totals, the slot's restarts and (unless `reason` is null: a replacement) the metric. */
+  | { do: 'count-restart'; generation: number; slot: number; reason: RestartReason | null }
+  /** Start the generation's missing workers, now or after its next backoff step. */
+  | { do: 'respawn'; generation: number; stable: boolean; why?: string }
+  | { do: 'after-worker-exit'; generation: number | null }
+  | { do: 'ping'; pid: number }
+  /** An exec worker alive long enough without NOTIFY_SOCKET is ready. */
+  | { do: 'worker-ready'; pid: number }
+  /** KILL, once, saying why; `reason` is the metric's label of the restart that follows. */
+  | { do: 'kill-worker'; pid: number; why: string; reason: RestartReason }
+  | { do: 'memory-warned'; generation: number }
+  /** Over worker_max_memory: a replacement starts in its slot, and it goes once that is ready. */
+  | { do: 'recycle'; pid: number }
+  | { do: 'mark-ready'; pid: number }
+  /** Gracefully, with its generation's worker_shutdown_timeout. */
+  | { do: 'stop-worker'; pid: number }
+  /** A batched reload or upgrade may move on, and the generation may be whole now. */
+  | { do: 'after-worker-ready'; generation: number }
+  /** All its workers have been ready once: its ready_timeout is over. */
+  | { do: 'generation-ever-ready'; generation: number }
+  /** A reload's generation is whole: it serves, the others stop. */
+  | { do: 'finish-reload'; generation: number }
+  /** The master's first generation is whole: the master is ready (pidfile, READY=1, the launcher). */
+  | { do: 'first-ready' };
 
 /** Tell systemd we stop, unless a new master has taken over as its main process. */
 function stopping(v: View, mode: 'fast' | 'graceful', code: number): Effect[] {
   return [
     ...(v.upgrade?.ready ? [] : [{ do: 'notify', fields: ['STOPPING=1'] } satisfies Effect]),
-    { do: 'set-state', state: 'stopping', stopMode: mode, stopCode: code },
+    { do: 'set-phase', phase: { name: 'stopping', mode, code } },
     { do: 'stop-workers', graceful: mode === 'graceful' },
     { do: 'check-exit' },
   ];
@@ -68,11 +98,11 @@ export function planCommand(v: View, go: Transition, code = 0): Effect[] {
       return [{ do: 'reload' }];
     case 'restart-workers':
       // nginx's manual rollback: the old master serves again with the config it has.
-      return [{ do: 'set-state', state: 'running' }, { do: 'restart-workers' }, { do: 'tell', outcome: { event: 'workers-restarted', generation: v.current } }];
+      return [{ do: 'set-phase', phase: { name: 'running' } }, { do: 'restart-workers' }, { do: 'tell', outcome: { event: 'workers-restarted', generation: v.current } }];
     case 'upgrade':
       return [{ do: 'start-upgrade' }];
     case 'drain':
-      return [{ do: 'set-state', state: 'draining' }, { do: 'drain-workers' }];
+      return [{ do: 'set-phase', phase: { name: 'draining' } }, { do: 'drain-workers' }];
     case 'graceful-stop':
       return stopping(v, 'graceful', 0);
     case 'fast-stop':
@@ -122,11 +152,11 @@ export function planUpgrade(v: View, ev: UpgradeEvent): Effect[] {
         v.phase === 'stopping-graceful'
           ? [
               { do: 'log', level: 'alert', line: 'graceful shutdown cancelled: no new master took over' },
-              { do: 'set-state', state: 'running', stopMode: null },
+              { do: 'set-phase', phase: { name: 'running' } },
               { do: 'restart-workers' },
             ]
           : v.phase === 'draining'
-            ? [{ do: 'set-state', state: 'running' }, { do: 'restart-workers' }]
+            ? [{ do: 'set-phase', phase: { name: 'running' } }, { do: 'restart-workers' }]
             : [];
       return [
         { do: 'tell', outcome: { event: 'upgrade-rolling-back', pid: ev.pid, how: ev.how } },

@@ -61,8 +61,7 @@ export function replaceGeneration(m: Master, config: Config): void {
     return;
   }
   // Commit: from here a worker that cannot start fails the reload like one that exits.
-  m.stateBeforeReload = m.state;
-  m.state = 'reloading';
+  m.phase = { name: 'reloading', returnTo: m.phase.name === 'draining' ? 'draining' : 'running' };
   startGeneration(m, gen);
   if (gen.role !== 'pending') return;
   m.log.notice(`reload: generation ${gen.id} starting with ${gen.target} worker(s)${batch ? `, ${batch} at a time` : ''}`);
@@ -92,15 +91,23 @@ export function finishReload(m: Master, gen: Generation): void {
   gen.role = 'active';
   m.current = gen.id;
   m.config = gen.config;
-  if (gen.masterLog) {
-    m.log.close();
-    m.log = gen.masterLog;
-    gen.masterLog = null;
-    m.redirectStdio();
-  }
   for (const old of [...m.generations.values()]) if (old.id !== gen.id && old.role !== 'retiring') stopGeneration(m, old);
-  m.state = 'running';
+  m.phase = { name: 'running' };
+  // Last, and on its own: the switch above is whole even if the new log's stdio cannot follow.
+  if (gen.masterLog) takeOverLog(m, gen.masterLog);
+  gen.masterLog = null;
   tell(m, { event: 'reload-finished', generation: gen.id, previous });
+}
+
+/** The master writes to the error_log the reload prepared (already open), its stdio too. */
+function takeOverLog(m: Master, log: Logger): void {
+  m.log.close();
+  m.log = log;
+  try {
+    m.redirectStdio();
+  } catch (err) {
+    m.log.alert(`stdout and stderr stay where they were: ${(err as Error).message}`);
+  }
 }
 
 export function failReload(m: Master, gen: Generation, reason: string): void {
@@ -112,7 +119,8 @@ export function failReload(m: Master, gen: Generation, reason: string): void {
 
 function settleFailedReload(m: Master, gen: Generation | null, reason: string): void {
   releaseUnservedSockets(m, gen);
-  m.state = m.stateBeforeReload;
+  // Back where the reload started, unless a stop came meanwhile.
+  if (m.phase.name === 'reloading') m.phase = { name: m.phase.returnTo };
   tell(m, { event: 'reload-failed', reason, serving: m.current });
 }
 

@@ -57,7 +57,7 @@ export function reopenLogs(m: Master): void {
 
 /** Stopping and no worker left: release everything and leave the loop. */
 export function checkExit(m: Master): void {
-  if (m.state !== 'stopping' || m.table.size > 0) return;
+  if (m.phase.name !== 'stopping' || m.table.size > 0) return;
   // A new master that inherited our unix sockets still serves on those paths.
   m.sockets.closeAll(m.upgrade === null);
   // A reload still under way never ends: its waiting clients hear why, nothing else does.
@@ -65,5 +65,5 @@ export function checkExit(m: Master): void {
   removeIfOurs(m.config.pid);
   removeIfOurs(oldbinPath(m.config.pid));
   m.log.notice('exit');
-  m.exit(m.stopCode);
+  m.exit(m.phase.code);
 }

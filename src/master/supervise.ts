@@ -8,18 +8,15 @@ import type { MasterEvent } from './event-queue.js';
 import { closeGenerationLogs, openWorkerLog, type Generation, type GenerationRole } from './generation.js';
 import type { Master } from './master.js';
 import type { RestartReason, WorkerRecord } from './process-table.js';
-import { finishReload, failReload, replaceGeneration, stepRollout } from './reload.js';
+import { failReload, replaceGeneration, stepRollout } from './reload.js';
 import { checkExit } from './shutdown.js';
 import { spawnWorker } from './spawn-worker.js';
-import { tell } from './tell.js';
+import { execute } from './execute.js';
+import { planCheck, planGenerationReady, planNotStarted, planWorkerExit, planWorkerReady } from './worker-plans.js';
 import { checkBatchDrained, onIncomingReady } from './upgrade-batches.js';
 
-/** A worker that stayed up this long was healthy: its crash starts the backoff anew. */
-const STABLE_MS = 10_000;
 const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 30_000;
-/** An exec worker that never uses NOTIFY_SOCKET is taken as ready after this long alive. */
-export const EXEC_ALIVE_READY_MS = 2000;
 
 /**
  * A generation runs the code its config named when it started: the app path is resolved
@@ -138,27 +135,7 @@ function spawning(m: Master, gen: Generation): boolean {
 
 /** A worker could not be started: a generation that never served fails; one that did retries. */
 function notStarted(m: Master, gen: Generation, why: string): void {
-  if (failsBeforeReady(m, gen, why)) return;
-  m.log.alert(why);
-  scheduleRespawn(m, gen, false);
-}
-
-/**
- * A worker of a generation that has never been ready failed (exited, or could not start):
- * a reload fails at once, and so does a new master of an upgrade, so that the old one rolls
- * back now. False when the generation has served, and the worker is to be respawned.
- */
-function failsBeforeReady(m: Master, gen: Generation, reason: string): boolean {
-  if (gen.everReady) return false;
-  if (gen.role === 'pending') {
-    failReload(m, gen, reason);
-    return true;
-  }
-  if (m.oldMaster === null) return false;
-  m.log.emerg(reason);
-  m.tellParent({ t: 'failed', pid: process.pid, lines: [reason] });
-  m.command('fast-stop', undefined, 1);
-  return true;
+  execute(m, planNotStarted(gen, m.oldMaster !== null, why));
 }
 
 /** worker_rlimit_nofile, worker_priority, worker_cpu_affinity, applied from outside right after spawn. */
@@ -269,32 +246,40 @@ export function onWorkerExit(m: Master, ev: Extract<MasterEvent, { type: 'worker
   // A shell that left on its stop signal may have children still finishing: they keep the stop's deadline.
   if (w.group) m.groups.end(w.pid, w.state === 'draining' && w.stopDeadline !== null ? w.stopDeadline - Date.now() : 0);
   const gen = m.generations.get(w.generation);
-  const how = describeExit(ev.code, ev.signal);
-  if (w.state === 'draining' || !gen || gen.role === 'retiring') {
-    m.log.notice(`worker process ${w.pid} ${how}`);
-  } else if (gen.role === 'pending' && !gen.everReady) {
-    m.log.alert(`worker process ${w.pid} ${how}${w.killedFor ? ` (${w.killedFor})` : ''}`);
-    failsBeforeReady(m, gen, `worker process ${w.pid} of generation ${gen.id} ${how} before it was ready`);
-  } else if (!failsBeforeReady(m, gen, `worker process ${w.pid} ${how} before it was ready`)) {
-    m.totals.restarts++;
-    if (!w.recycling) m.metrics?.restarted(w.killReason ?? 'crash');
-    gen.slotRestarts[w.slot] = (gen.slotRestarts[w.slot] ?? 0) + 1;
-    if (!gen.everReady) m.tellParent({ t: 'failed', pid: process.pid, lines: [`worker process ${w.pid} ${how} before it was ready; the master keeps its sockets and retries`] });
-    const stable = w.readyAt !== null && Date.now() - w.readyAt >= STABLE_MS;
-    if (!w.recycling) scheduleRespawn(m, gen, stable, `worker process ${w.pid} ${how}${w.killedFor ? ` (${w.killedFor})` : ''}`);
-    else m.log.alert(`worker process ${w.pid} ${how} while being replaced`);
-  }
+  execute(
+    m,
+    planWorkerExit({
+      worker: { pid: w.pid, slot: w.slot, state: w.state, recycling: w.recycling, readyAt: w.readyAt, killedFor: w.killedFor, killReason: w.killReason },
+      gen: gen ? { id: gen.id, role: gen.role, everReady: gen.everReady } : null,
+      how: describeExit(ev.code, ev.signal),
+      newMaster: m.oldMaster !== null,
+      now: Date.now(),
+    }),
+  );
+}
+
+/** After a worker's exit, whatever it meant: its generation may be gone, a batch may move on, a stop may end. */
+export function afterWorkerExit(m: Master, generation: number | null): void {
+  const gen = generation === null ? undefined : m.generations.get(generation);
   if (gen) forgetGenerationIfEmpty(m, gen);
   stepRollout(m);
   checkBatchDrained(m);
   checkExit(m);
 }
 
+/** An unexpected exit of a serving generation's worker, counted (`reason` null: one being replaced). */
+export function countRestart(m: Master, generation: number, slot: number, reason: RestartReason | null): void {
+  m.totals.restarts++;
+  if (reason) m.metrics?.restarted(reason);
+  const gen = m.generations.get(generation);
+  if (gen) gen.slotRestarts[slot] = (gen.slotRestarts[slot] ?? 0) + 1;
+}
+
 /**
  * Exponential backoff per generation: crashes while a respawn is already scheduled join
  * that step, so a crash loop logs one line per step, not one per crash.
  */
-function scheduleRespawn(m: Master, gen: Generation, stable: boolean, why?: string): void {
+export function scheduleRespawn(m: Master, gen: Generation, stable: boolean, why?: string): void {
   const scheduled = gen.respawnTimer !== null;
   if (scheduled) {
     if (why) m.log.debug(`${why}; respawn already scheduled`);
@@ -352,32 +337,23 @@ export function onWorkerNotify(m: Master, pid: number, msg: string): void {
   if (msg.split('\n').includes('READY=1')) markReady(m, w);
 }
 
-function markReady(m: Master, w: WorkerRecord): void {
-  if (w.state !== 'starting') return;
-  w.state = 'ready';
-  w.readyAt = w.lastPong = Date.now();
-  m.log.notice(`worker process ${w.pid} is ready (generation ${w.generation})`);
-  const gen = m.generations.get(w.generation);
+export function markReady(m: Master, w: WorkerRecord): void {
+  const replaced = m.table.ofGeneration(w.generation).filter((o) => o.recycling && o.slot === w.slot).map((o) => o.pid);
+  execute(m, planWorkerReady({ worker: { pid: w.pid, generation: w.generation, state: w.state }, replaced }));
+}
+
+/** After a worker became ready: a batch may move on, and its generation may be whole. */
+export function afterWorkerReady(m: Master, generation: number): void {
+  const gen = m.generations.get(generation);
   if (!gen) return;
-  // A replacement is ready: the worker it replaces may go.
-  for (const old of m.table.ofGeneration(gen.id)) {
-    if (old.recycling && old.slot === w.slot) stopWorker(m, old, true, gen.config.workerShutdownTimeoutMs);
-  }
   stepRollout(m);
   onIncomingReady(m, gen);
   checkGenerationReady(m, gen);
 }
 
 export function checkGenerationReady(m: Master, gen: Generation): void {
-  if (gen.everReady) return;
-  const serving = m.table.serving(gen.id);
-  if (serving.length < gen.target || serving.some((w) => w.state !== 'ready')) return;
-  gen.everReady = true;
-  if (gen.readyTimer) clearTimeout(gen.readyTimer);
-  gen.readyTimer = null;
-  tell(m, { event: 'generation-ready', generation: gen.id, workers: gen.target });
-  if (gen.role === 'pending') finishReload(m, gen);
-  else if (gen.id === m.firstGeneration) m.onFirstReady();
+  const serving = m.table.serving(gen.id).map((w) => w.state);
+  execute(m, planGenerationReady({ gen: { id: gen.id, role: gen.role, everReady: gen.everReady, target: gen.target }, serving, first: gen.id === m.firstGeneration }));
 }
 
 /** A generation's backoff step is over: start the workers it is missing. */
@@ -406,43 +382,43 @@ export function checkWorkers(m: Master): void {
   for (const w of m.table.all()) {
     const gen = m.generations.get(w.generation);
     if (!gen) continue;
-    if (w.state === 'draining') {
-      // No verdicts on a worker that is leaving; its heartbeats say what it still holds.
-      ping(w, now);
-      continue;
-    }
     const cfg = gen.config;
-    if (w.state === 'starting' && cfg.worker.kind === 'exec' && !w.notified && now - w.startedAt >= EXEC_ALIVE_READY_MS) {
-      markReady(m, w);
-    } else if (w.state === 'starting' && now - w.startedAt > cfg.readyTimeoutMs) {
-      killWorker(m, w, `not ready within ${cfg.readyTimeoutMs}ms`, 'ready_timeout');
-    } else if (w.state === 'ready' && w.channel?.connected) {
-      if (cfg.workerHeartbeatTimeoutMs !== null && now - w.lastPong > cfg.workerHeartbeatTimeoutMs) {
-        killWorker(m, w, `no heartbeat for ${now - w.lastPong}ms`, 'heartbeat');
-        continue;
-      }
-      if (cfg.workerMaxMemory !== null && w.rss > cfg.workerMaxMemory && !w.recycling && gen.role === 'active') {
-        if (w.startRss !== null && w.startRss > cfg.workerMaxMemory) {
-          // A replacement would be over the limit at once: recycling would never end.
-          if (!gen.memoryWarned) m.log.warn(`worker_max_memory ${cfg.workerMaxMemory} is below what a fresh worker uses (${w.startRss} bytes): not replacing workers for memory`);
-          gen.memoryWarned = true;
-        } else {
-          m.log.warn(`worker process ${w.pid} uses ${w.rss} bytes, over worker_max_memory ${cfg.workerMaxMemory}: replacing it`);
-          w.recycling = true;
-          m.metrics?.restarted('memory');
-          maintainWorkerCount(m, gen);
-        }
-      }
-      ping(w, now);
-    }
+    execute(
+      m,
+      planCheck({
+        worker: {
+          pid: w.pid,
+          state: w.state,
+          exec: cfg.worker.kind === 'exec',
+          notified: w.notified,
+          startedAt: w.startedAt,
+          lastPong: w.lastPong,
+          connected: w.channel?.connected ?? false,
+          rss: w.rss,
+          startRss: w.startRss,
+          recycling: w.recycling,
+        },
+        gen: { id: gen.id, role: gen.role, memoryWarned: gen.memoryWarned, readyTimeoutMs: cfg.readyTimeoutMs, heartbeatTimeoutMs: cfg.workerHeartbeatTimeoutMs, maxMemory: cfg.workerMaxMemory },
+        now,
+      }),
+    );
   }
 }
 
-function ping(w: WorkerRecord, now: number): void {
-  w.channel?.send({ t: 'ping', seq: now });
+export function ping(w: WorkerRecord): void {
+  w.channel?.send({ t: 'ping', seq: Date.now() });
 }
 
-function killWorker(m: Master, w: WorkerRecord, why: string, reason: RestartReason): void {
+/** Over worker_max_memory: replaced by a new worker in its slot (markReady stops it then). */
+export function recycle(m: Master, w: WorkerRecord): void {
+  const gen = m.generations.get(w.generation);
+  if (!gen) return;
+  w.recycling = true;
+  m.metrics?.restarted('memory');
+  maintainWorkerCount(m, gen);
+}
+
+export function killWorker(m: Master, w: WorkerRecord, why: string, reason: RestartReason): void {
   if (w.killedFor) return;
   w.killedFor = why;
   w.killReason = reason;
