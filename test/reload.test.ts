@@ -5,7 +5,7 @@ import path from 'node:path';
 import t from 'tap';
 import type { MasterStatus } from '../src/control/protocol.js';
 import { startLoad, type Load } from './helpers/load.js';
-import { app, freePort, get, startMaster, waitFor, workersOf } from './helpers/master.js';
+import { app, eventsOf, freePort, get, readLog, startMaster, waitFor, workersOf } from './helpers/master.js';
 
 /** Wait until each load has served `n` more requests: reloads happen while traffic flows. */
 async function moreRequests(loads: Load[], n: number): Promise<void> {
@@ -167,4 +167,19 @@ t.test('a reload whose workers cannot even be started (the master out of fds) fa
   t.equal(again.code, 0, `with fds again, a reload works: ${again.stderr}`);
   const r = await load.stop();
   t.same({ failed: r.failed, non2xx: r.non2xx, errors: r.errors }, { failed: 0, non2xx: 0, errors: [] }, 'zero failed requests');
+});
+
+t.test('a reload that changes error_log: the master writes to the new file from the switch on', async (t) => {
+  const port = await freePort();
+  const m = await startMaster(t, { conf: `worker_processes 1;\nworker_log off;\nlisten 127.0.0.1:${port};\napp ${app('hello.mjs')};\n` });
+  const moved = path.join(m.dir, 'moved.log');
+  fs.writeFileSync(m.conf, fs.readFileSync(m.conf, 'utf8').replace(/^error_log .*$/m, `error_log ${moved} info;`));
+  const r = await m.cli(['-s', 'reload']);
+  t.equal(r.code, 0, r.stderr);
+  const fresh = eventsOf(readLog(moved));
+  t.ok(fresh.some((e) => e.event === 'reload-finished' && e.generation === 2), 'the reload-finished line is in the new error_log');
+  t.notOk(m.events().some((e) => e.event === 'reload-finished'), 'not in the old one');
+  m.signal('SIGUSR1');
+  await waitFor('the master logs to the new file', () => readLog(moved).some((l) => /SIGUSR1/.test(l.text)));
+  t.equal((await get({ port })).status, 200, 'generation 2 serves');
 });
