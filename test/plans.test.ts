@@ -3,7 +3,8 @@
 // process is started: the effects are data (the real processes are in upgrade.test.ts,
 // shutdown.test.ts, systemd-real.test.ts).
 import t from 'tap';
-import { UPGRADE_KILL_MS, planCommand, planUpgrade, type Effect, type View } from '../src/master/plans.js';
+import { UPGRADE_KILL_MS, planCommand, planUpgrade, type Effect, type UpgradeEvent, type View } from '../src/master/plans.js';
+import { planReloadFailed, planReloadFinished, planReloadSettled } from '../src/master/reload-plans.js';
 import type { MasterPhase } from '../src/master/phase.js';
 
 const PHASES: MasterPhase[] = ['starting', 'running', 'reloading', 'draining', 'stopping-graceful', 'stopping-fast'];
@@ -49,7 +50,8 @@ t.test('the other commands: one effect each, or the manual rollback (HUP after W
 t.test('an event of no upgrade, or of another new master, does nothing', async (t) => {
   for (const phase of PHASES) for (const up of UPGRADES) {
     for (const pid of up ? [78] : [77]) {
-      for (const ev of [{ type: 'ready', pid }, { type: 'timeout', pid }, { type: 'exit', pid, how: 'exited with code 1' }] as const) {
+      const events: UpgradeEvent[] = [{ type: 'ready', pid }, { type: 'timeout', pid }, { type: 'exit', pid, how: 'exited with code 1' }, { type: 'batch-ready', pid, slots: [0], step: 1, steps: 4 }];
+      for (const ev of events) {
         t.same(planUpgrade(view(phase, up), ev), [], `${ev.type} of ${pid} in ${name(view(phase, up))}`);
       }
     }
@@ -100,5 +102,49 @@ t.test('the new master exits: a rollback in every phase, the old workers back wh
     const set = plan.find((e) => e.do === 'set-phase');
     if (phase === 'draining') t.same(set, { do: 'set-phase', phase: { name: 'running' } }, 'serving again');
     if (phase === 'stopping-graceful') t.same(set, { do: 'set-phase', phase: { name: 'running' } }, 'the graceful stop is cancelled: serving again');
+  }
+});
+
+t.test('a reload ends: its generation takes over whole, or the master goes back to where the reload started', async (t) => {
+  const reloading = (returnTo: 'running' | 'draining') => ({ name: 'reloading', returnTo }) as const;
+  t.same(planReloadFinished({ generation: 5, current: 4, phase: reloading('running'), rollout: null, others: [4] }), [
+    { do: 'activate-generation', generation: 5 },
+    { do: 'stop-generation', generation: 4 },
+    { do: 'set-phase', phase: { name: 'running' } },
+    { do: 'take-over-log', generation: 5 },
+    { do: 'tell', outcome: { event: 'reload-finished', generation: 5, previous: 4 } },
+  ]);
+  for (const returnTo of ['running', 'draining'] as const) {
+    t.same(planReloadFailed({ generation: 5, current: 4, phase: reloading(returnTo), rollout: null, others: [4] }, 'worker process 9 exited with code 1 before it was ready'), [
+      { do: 'release-unserved', generation: 5 },
+      { do: 'stop-generation', generation: 5 },
+      { do: 'set-phase', phase: { name: returnTo } },
+      { do: 'tell', outcome: { event: 'reload-failed', reason: 'worker process 9 exited with code 1 before it was ready', serving: 4 } },
+    ], `back to ${returnTo}`);
+  }
+  t.same(
+    planReloadFailed({ generation: 5, current: 4, phase: { name: 'stopping', mode: 'graceful', code: 0 }, rollout: null, others: [4] }, 'x').map((e) => e.do),
+    ['release-unserved', 'stop-generation', 'tell'],
+    'a stop that came meanwhile stays a stop',
+  );
+  t.same(planReloadFailed({ generation: 5, current: 4, phase: reloading('running'), rollout: { to: 5, back: false }, others: [4] }, 'x'), [{ do: 'roll-back', generation: 5, reason: 'x' }], 'a batched reload moves its slots back first');
+  t.same(planReloadFailed({ generation: 4, current: 4, phase: reloading('running'), rollout: { to: 4, back: true }, others: [5] }, 'x').map((e) => e.do), ['release-unserved', 'stop-generation', 'set-phase', 'tell'], 'its rollback failing too ends it');
+  t.same(planReloadSettled({ current: 4, phase: reloading('running') }, null, 'x')[0], { do: 'release-unserved', generation: null }, 'nothing of it left: every group is checked');
+});
+
+t.test("a batched upgrade: the new master's batch is ready, the old one gives up and drains those slots", async (t) => {
+  for (const phase of PHASES) for (const up of UPGRADES.slice(1)) {
+    const plan = planUpgrade(view(phase, up), { type: 'batch-ready', pid: 77, slots: [2, 3], step: 2, steps: 4 });
+    if (up!.ready) {
+      t.same(plan, [], `${name(view(phase, up))}: the upgrade is past its batches`);
+      continue;
+    }
+    t.same(plan, [
+      { do: 'give-up-slots', slots: [2, 3] },
+      { do: 'upgrade-timer', ms: 30_000 },
+      { do: 'log', level: 'notice', line: 'upgrade: new master process 77 has batch 2 of 4 ready; draining slot(s) 2, 3' },
+      { do: 'drain-slots', slots: [2, 3] },
+      { do: 'check-batch-drained' },
+    ], name(view(phase, up)));
   }
 });

@@ -126,9 +126,15 @@ t.test('a rollback with nothing to move back finishes at once', async (t) => {
  * while: a worker that exits during it and its replacement started after it could both be
  * seen, so only those still alive when the scan is over are counted.
  */
+/**
+ * Worker processes only: a master also has short-lived children of its own (pidusage's
+ * getconf on the first status request), which are not workers.
+ */
+const isWorker = (pid: number) => /tsmaster: worker process|worker\/main\.js/.test(cmdline(pid));
+
 async function peakAlive(count: () => number[], during: () => Promise<void>): Promise<number> {
   let peak = 0;
-  const sample = () => (peak = Math.max(peak, count().filter(isAlive).length));
+  const sample = () => (peak = Math.max(peak, count().filter((p) => isAlive(p) && isWorker(p)).length));
   const timer = setInterval(sample, 10);
   try {
     await during();

@@ -4,11 +4,25 @@
 import type { Master } from './master.js';
 import type { Effect } from './plans.js';
 import { reopenLogs, checkExit, drainWorkers, restartWorkers, stopAllWorkers } from './shutdown.js';
-import { failReload, finishReload, startReload } from './reload.js';
-import { afterWorkerExit, afterWorkerReady, changeWorkerCount, countRestart, killWorker, markReady, ping, recycle, scheduleRespawn, stopWorker } from './supervise.js';
+import { activateGeneration, failReload, finishReload, rollBack, startReload, takeOverLog } from './reload.js';
+import {
+  afterWorkerExit,
+  afterWorkerReady,
+  changeWorkerCount,
+  countRestart,
+  killWorker,
+  markReady,
+  ping,
+  recycle,
+  releaseUnservedSockets,
+  scheduleRespawn,
+  stopGeneration,
+  stopSlots,
+  stopWorker,
+} from './supervise.js';
 import { tell } from './tell.js';
 import { armUpgradeTimer, endUpgrade, startUpgrade } from './upgrade.js';
-import { restoreAllSlots } from './upgrade-batches.js';
+import { checkBatchDrained, giveUpSlots, restoreAllSlots } from './upgrade-batches.js';
 
 type WorkerEffect = Extract<Effect, { do: 'ping' | 'worker-ready' | 'kill-worker' | 'recycle' | 'mark-ready' | 'stop-worker' }>;
 
@@ -89,6 +103,14 @@ function apply(m: Master, e: Effect): void {
       return endUpgrade(m);
     case 'restore-slots':
       return restoreAllSlots(m);
+    case 'give-up-slots':
+      return giveUpSlots(m, e.slots);
+    case 'drain-slots': {
+      const gen = m.generations.get(m.current);
+      return gen ? stopSlots(m, gen, e.slots) : undefined;
+    }
+    case 'check-batch-drained':
+      return checkBatchDrained(m);
     case 'serve-metrics':
       return m.serveMetrics(e.on);
     case 'watchdog':
@@ -138,5 +160,19 @@ function apply(m: Master, e: Effect): void {
     }
     case 'first-ready':
       return m.onFirstReady();
+    case 'activate-generation':
+    case 'stop-generation':
+    case 'take-over-log':
+    case 'roll-back': {
+      const gen = m.generations.get(e.generation);
+      if (!gen) return;
+      if (e.do === 'activate-generation') return activateGeneration(m, gen);
+      if (e.do === 'stop-generation') return stopGeneration(m, gen);
+      if (e.do === 'take-over-log') return takeOverLog(m, gen);
+      const r = m.rollout;
+      return r ? rollBack(m, gen, r, e.reason) : undefined;
+    }
+    case 'release-unserved':
+      return releaseUnservedSockets(m, e.generation === null ? null : (m.generations.get(e.generation) ?? null));
   }
 }

@@ -32,7 +32,7 @@ import { execute } from './execute.js';
 import { planCommand, planUpgrade, type View } from './plans.js';
 import { checkWorkers, onReadyTimeout, onRespawn, onWorkerExit, onWorkerMessage, onWorkerNotify, prepareGeneration, signalWorker, startGeneration } from './supervise.js';
 import { howItExited, type Upgrade } from './upgrade.js';
-import { firstBatch, onBatchDrained, onBatchReady, type IncomingBatches } from './upgrade-batches.js';
+import { batchSlots, firstBatch, onBatchDrained, type IncomingBatches } from './upgrade-batches.js';
 
 
 export interface MasterOptions {
@@ -56,8 +56,9 @@ const TICK_MS = 1000;
  * operator's command (a signal, a control reload) may do in the master's phase is decided
  * by the table of phase.ts, refusals included (signals.ts maps signals to commands); what an
  * allowed command and each event of an upgrade then do is a plan of effects (plans.ts) that
- * execute.ts makes; an outcome's consequences are tell.ts's. Workers are supervised one by
- * one in supervise.ts, a reload's generations in reload.ts and rollout.ts.
+ * execute.ts makes; an outcome's consequences are tell.ts's. Single workers are decided by
+ * worker-plans.ts, how a reload ends by reload-plans.ts, a batched reload's steps by
+ * rollout.ts; supervise.ts and reload.ts hold the effects those plans name.
  */
 export class Master {
   /** The one value that says where the master is (phase.ts); set by plans and reloads only. */
@@ -242,8 +243,10 @@ export class Master {
         return execute(this, planUpgrade(this.view(), { type: 'exit', pid: ev.pid, how: howItExited(ev) }));
       case 'upgrade-timeout':
         return execute(this, planUpgrade(this.view(), { type: 'timeout', pid: ev.pid }));
-      case 'upgrade-batch':
-        return onBatchReady(this, ev.msg);
+      case 'upgrade-batch': {
+        const { pid, step, steps } = ev.msg;
+        return execute(this, planUpgrade(this.view(), { type: 'batch-ready', pid, slots: batchSlots(ev.msg), step: Number(step) || 0, steps: Number(steps) || 0 }));
+      }
       case 'batch-drained':
         return onBatchDrained(this);
     }

@@ -2,9 +2,8 @@
 // event of an upgrade: decisions only. A plan reads a snapshot of the master (View) and
 // returns the effects to make, in order; execute.ts makes them. No plan touches a process,
 // a file or a timer, so every (phase, event) pair is tested in-process (test/plans.test.ts).
-//
-// Supervision of single workers (spawn, exit, readiness, backoff) stays in supervise.ts:
-// it is decided per worker record, by the same loop.
+// The effects below are also those of worker-plans.ts (single workers) and reload-plans.ts
+// (how a reload ends); a batched reload's steps are rollout.ts's, with effects passed in.
 import type { LogLevel } from '../config/types.js';
 import type { Outcome } from '../outcomes.js';
 import type { Command, MasterPhase, Phase, Transition } from './phase.js';
@@ -47,6 +46,12 @@ export type Effect =
   /** The new master is gone: forget it, and take the pidfile and control socket names back. */
   | { do: 'end-upgrade' }
   | { do: 'restore-slots' }
+  /** A batched upgrade: the serving generation no longer fills these slots; the upgrade waits for them to empty. */
+  | { do: 'give-up-slots'; slots: number[] }
+  /** Gracefully stop the serving generation's workers in these slots. */
+  | { do: 'drain-slots'; slots: number[] }
+  /** Tell the new master once the slots given up are empty. */
+  | { do: 'check-batch-drained' }
   | { do: 'serve-metrics'; on: boolean }
   /** Whether this master is the one systemd's watchdog watches. */
   | { do: 'watchdog'; main: boolean }
@@ -79,7 +84,18 @@ export type Effect =
   /** A reload's generation is whole: it serves, the others stop. */
   | { do: 'finish-reload'; generation: number }
   /** The master's first generation is whole: the master is ready (pidfile, READY=1, the launcher). */
-  | { do: 'first-ready' };
+  | { do: 'first-ready' }
+  // Of a reload (reload-plans.ts):
+  /** The generation serves: it is the current one, its config the master's. */
+  | { do: 'activate-generation'; generation: number }
+  /** Its workers stop gracefully, and no respawn or ready timeout of it is left. */
+  | { do: 'stop-generation'; generation: number }
+  /** The master writes to the error_log the generation's reload prepared, if it changed. */
+  | { do: 'take-over-log'; generation: number }
+  /** Close reuseport members that only this failed generation (null: a count change) was to serve. */
+  | { do: 'release-unserved'; generation: number | null }
+  /** A batched reload failed part-way: the old generation takes its slots back (rollout.ts). */
+  | { do: 'roll-back'; generation: number; reason: string };
 
 /** Tell systemd we stop, unless a new master has taken over as its main process. */
 function stopping(v: View, mode: 'fast' | 'graceful', code: number): Effect[] {
@@ -119,6 +135,8 @@ export function planCommand(v: View, go: Transition, code = 0): Effect[] {
 /** An event of the upgrade this master started: what the new master said or did. */
 export type UpgradeEvent =
   | { type: 'ready'; pid: number }
+  /** A batched upgrade: the new master's batch `step` of `steps` is ready in these slots. */
+  | { type: 'batch-ready'; pid: number; slots: number[]; step: number; steps: number }
   | { type: 'timeout'; pid: number }
   | { type: 'exit'; pid: number; how: string };
 
@@ -136,6 +154,17 @@ export function planUpgrade(v: View, ev: UpgradeEvent): Effect[] {
         { do: 'watchdog', main: false },
         { do: 'serve-metrics', on: false },
         { do: 'tell', outcome: { event: 'upgrade-ready', pid: ev.pid, self: v.pid } },
+      ];
+    case 'batch-ready':
+      if (up.ready) return [];
+      return [
+        { do: 'give-up-slots', slots: ev.slots },
+        // Each batch gets ready_timeout of its own.
+        { do: 'upgrade-timer', ms: v.readyTimeoutMs },
+        { do: 'log', level: 'notice', line: `upgrade: new master process ${ev.pid} has batch ${ev.step} of ${ev.steps} ready; draining slot(s) ${ev.slots.join(', ')}` },
+        { do: 'drain-slots', slots: ev.slots },
+        // Already none there (a slot whose worker had crashed): the new master goes on at once.
+        { do: 'check-batch-drained' },
       ];
     case 'timeout':
       if (up.ready) return [];

@@ -2,6 +2,8 @@ import type { Config } from '../config/types.js';
 import type { Generation } from './generation.js';
 import { Logger } from '../log/logger.js';
 import type { Master } from './master.js';
+import { execute } from './execute.js';
+import { planReloadFailed, planReloadFinished, planReloadSettled, type ReloadView } from './reload-plans.js';
 import { tell } from './tell.js';
 import { advanceRollout, batchSize, rolloutStatus, rolloutText, startRollout, type Rollout, type RolloutEffects } from './rollout.js';
 import {
@@ -14,7 +16,6 @@ import {
   releaseUnservedSockets,
   slotState,
   startGeneration,
-  stopGeneration,
   stopSlots,
   stopWorker,
 } from './supervise.js';
@@ -84,23 +85,39 @@ function prepareReload(m: Master, config: Config, batch: number | null): Generat
   }
 }
 
+/** What reload-plans.ts reads of the master about a reload's generation. */
+function reloadView(m: Master, gen: Generation): ReloadView {
+  return {
+    generation: gen.id,
+    current: m.current,
+    phase: m.phase,
+    rollout: m.rollout ? { to: m.rollout.to, back: m.rollout.back } : null,
+    others: [...m.generations.values()].filter((g) => g.id !== gen.id && g.role !== 'retiring').map((g) => g.id),
+  };
+}
+
 export function finishReload(m: Master, gen: Generation): void {
-  const previous = m.current;
+  execute(m, planReloadFinished(reloadView(m, gen)));
+}
+
+export function failReload(m: Master, gen: Generation, reason: string): void {
+  execute(m, planReloadFailed(reloadView(m, gen), reason));
+}
+
+/** The reload's generation serves now: current, with its config; its batches, if any, are over. */
+export function activateGeneration(m: Master, gen: Generation): void {
   m.rollout = null;
   gen.slots = null;
   gen.role = 'active';
   m.current = gen.id;
   m.config = gen.config;
-  for (const old of [...m.generations.values()]) if (old.id !== gen.id && old.role !== 'retiring') stopGeneration(m, old);
-  m.phase = { name: 'running' };
-  // Last, and on its own: the switch above is whole even if the new log's stdio cannot follow.
-  if (gen.masterLog) takeOverLog(m, gen.masterLog);
-  gen.masterLog = null;
-  tell(m, { event: 'reload-finished', generation: gen.id, previous });
 }
 
 /** The master writes to the error_log the reload prepared (already open), its stdio too. */
-function takeOverLog(m: Master, log: Logger): void {
+export function takeOverLog(m: Master, gen: Generation): void {
+  const log = gen.masterLog;
+  if (!log) return;
+  gen.masterLog = null;
   m.log.close();
   m.log = log;
   try {
@@ -110,26 +127,12 @@ function takeOverLog(m: Master, log: Logger): void {
   }
 }
 
-export function failReload(m: Master, gen: Generation, reason: string): void {
-  const r = m.rollout;
-  if (r && !r.back && r.to === gen.id) return rollBack(m, gen, r, reason);
-  stopGeneration(m, gen);
-  settleFailedReload(m, gen, reason);
-}
-
-function settleFailedReload(m: Master, gen: Generation | null, reason: string): void {
-  releaseUnservedSockets(m, gen);
-  // Back where the reload started, unless a stop came meanwhile.
-  if (m.phase.name === 'reloading') m.phase = { name: m.phase.returnTo };
-  tell(m, { event: 'reload-failed', reason, serving: m.current });
-}
-
 /**
  * A batched reload failed part-way: the new workers that do not serve yet stop now, and the
  * old generation takes its slots back batch by batch, each new worker stopping once the old
  * one for its slot is ready. The reload's outcome is told when that is done.
  */
-function rollBack(m: Master, gen: Generation, r: Rollout, reason: string): void {
+export function rollBack(m: Master, gen: Generation, r: Rollout, reason: string): void {
   const old = m.generations.get(r.from);
   const why = `${reason} (in ${rolloutText(rolloutStatus(r))})`;
   gen.role = 'retiring';
@@ -137,8 +140,7 @@ function rollBack(m: Master, gen: Generation, r: Rollout, reason: string): void 
   for (const w of m.table.ofGeneration(gen.id)) if (w.state !== 'ready') stopWorker(m, w, true, gen.config.workerShutdownTimeoutMs);
   if (!old) {
     m.rollout = null;
-    stopGeneration(m, gen);
-    settleFailedReload(m, gen, why);
+    execute(m, planReloadSettled(m, gen.id, why));
     return;
   }
   tell(m, { event: 'reload-rolling-back', reason: why, serving: old.id, batch: r.batch });
@@ -171,9 +173,7 @@ function rolloutEffects(m: Master): RolloutEffects {
         if (to) checkGenerationReady(m, to);
         return;
       }
-      const failed = m.generations.get(r.from) ?? null;
-      if (failed) stopGeneration(m, failed);
-      settleFailedReload(m, failed, r.reason);
+      execute(m, planReloadSettled(m, m.generations.has(r.from) ? r.from : null, r.reason));
     },
   };
 }

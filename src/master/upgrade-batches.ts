@@ -12,8 +12,7 @@ import { isObject, type ParentMessage } from '../protocol.js';
 import type { Generation } from './generation.js';
 import type { Master } from './master.js';
 import { batchSize, slotRange } from './rollout.js';
-import { maintainWorkerCount, slotState, stopSlots } from './supervise.js';
-import { armUpgradeTimer } from './upgrade.js';
+import { maintainWorkerCount, slotState } from './supervise.js';
 
 /** The new master's side: slots still to start, the batch under way. */
 export interface IncomingBatches {
@@ -75,20 +74,19 @@ export function onBatchDrained(m: Master): void {
   maintainWorkerCount(m, gen);
 }
 
-/** Old master: the new one's batch is ready; drain this master's workers in those slots. */
-export function onBatchReady(m: Master, msg: Extract<ParentMessage, { t: 'batch-ready' }>): void {
+/** Old master, a batched upgrade: the serving generation gives up these slots to the new master. */
+export function giveUpSlots(m: Master, slots: number[]): void {
   const up = m.upgrade;
   const gen = m.generations.get(m.current);
-  if (!up || up.pid !== msg.pid || up.ready || !gen) return;
-  const slots = Array.isArray(msg.slots) ? msg.slots.filter((s): s is number => Number.isInteger(s) && s >= 0 && s < 1024) : [];
+  if (!up || !gen) return;
   gen.slots ??= new Set(slotRange(0, gen.target));
   for (const s of slots) gen.slots.delete(s);
   up.draining = slots;
-  // Each batch gets ready_timeout of its own.
-  armUpgradeTimer(m, m.config.readyTimeoutMs);
-  m.log.notice(`upgrade: new master process ${up.pid} has batch ${msg.step} of ${msg.steps} ready; draining slot(s) ${slots.join(', ')}`);
-  stopSlots(m, gen, slots);
-  checkBatchDrained(m);
+}
+
+/** The slots of a batch-ready message from the new master, as numbers that can be slots. */
+export function batchSlots(msg: Extract<ParentMessage, { t: 'batch-ready' }>): number[] {
+  return Array.isArray(msg.slots) ? msg.slots.filter((s): s is number => Number.isInteger(s) && s >= 0 && s < 1024) : [];
 }
 
 /** Old master, after a worker exit: once the batch's workers are gone, tell the new master. */
