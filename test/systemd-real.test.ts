@@ -301,6 +301,23 @@ t.test('tsmaster.service under a real systemd', { skip: why ?? false }, async (t
     t.equal(await c.prop('ActiveState'), 'inactive');
   });
 
+  t.test('systemctl stop while an upgrade is under way (both masters alive) stops both, gracefully', async (t) => {
+    const port = await freePort();
+    await started(t, port);
+    const old = await mainPid();
+    await ok(`kill -USR2 ${old}`);
+    const fresh = await newMain(old);
+    const inFlight = slow(port, 1000);
+    await sleep(300);
+    await ok('systemctl stop tsmaster', 60_000);
+    t.equal((await inFlight).status, 200, 'the slow request in flight is answered');
+    t.equal(await c.prop('Result'), 'success', 'no SIGKILL: Result=success');
+    t.equal(await c.prop('ActiveState'), 'inactive');
+    const left = (await c.sh(`ps -eo pid,args | grep -E 'tsmaster: (master|worker)' | grep -v grep`)).out;
+    t.equal(left, '', `no master or worker of either is left (old ${old}, new ${fresh})`);
+    t.equal((await c.sh(`ls ${PIDFILE} ${PIDFILE}.oldbin 2>/dev/null`)).out, '', 'no pidfile, no .oldbin');
+  });
+
   t.test('socket activation with the shipped tsmaster.socket', async (t) => {
     const port = await freePort();
     await fresh(port, { socket: true });

@@ -234,3 +234,21 @@ t.test('kill -9 of the old master after WINCH: the new master serves on and remo
   t.equal(st.code, 0, st.stderr);
   t.match(st.stdout, /"role":"none"/, 'no upgrade under way any more');
 });
+
+t.test('-s quit during an unfinished upgrade stops both masters, the new one first, and answers the requests in flight', async (t) => {
+  const port = await freePort();
+  const m = await startMaster(t, { conf: `worker_processes 2;\nlisten 127.0.0.1:${port};\napp ${path.join(fixtures, 'apps', 'slow.mjs')};\n` });
+  const old = m.masterPid;
+  m.signal('SIGUSR2');
+  const ready = await m.waitEvent('upgrade-ready', {}, { pid: old });
+  // Both masters serve; requests in flight on either are answered.
+  const inFlight = Array.from({ length: 6 }, () => get({ port, path: '/?ms=800' }));
+  await new Promise((r) => setTimeout(r, 200));
+  const r = await m.cli(['-s', 'quit'], { timeoutMs: 60_000 });
+  t.equal(r.code, 0, r.stderr);
+  t.same((await Promise.all(inFlight)).map((x) => x.status), [200, 200, 200, 200, 200, 200], 'every request in flight answered');
+  t.ok(isGone(ready.pid) && isGone(old), 'both masters are gone');
+  // The new master went first: the old one served on alone (a rollback, logged as one) until its own QUIT.
+  t.ok(m.events().some((e) => e.event === 'upgrade-rolling-back' && e.pid === ready.pid && e.how === 'exited with code 0'), 'the new master stopped first');
+  t.notOk(fs.existsSync(m.pidFile) || fs.existsSync(`${m.pidFile}.oldbin`), 'no pidfile, no .oldbin');
+});

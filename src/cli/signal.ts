@@ -1,7 +1,9 @@
 import os from 'node:os';
 import { LOG_LEVELS, type Config } from '../config/types.js';
 import { TsmError } from '../errors.js';
-import { isAlive, isLiveMaster, readPidFile } from '../master/pidfile.js';
+import { isAlive, isLiveMaster, readPid, readPidFile } from '../master/pidfile.js';
+import { childrenOf } from '../proc.js';
+import { oldbinPath } from '../protocol.js';
 import { answers, ask } from '../control/client.js';
 import { formatOutcome } from '../outcomes.js';
 import { LogWatch, waitFor, type LogLine } from './log-watch.js';
@@ -50,16 +52,32 @@ export function problemLines(lines: readonly LogLine[], pids: readonly number[])
 }
 
 /**
- * stop / quit: signal, then wait until the master has exited (bounded). Under
- * `term_shutdown graceful` TERM is the graceful stop, so `stop` sends INT, still the fast one.
+ * The masters a stop must end, in order. During an upgrade (PATH.oldbin names a live master)
+ * that is the new master first, then the old one: the old master would take the service
+ * back if the new one went alone, and would cancel its own graceful stop if it went first.
+ */
+export function mastersToStop(config: Config): number[] {
+  const old = readPid(oldbinPath(config.pid));
+  if (old === null || !isLiveMaster(old)) return [masterPid(config.pid)];
+  const current = readPid(config.pid);
+  // Before it is ready the new master has not written the pidfile: it is the old one's child.
+  const fresh = new Set([...(current !== null && current !== old && isLiveMaster(current) ? [current] : []), ...childrenOf(old).filter(isLiveMaster)]);
+  return [...fresh, old];
+}
+
+/**
+ * stop / quit: signal, then wait until the master has exited (bounded), each master of an
+ * upgrade under way in turn. Under `term_shutdown graceful` TERM is the graceful stop, so
+ * `stop` sends INT, still the fast one.
  */
 export async function stopMaster(config: Config, graceful: boolean): Promise<Outcome> {
-  const pid = masterPid(config.pid);
-  signalMaster(pid, graceful ? 'SIGQUIT' : config.termShutdown === 'graceful' ? 'SIGINT' : 'SIGTERM');
   const bound = (graceful ? config.workerShutdownTimeoutMs : 0) + 10_000;
-  const gone = await waitFor(() => (isAlive(pid) ? undefined : true), bound);
-  if (gone) return { code: 0, out: [], err: [] };
-  return { code: 1, out: [], err: [`master process ${pid} is still running after ${bound}ms`] };
+  for (const pid of mastersToStop(config)) {
+    signalMaster(pid, graceful ? 'SIGQUIT' : config.termShutdown === 'graceful' ? 'SIGINT' : 'SIGTERM');
+    const gone = await waitFor(() => (isAlive(pid) ? undefined : true), bound);
+    if (!gone) return { code: 1, out: [], err: [`master process ${pid} is still running after ${bound}ms`] };
+  }
+  return { code: 0, out: [], err: [] };
 }
 
 export function reopen(config: Config): Outcome {
