@@ -318,6 +318,19 @@ t.test('tsmaster.service under a real systemd', { skip: why ?? false }, async (t
     t.equal((await c.sh(`ls ${PIDFILE} ${PIDFILE}.oldbin 2>/dev/null`)).out, '', 'no pidfile, no .oldbin');
   });
 
+  t.test('systemctl stop after the config moved the pidfile: ExecStop finds the main process', async (t) => {
+    const port = await freePort();
+    await started(t, port);
+    // After an upgrade the master is not systemd's child: only ExecStop stops it gracefully.
+    await upgrade(t, port);
+    write(CONF, conf(port).replace(`pid ${PIDFILE};`, 'pid /run/tsmaster/elsewhere.pid;'));
+    const inFlight = slow(port, 1000);
+    await sleep(300);
+    await ok('systemctl stop tsmaster', 60_000);
+    t.equal((await inFlight).status, 200, 'the slow request in flight is answered');
+    t.equal(await c.prop('Result'), 'success', 'no SIGKILL: Result=success');
+  });
+
   t.test('socket activation with the shipped tsmaster.socket', async (t) => {
     const port = await freePort();
     await fresh(port, { socket: true });

@@ -15,8 +15,22 @@ export interface Outcome {
   err: string[];
 }
 
-/** The pid of the running master named by the pidfile, or a clear error. */
+/**
+ * The pid of the running master named by the pidfile, or a clear error. Run by systemd as
+ * ExecStop= or ExecReload=, the unit's main process ($MAINPID) is the master when the
+ * pidfile names none: an edited `pid` (a reload does not move the pidfile) still finds it.
+ */
 export function masterPid(pidPath: string): number {
+  try {
+    return pidFileMaster(pidPath);
+  } catch (err) {
+    const main = Number(process.env.MAINPID);
+    if (Number.isInteger(main) && main > 1 && isLiveMaster(main)) return main;
+    throw err;
+  }
+}
+
+function pidFileMaster(pidPath: string): number {
   let pid: number;
   try {
     pid = readPidFile(pidPath);
