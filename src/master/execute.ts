@@ -43,10 +43,8 @@ function applyToWorker(m: Master, e: WorkerEffect): void {
       w.state = 'ready';
       w.readyAt = w.lastPong = Date.now();
       return;
-    case 'stop-worker': {
-      const timeout = m.generations.get(w.generation)?.config.workerShutdownTimeoutMs ?? m.config.workerShutdownTimeoutMs;
-      return stopWorker(m, w, true, timeout);
-    }
+    case 'stop-worker':
+      return stopWorker(m, w, true);
   }
 }
 

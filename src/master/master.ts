@@ -283,7 +283,7 @@ export class Master {
   view(): View {
     const up = this.upgrade;
     return {
-      phase: this.situation().phase,
+      phase: phaseKey(this.phase),
       upgrade: up ? { pid: up.pid, ready: up.ready, killing: up.killing } : null,
       current: this.current,
       readyTimeoutMs: this.config.readyTimeoutMs,

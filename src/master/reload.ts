@@ -137,7 +137,7 @@ export function rollBack(m: Master, gen: Generation, r: Rollout, reason: string)
   const why = `${reason} (in ${rolloutText(rolloutStatus(r))})`;
   gen.role = 'retiring';
   clearGenerationTimers(gen);
-  for (const w of m.table.ofGeneration(gen.id)) if (w.state !== 'ready') stopWorker(m, w, true, gen.config.workerShutdownTimeoutMs);
+  for (const w of m.table.ofGeneration(gen.id)) if (w.state !== 'ready') stopWorker(m, w, true);
   if (!old) {
     m.rollout = null;
     execute(m, planReloadSettled(m, gen.id, why));

@@ -10,10 +10,7 @@ const FAST_KILL_MS = 2000;
 /** A stop (plans.ts): no generation respawns or times out any more; every worker is told to go. */
 export function stopAllWorkers(m: Master, graceful: boolean): void {
   for (const gen of m.generations.values()) clearGenerationTimers(gen);
-  for (const w of m.table.all()) {
-    const timeout = graceful ? (m.generations.get(w.generation)?.config.workerShutdownTimeoutMs ?? m.config.workerShutdownTimeoutMs) : FAST_KILL_MS;
-    stopWorker(m, w, graceful, timeout);
-  }
+  for (const w of m.table.all()) stopWorker(m, w, graceful, graceful ? undefined : FAST_KILL_MS);
 }
 
 /** WINCH: the workers finish and exit; the master and its sockets stay. */
@@ -23,7 +20,7 @@ export function drainWorkers(m: Master): void {
     if (gen.respawnTimer) clearTimeout(gen.respawnTimer);
     gen.respawnTimer = null;
   }
-  for (const w of m.table.all()) stopWorker(m, w, true, m.generations.get(w.generation)?.config.workerShutdownTimeoutMs ?? m.config.workerShutdownTimeoutMs);
+  for (const w of m.table.all()) stopWorker(m, w, true);
 }
 
 /** After WINCH: start the serving generation's workers again with its own config. */

@@ -162,11 +162,15 @@ export function signalWorker(m: Master, w: WorkerRecord, signal: NodeJS.Signals)
   else w.child.kill(signal);
 }
 
-/** QUIT (graceful) or TERM (fast), and KILL if it is still there after the timeout. */
-export function stopWorker(m: Master, w: WorkerRecord, graceful: boolean, timeoutMs: number): void {
+/**
+ * QUIT (graceful) or TERM (fast), and KILL if it is still there after the timeout: by
+ * default the worker_shutdown_timeout of its own generation's config.
+ */
+export function stopWorker(m: Master, w: WorkerRecord, graceful: boolean, timeoutMs?: number): void {
   if (w.state === 'draining' && graceful) return;
   w.state = 'draining';
   const gen = m.generations.get(w.generation);
+  timeoutMs ??= gen?.config.workerShutdownTimeoutMs ?? m.config.workerShutdownTimeoutMs;
   const exec = gen?.config.worker.kind === 'exec';
   const signal = !graceful || (!exec && !w.handlers) ? 'SIGTERM' : exec ? gen!.config.workerStopSignal : 'SIGQUIT';
   signalWorker(m, w, signal);
@@ -178,7 +182,7 @@ export function stopWorker(m: Master, w: WorkerRecord, graceful: boolean, timeou
 export function stopGeneration(m: Master, gen: Generation): void {
   gen.role = 'retiring';
   clearGenerationTimers(gen);
-  for (const w of m.table.ofGeneration(gen.id)) stopWorker(m, w, true, gen.config.workerShutdownTimeoutMs);
+  for (const w of m.table.ofGeneration(gen.id)) stopWorker(m, w, true);
   forgetGenerationIfEmpty(m, gen);
 }
 
@@ -190,7 +194,7 @@ export function armReadyTimer(m: Master, gen: Generation): void {
 
 /** Gracefully stop a generation's workers in these slots (a batch moving to another generation). */
 export function stopSlots(m: Master, gen: Generation, slots: readonly number[]): void {
-  for (const w of m.table.ofGeneration(gen.id)) if (slots.includes(w.slot)) stopWorker(m, w, true, gen.config.workerShutdownTimeoutMs);
+  for (const w of m.table.ofGeneration(gen.id)) if (slots.includes(w.slot)) stopWorker(m, w, true);
 }
 
 /** Whether a generation has a ready worker in `slot`, another one (starting, draining), or none. */
@@ -443,6 +447,6 @@ export function changeWorkerCount(m: Master, delta: number): void {
   }
   gen.target = target;
   m.log.notice(`worker count of generation ${gen.id} is now ${target}`);
-  for (const w of m.table.serving(gen.id)) if (w.slot >= target) stopWorker(m, w, true, gen.config.workerShutdownTimeoutMs);
+  for (const w of m.table.serving(gen.id)) if (w.slot >= target) stopWorker(m, w, true);
   maintainWorkerCount(m, gen);
 }
