@@ -92,7 +92,11 @@ async function main(argv: string[]): Promise<never> {
   } catch (err) {
     error = (err as Error).message;
   }
-  if (o.test) testConfig(o, file, config, error);
+  if (o.test) {
+    // Loaded only here: the app check spawns the workers' Node, which no other command needs.
+    if (config) error = await (await import('./app-check.js')).checkApp(config, o.globals);
+    testConfig(o, file, config, error);
+  }
   if (!config) return failToParent(error ?? 'no configuration');
 
   try {

@@ -82,8 +82,8 @@ export interface CliResult {
   stderr: string;
 }
 
-export async function runCli(args: string[], opts: { cwd?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv; cli?: string; wrap?: string[] } = {}): Promise<CliResult> {
-  const argv = [...(opts.wrap ?? []), process.execPath, opts.cli ?? cli, ...args];
+export async function runCli(args: string[], opts: { cwd?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv; cli?: string; wrap?: string[]; node?: string[] } = {}): Promise<CliResult> {
+  const argv = [...(opts.wrap ?? []), ...(opts.node ?? [process.execPath]), opts.cli ?? cli, ...args];
   const timeoutMs = opts.timeoutMs ?? 60_000;
   const r = await run(argv[0]!, argv.slice(1), { cwd: opts.cwd ?? root, env: opts.env ?? process.env, timeoutMs });
   if (r.timedOut) throw new Error(`tsmaster ${args.join(' ')} did not finish in ${timeoutMs}ms\n${r.stdout}\n${r.stderr}`);
@@ -120,6 +120,8 @@ export interface StartOptions {
    * in a container; `cli()` then runs inside it too, where the pidfile's pids mean something.
    */
   pidNamespace?: boolean;
+  /** The node binary and its options that run the master (default: this test's node). */
+  node?: string[];
 }
 
 export async function startMaster(t: Teardown, opts: StartOptions): Promise<Instance> {
@@ -158,11 +160,12 @@ export async function startMaster(t: Teardown, opts: StartOptions): Promise<Inst
     killAll(all);
   });
   if (opts.daemon) {
-    const r = await runCli(args, { cli: script, ...(opts.env ? { env: opts.env } : {}) });
+    const r = await runCli(args, { cli: script, ...(opts.env ? { env: opts.env } : {}), ...(opts.node ? { node: opts.node } : {}) });
     if (r.code !== 0) throw new Error(`daemon start failed (${r.code}): ${r.stdout}${r.stderr}`);
     masterPid = Number(r.stdout.split('\n')[0]);
   } else {
-    const argv = [...(opts.pidNamespace ? ['unshare', '--pid', '--fork', '--mount-proc', '--kill-child'] : []), process.execPath, script, ...args];
+    const node = opts.node ?? [process.execPath];
+    const argv = [...(opts.pidNamespace ? ['unshare', '--pid', '--fork', '--mount-proc', '--kill-child'] : []), ...node, script, ...args];
     proc = spawn(argv[0]!, argv.slice(1), { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
     proc.stdout!.resume();
     proc.stderr!.resume();
@@ -182,7 +185,7 @@ export async function startMaster(t: Teardown, opts: StartOptions): Promise<Inst
     lines,
     pids,
     signal: (sig, pid = masterPid) => process.kill(pid, sig),
-    cli: (a, o) => runCli([...args, ...a], { cli: script, ...(wrap ? { wrap } : {}), ...o }),
+    cli: (a, o) => runCli([...args, ...a], { cli: script, ...(wrap ? { wrap } : {}), ...(opts.node ? { node: opts.node } : {}), ...o }),
     async waitLog(re, o = {}) {
       return waitFor(`log line ${re}`, () => lines().slice(o.after ?? 0).find((l) => re.test(l.text) && (o.pid === undefined || l.pid === o.pid)), o.timeoutMs ?? 15_000);
     },
