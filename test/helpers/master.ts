@@ -18,7 +18,7 @@ export { cli, root } from './paths.js';
 export { sleep, waitFor } from './wait.js';
 export { freePort, get, waitForAnswer } from './http.js';
 export { eventsOf, readLog, told, type LogLine } from './log.js';
-export { cmdline, nsPid, socketInodes, tcpSockets } from './proc.js';
+export { cmdline, cpuBurners, nsPid, socketInodes, tcpSockets } from './proc.js';
 export { tempDir } from './tmp.js';
 export { isAlive } from '../../src/proc.js';
 
