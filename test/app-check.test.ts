@@ -4,11 +4,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { cannotAttack } from './helpers/nobody.js';
-import { app, runCli, tempDir } from './helpers/master.js';
+import { app, cli, runCli, tempDir } from './helpers/master.js';
 import { untraced } from './helpers/node-bin.js';
 import { spawnSync } from 'node:child_process';
 
-const node = untraced(process.execPath);
+const command = [...untraced(process.execPath), cli];
 
 function writeConf(dir: string, body: string): string {
   const file = path.join(dir, 'tsmaster.conf');
@@ -20,7 +20,7 @@ t.test('-t: an app the worker user may not read fails, and passes once it may', 
   const dir = tempDir(t); // 0700, root's
   fs.copyFileSync(app('hello.mjs'), path.join(dir, 'server.mjs'));
   const conf = writeConf(dir, `user nobody;\napp server.mjs;\n`);
-  const r = await runCli(['-t', '-p', dir, '-c', conf], { node });
+  const r = await runCli(['-t', '-p', dir, '-c', conf], { command });
   t.equal(r.code, 1);
   t.equal(
     r.stderr,
@@ -28,7 +28,7 @@ t.test('-t: an app the worker user may not read fails, and passes once it may', 
       `tsmaster: configuration file ${conf} test failed\n`,
   );
   fs.chmodSync(dir, 0o755);
-  const ok = await runCli(['-t', '-p', dir, '-c', conf], { node });
+  const ok = await runCli(['-t', '-p', dir, '-c', conf], { command });
   t.equal(ok.code, 0, ok.stderr);
 });
 
@@ -36,7 +36,7 @@ t.test('-t: an extension Node cannot load fails with Node\'s reason', async (t) 
   const dir = tempDir(t);
   fs.copyFileSync(app('hello.mjs'), path.join(dir, 'server.coffee'));
   const conf = writeConf(dir, 'app server.coffee;\n');
-  const r = await runCli(['-t', '-p', dir, '-c', conf], { node });
+  const r = await runCli(['-t', '-p', dir, '-c', conf], { command });
   t.equal(r.code, 1);
   t.match(r.stderr, `tsmaster: [emerg] app "${dir}/server.coffee" cannot be loaded: Unknown file extension ".coffee" for ${dir}/server.coffee\n`);
 });
@@ -45,7 +45,7 @@ t.test('-t: an app that is not a regular file (a FIFO) fails at once, never wait
   const dir = tempDir(t);
   spawnSync('mkfifo', [path.join(dir, 'server.mjs')]);
   const conf = writeConf(dir, 'app server.mjs;\n');
-  const r = await runCli(['-t', '-p', dir, '-c', conf], { node, timeoutMs: 20_000 });
+  const r = await runCli(['-t', '-p', dir, '-c', conf], { command, timeoutMs: 20_000 });
   t.equal(r.code, 1);
   t.match(r.stderr, `cannot be read: "${dir}/server.mjs" is not a regular file\n`);
 });
@@ -59,7 +59,7 @@ t.test('-t loads the app without running it: neither its body nor its imports ru
     `import './side.mjs';\nimport fs from 'node:fs';\nfs.writeFileSync(${JSON.stringify(marker)}, 'body');\nprocess.exit(3);\nexport default () => {};\n`,
   );
   const conf = writeConf(dir, 'app server.mjs;\n');
-  const r = await runCli(['-t', '-p', dir, '-c', conf], { node });
+  const r = await runCli(['-t', '-p', dir, '-c', conf], { command });
   t.equal(r.code, 0, r.stderr);
   t.notOk(fs.existsSync(marker), 'nothing of the app ran');
 });

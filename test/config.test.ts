@@ -693,7 +693,7 @@ t.test('errors stop at the first problem in file order', async (t) => {
 // Defaults that are no value one could write: none, or a phrase.
 const NOT_WRITABLE: Record<string, string> = {
   user: 'none', worker_rlimit_nofile: 'none', worker_cpu_affinity: 'none', worker_priority: 'none',
-  env: 'none', listen: 'none', app: 'none', exec: 'none', include: 'none', worker_log: 'same as error_log',
+  env: 'none', env_file: 'none', listen: 'none', app: 'none', exec: 'none', include: 'none', worker_log: 'same as error_log',
 };
 const BASE = 'listen 8080;\napp app.js;\n';
 

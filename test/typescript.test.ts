@@ -7,11 +7,10 @@ import path from 'node:path';
 import t, { type Test } from 'tap';
 import { defaultExport } from '../src/worker/runtime.js';
 import { cli, freePort, get, isGone, root, runCli, startMaster, tempDir, waitFor } from './helpers/master.js';
-import { nodeBinary, untraced } from './helpers/node-bin.js';
+import { nonStrippingNode, strippingNode, untraced } from './helpers/node-bin.js';
 
 const examples = path.join(root, 'examples', 'typescript');
 const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
-const strips = typeof (process.features as { typescript?: unknown }).typescript === 'string';
 
 /** A copy of an example project, its node_modules (typescript, @types/node, tsx) the repo's. */
 function project(t: Test, name: string): string {
@@ -53,7 +52,7 @@ t.test('tsc CommonJS output serves, and with --enable-source-maps its stack trac
   compile(t, dir);
   t.match(fs.readFileSync(path.join(dir, 'dist', 'server.js'), 'utf8'), /exports\.default = handler/, 'tsc wrote exports.default');
   const port = await freePort();
-  const m = await startMaster(t, { dir, conf: conf(dir, port), node: untraced(process.execPath, '--enable-source-maps') });
+  const m = await startMaster(t, { dir, conf: conf(dir, port), command: [...untraced(process.execPath, '--enable-source-maps'), cli] });
   const r = await get({ port });
   t.equal(r.status, 200);
   t.match(r.body, /^hello from commonjs, worker \d+$/m);
@@ -64,7 +63,7 @@ t.test('tsc CommonJS output serves, and with --enable-source-maps its stack trac
 
   // Without the option, the same stack names the compiled file.
   const port2 = await freePort();
-  await startMaster(t, { dir, conf: conf(dir, port2), node: untraced(process.execPath) });
+  await startMaster(t, { dir, conf: conf(dir, port2), command: [...untraced(process.execPath), cli] });
   const plain = await get({ port: port2, path: '/where' });
   t.match(plain.body, `${path.join(dir, 'dist', 'server.js')}:${lineOfHere(path.join(dir, 'dist', 'server.js'))}:`);
 });
@@ -73,7 +72,7 @@ t.test('tsc ESM output ("type": "module", module nodenext) serves', async (t) =>
   const dir = project(t, 'esm');
   compile(t, dir);
   const port = await freePort();
-  await startMaster(t, { dir, conf: conf(dir, port), node: untraced(process.execPath) });
+  await startMaster(t, { dir, conf: conf(dir, port), command: [...untraced(process.execPath), cli] });
   const r = await get({ port });
   t.equal(r.status, 200);
   t.match(r.body, /^hello from esm, worker \d+$/m);
@@ -83,16 +82,19 @@ t.test('the type-stripping example type-checks with its tsconfig (erasableSyntax
   compile(t, project(t, 'strip'));
 });
 
-t.test('where Node does not strip types, -t refuses a .ts app and says how to run it', { skip: strips ? `Node ${process.version} strips types` : false }, async (t) => {
+const nonStripping = nonStrippingNode();
+
+t.test('where Node does not strip types, -t refuses a .ts app and says how to run it', { skip: nonStripping.skip }, async (t) => {
+  if (nonStripping.skip !== false) return;
   const dir = project(t, 'strip');
   const file = path.join(dir, 'tsmaster.conf');
   fs.writeFileSync(file, conf(dir, 0));
-  const r = await runCli(['-t', '-p', dir, '-c', file, '-g', 'worker_processes 1;'], { node: untraced(process.execPath) });
+  const r = await runCli(['-t', '-p', dir, '-c', file, '-g', 'worker_processes 1;'], { command: [...untraced(nonStripping.node), cli] });
   t.equal(r.code, 1);
   const app = path.join(dir, 'src', 'server.ts');
   t.equal(
     r.stderr,
-    `tsmaster: [emerg] app "${app}": the workers' Node ${process.version} does not strip TypeScript types (Node 22.18+ and 24 do): ` +
+    `tsmaster: [emerg] app "${app}": the workers' Node ${nonStripping.version} does not strip TypeScript types (Node 22.18+ and 24 do): ` +
       `compile it (cd ${dir} && npx tsc) and set app to the .js that tsc writes, ` +
       `or run under tsx: cd ${dir} && npm install tsx && node --import tsx ${cli} -p ${dir} -c ${file} -g 'worker_processes 1;'\n` +
       `tsmaster: configuration file ${file} test failed\n`,
@@ -105,25 +107,25 @@ t.test('under tsx (node --import tsx, as -t advises), -t passes and a .ts app se
   const body = conf(dir, port);
   fs.writeFileSync(path.join(dir, 'tsmaster.conf'), body);
   const tsx = untraced(process.execPath, '--import', 'tsx');
-  const check = await runCli(['-t', '-p', dir, '-c', path.join(dir, 'tsmaster.conf')], { node: tsx, cwd: dir });
+  const check = await runCli(['-t', '-p', dir, '-c', path.join(dir, 'tsmaster.conf')], { command: [...tsx, cli], cwd: dir });
   t.equal(check.code, 0, check.stderr);
-  await startMaster(t, { dir, conf: body, node: tsx });
+  await startMaster(t, { dir, conf: body, command: [...tsx, cli] });
   const r = await get({ port });
   t.equal(r.status, 200);
   t.match(r.body, /^hello from typescript, worker \d+$/m);
 });
 
-const node24 = nodeBinary('24');
+const stripping = strippingNode();
 
-t.test('Node 24 strips types: -t passes, the .ts app serves, its stack traces name the .ts lines', { skip: node24.skip }, async (t) => {
-  if (node24.skip !== false) return;
+t.test('where Node strips types (Node 24 here): -t passes, the .ts app serves, its stack traces name the .ts lines', { skip: stripping.skip }, async (t) => {
+  if (stripping.skip !== false) return;
   const dir = project(t, 'strip');
   const port = await freePort();
   const body = conf(dir, port);
   fs.writeFileSync(path.join(dir, 'tsmaster.conf'), body);
-  const check = await runCli(['-t', '-p', dir, '-c', path.join(dir, 'tsmaster.conf')], { node: untraced(node24.node) });
+  const check = await runCli(['-t', '-p', dir, '-c', path.join(dir, 'tsmaster.conf')], { command: [...untraced(stripping.node), cli] });
   t.equal(check.code, 0, check.stderr);
-  await startMaster(t, { dir, conf: body, node: untraced(node24.node) });
+  await startMaster(t, { dir, conf: body, command: [...untraced(stripping.node), cli] });
   const r = await get({ port });
   t.equal(r.status, 200);
   t.match(r.body, /^hello from typescript, worker \d+$/m);
@@ -131,13 +133,13 @@ t.test('Node 24 strips types: -t passes, the .ts app serves, its stack traces na
   t.match((await get({ port, path: '/where' })).body, `${server}:${lineOfHere(server)}:`, 'no source map needed');
 });
 
-t.test('Node 24: -t refuses TypeScript that stripping cannot run (enum), and TypeScript under node_modules', { skip: node24.skip }, async (t) => {
-  if (node24.skip !== false) return;
+t.test('where Node strips types: -t refuses TypeScript that stripping cannot run (enum), and TypeScript under node_modules', { skip: stripping.skip }, async (t) => {
+  if (stripping.skip !== false) return;
   const dir = project(t, 'strip');
   const file = path.join(dir, 'tsmaster.conf');
   fs.writeFileSync(path.join(dir, 'src', 'enum.ts'), 'enum Color { Red }\nexport default function handler(_req: unknown, res: { end(s: string): void }) { res.end(String(Color.Red)); }\n');
   fs.writeFileSync(file, conf(dir, 0).replace(/^app\s.*$/m, 'app src/enum.ts;'));
-  const r = await runCli(['-t', '-p', dir, '-c', file], { node: untraced(node24.node) });
+  const r = await runCli(['-t', '-p', dir, '-c', file], { command: [...untraced(stripping.node), cli] });
   t.equal(r.code, 1);
   t.match(r.stderr, `[emerg] app "${path.join(dir, 'src', 'enum.ts')}" cannot be loaded: TypeScript enum is not supported in strip-only mode: compile it (cd ${dir} && npx tsc)`);
   t.match(r.stderr, `or run under tsx: cd ${dir} && npm install tsx && node --import tsx ${cli} -p ${dir} -c ${file}\n`);
@@ -146,7 +148,7 @@ t.test('Node 24: -t refuses TypeScript that stripping cannot run (enum), and Typ
   fs.mkdirSync(vendored, { recursive: true });
   fs.copyFileSync(path.join(dir, 'src', 'greeting.ts'), path.join(vendored, 'index.ts'));
   fs.writeFileSync(file, conf(dir, 0).replace(/^app\s.*$/m, 'app vendor/node_modules/app/index.ts;'));
-  const nm = await runCli(['-t', '-p', dir, '-c', file], { node: untraced(node24.node) });
+  const nm = await runCli(['-t', '-p', dir, '-c', file], { command: [...untraced(stripping.node), cli] });
   t.equal(nm.code, 1);
   t.match(nm.stderr, /\[emerg\] app ".*index\.ts" cannot be loaded: Stripping types is currently unsupported for files under node_modules/);
 });

@@ -8,6 +8,7 @@ import { lookupGroup, lookupUser } from './accounts.js';
 import { parseAffinity, type Affinity } from './cpus.js';
 import { type DirectiveDef, following, none, off, repeated, shown, single } from './definition.js';
 import { fail, invalid, syscallFailure } from './errors.js';
+import { readEnvFile } from './env-file.js';
 import { checkListen, parseListen, UNIX_PATH_MAX } from './listen.js';
 import type { Directive } from './parser.js';
 import { LOG_LEVELS, type Config, type LogLevel, type ListenSpec, type WorkerSpec } from './types.js';
@@ -207,6 +208,13 @@ export const env = repeated({
   },
 });
 
+export const envFile = repeated({
+  name: 'env_file',
+  syntax: 'env_file path;',
+  doc: 'Sets environment variables for the workers from a file in the dotenv format, read again on every reload.',
+  parse: (d, prefix) => readEnvFile(d, path(d, d.args[0]!, prefix)),
+});
+
 export const listen = repeated({
   name: 'listen',
   syntax: 'listen address [reuseport] [backlog=number] [mode=octal] [name=name] [ipv6only=on|off];',
@@ -296,7 +304,7 @@ const include: DirectiveDef = {
 export const definitions = [
   pid, errorLog, daemon, user, workerProcesses, workerShutdownTimeout, workerReloadBatch, termShutdown,
   workerHeartbeatTimeout, workerRlimitNofile, workerCpuAffinity, workerPriority, workerMaxMemory, workerLog,
-  workerStopSignal, readyTimeout, env, listen, metricsListen, app, exec, controlSocket,
+  workerStopSignal, readyTimeout, env, envFile, listen, metricsListen, app, exec, controlSocket,
 ] as const;
 
 /** Every directive of tsmaster.conf(5), in the order of the man page. */

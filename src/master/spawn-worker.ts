@@ -44,8 +44,8 @@ export function spawnWorker(opts: {
     cwd: config.prefix,
     ...(config.user ? { uid: config.user.uid, gid: config.user.gid } : {}),
   };
-  // Every kind of worker can tell which one it is (PM2's NODE_APP_INSTANCE).
-  const identity = { TSMASTER_WORKER_ID: String(opts.slot), TSMASTER_GENERATION: String(opts.generation) };
+  // Every kind of worker can tell which one it is; NODE_APP_INSTANCE is PM2's name for the slot.
+  const identity = { TSMASTER_WORKER_ID: String(opts.slot), NODE_APP_INSTANCE: String(opts.slot), TSMASTER_GENERATION: String(opts.generation) };
   let child: ChildProcess;
   if (config.worker.kind === 'app') {
     const env: WorkerEnv = {

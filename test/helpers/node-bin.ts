@@ -1,9 +1,8 @@
-// An official Node binary of another major version (the npm registry's node-linux-<arch>
-// package, which also carries the headers), installed once into the temp dir, keyed by version.
+// Other Nodes for the tests: the official builds that scripts/fetch-node.sh fetches once from
+// the npm registry (node-linux-<arch>@<major>) into the cache CI shares.
 import { spawnSync } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
+import { root } from './paths.js';
 
 /**
  * A command line for `node` (and its options) in an environment without tap's NODE_OPTIONS
@@ -19,34 +18,33 @@ export type NodeBinary = { node: string; version: string; skip: false } | { skip
 
 const cached = new Map<string, NodeBinary>();
 
-/** The `node` of `node-linux-<arch>@<spec>` (e.g. "24"), or why there is none. */
-export function nodeBinary(spec: string): NodeBinary {
-  const known = cached.get(spec);
+/** The `node` of this machine's architecture and `major`, or why there is none. */
+export function nodeBinary(major: number): NodeBinary {
+  const key = `${process.arch}-${major}`;
+  const known = cached.get(key);
   if (known) return known;
-  const pkg = `node-linux-${process.arch}`;
-  const dir = path.join(os.tmpdir(), `tsmaster-${pkg}-${spec}`);
-  const node = path.join(dir, 'node_modules', pkg, 'bin', 'node');
-  if (!fs.existsSync(node)) {
-    // Installed beside, then renamed into place: test files running at once never see half of it.
-    const staging = fs.mkdtempSync(`${dir}.staging-`);
-    const [env, ...args] = untraced('npm', 'install', '--prefix', staging, '--no-save', '--no-audit', '--no-fund', '--loglevel=error', `${pkg}@${spec}`);
-    const r = spawnSync(env!, args, { encoding: 'utf8', timeout: 300_000 });
-    if (r.status === 0) {
-      try {
-        fs.renameSync(staging, dir);
-      } catch {
-        // another test file was first
-      }
-    }
-    fs.rmSync(staging, { recursive: true, force: true });
-    if (!fs.existsSync(node)) {
-      const result: NodeBinary = { skip: `no Node ${spec} (npm install ${pkg}@${spec}: ${(r.stderr || r.error?.message || `exit ${r.status}`).trim().split('\n')[0]})` };
-      cached.set(spec, result);
-      return result;
-    }
+  const [env, ...args] = untraced('sh', path.join(root, 'scripts', 'fetch-node.sh'), process.arch, String(major));
+  const r = spawnSync(env!, args, { encoding: 'utf8', timeout: 300_000 });
+  let result: NodeBinary;
+  if (r.status !== 0) {
+    result = { skip: `no Node ${major} (scripts/fetch-node.sh: ${(r.stderr || r.error?.message || `exit ${r.status}`).trim().split('\n').pop()})` };
+  } else {
+    const node = path.join(r.stdout.trim(), 'bin', 'node');
+    const v = spawnSync(node, ['--version'], { encoding: 'utf8' });
+    result = v.status === 0 ? { node, version: v.stdout.trim(), skip: false } : { skip: `${node} does not run: ${v.stderr.trim()}` };
   }
-  const v = spawnSync(node, ['--version'], { encoding: 'utf8' });
-  const result: NodeBinary = v.status === 0 ? { node, version: v.stdout.trim(), skip: false } : { skip: `${node} does not run: ${v.stderr.trim()}` };
-  cached.set(spec, result);
+  cached.set(key, result);
   return result;
+}
+
+/** This test's Node when it strips TypeScript types (22.18+, 24), else Node 24's build. */
+export function strippingNode(): NodeBinary {
+  if (typeof (process.features as { typescript?: unknown }).typescript === 'string') return { node: process.execPath, version: process.version, skip: false };
+  return nodeBinary(24);
+}
+
+/** This test's Node when it does not strip types, else Node 20's build (the last without). */
+export function nonStrippingNode(): NodeBinary {
+  if (typeof (process.features as { typescript?: unknown }).typescript !== 'string') return { node: process.execPath, version: process.version, skip: false };
+  return nodeBinary(20);
 }
