@@ -12,7 +12,7 @@ const command = [...untraced(process.execPath), cli];
 
 function writeConf(dir: string, body: string): string {
   const file = path.join(dir, 'tsmaster.conf');
-  fs.writeFileSync(file, `daemon off;\npid ${dir}/tsmaster.pid;\nlisten 127.0.0.1:0;\n${body}`);
+  fs.writeFileSync(file, `daemon off;\npid ${dir}/tsmaster.pid;\nerror_log stderr;\nlisten 127.0.0.1:0;\n${body}`);
   return file;
 }
 

@@ -31,6 +31,11 @@ function conf(dir: string, port: number): string {
   return fs.readFileSync(path.join(dir, 'tsmaster.conf'), 'utf8').replace(/^listen\s.*$/m, `listen 127.0.0.1:${port};`);
 }
 
+/** The same for startMaster, which adds the error_log it reads. */
+function masterConf(dir: string, port: number): string {
+  return conf(dir, port).replace(/^error_log\s.*\n/m, '');
+}
+
 /** The line of `new Error('here')` in a source file, as a stack trace names it. */
 function lineOfHere(file: string): number {
   return fs.readFileSync(file, 'utf8').split('\n').findIndex((l) => l.includes("new Error('here')")) + 1;
@@ -52,7 +57,7 @@ t.test('tsc CommonJS output serves, and with --enable-source-maps its stack trac
   compile(t, dir);
   t.match(fs.readFileSync(path.join(dir, 'dist', 'server.js'), 'utf8'), /exports\.default = handler/, 'tsc wrote exports.default');
   const port = await freePort();
-  const m = await startMaster(t, { dir, conf: conf(dir, port), command: [...untraced(process.execPath, '--enable-source-maps'), cli] });
+  const m = await startMaster(t, { dir, conf: masterConf(dir, port), command: [...untraced(process.execPath, '--enable-source-maps'), cli] });
   const r = await get({ port });
   t.equal(r.status, 200);
   t.match(r.body, /^hello from commonjs, worker \d+$/m);
@@ -63,7 +68,7 @@ t.test('tsc CommonJS output serves, and with --enable-source-maps its stack trac
 
   // Without the option, the same stack names the compiled file.
   const port2 = await freePort();
-  await startMaster(t, { dir, conf: conf(dir, port2), command: [...untraced(process.execPath), cli] });
+  await startMaster(t, { dir, conf: masterConf(dir, port2), command: [...untraced(process.execPath), cli] });
   const plain = await get({ port: port2, path: '/where' });
   t.match(plain.body, `${path.join(dir, 'dist', 'server.js')}:${lineOfHere(path.join(dir, 'dist', 'server.js'))}:`);
 });
@@ -72,7 +77,7 @@ t.test('tsc ESM output ("type": "module", module nodenext) serves', async (t) =>
   const dir = project(t, 'esm');
   compile(t, dir);
   const port = await freePort();
-  await startMaster(t, { dir, conf: conf(dir, port), command: [...untraced(process.execPath), cli] });
+  await startMaster(t, { dir, conf: masterConf(dir, port), command: [...untraced(process.execPath), cli] });
   const r = await get({ port });
   t.equal(r.status, 200);
   t.match(r.body, /^hello from esm, worker \d+$/m);
@@ -104,12 +109,11 @@ t.test('where Node does not strip types, -t refuses a .ts app and says how to ru
 t.test('under tsx (node --import tsx, as -t advises), -t passes and a .ts app serves', async (t) => {
   const dir = project(t, 'strip');
   const port = await freePort();
-  const body = conf(dir, port);
-  fs.writeFileSync(path.join(dir, 'tsmaster.conf'), body);
+  fs.writeFileSync(path.join(dir, 'tsmaster.conf'), conf(dir, port));
   const tsx = untraced(process.execPath, '--import', 'tsx');
   const check = await runCli(['-t', '-p', dir, '-c', path.join(dir, 'tsmaster.conf')], { command: [...tsx, cli], cwd: dir });
   t.equal(check.code, 0, check.stderr);
-  await startMaster(t, { dir, conf: body, command: [...tsx, cli] });
+  await startMaster(t, { dir, conf: masterConf(dir, port), command: [...tsx, cli] });
   const r = await get({ port });
   t.equal(r.status, 200);
   t.match(r.body, /^hello from typescript, worker \d+$/m);
@@ -117,15 +121,14 @@ t.test('under tsx (node --import tsx, as -t advises), -t passes and a .ts app se
 
 const stripping = strippingNode();
 
-t.test('where Node strips types (Node 24 here): -t passes, the .ts app serves, its stack traces name the .ts lines', { skip: stripping.skip }, async (t) => {
+t.test('where Node strips types (this Node, or Node 24): -t passes, the .ts app serves, its stack traces name the .ts lines', { skip: stripping.skip }, async (t) => {
   if (stripping.skip !== false) return;
   const dir = project(t, 'strip');
   const port = await freePort();
-  const body = conf(dir, port);
-  fs.writeFileSync(path.join(dir, 'tsmaster.conf'), body);
+  fs.writeFileSync(path.join(dir, 'tsmaster.conf'), conf(dir, port));
   const check = await runCli(['-t', '-p', dir, '-c', path.join(dir, 'tsmaster.conf')], { command: [...untraced(stripping.node), cli] });
   t.equal(check.code, 0, check.stderr);
-  await startMaster(t, { dir, conf: body, command: [...untraced(stripping.node), cli] });
+  await startMaster(t, { dir, conf: masterConf(dir, port), command: [...untraced(stripping.node), cli] });
   const r = await get({ port });
   t.equal(r.status, 200);
   t.match(r.body, /^hello from typescript, worker \d+$/m);
