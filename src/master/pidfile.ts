@@ -124,11 +124,11 @@ function kernelPath(file: string): string {
 
 /**
  * A live master that holds `file` open (as fuser would find it): the file there now, or with
- * `deleted` one that was unlinked or replaced (also as its .oldbin).
+ * `moved` one that was unlinked or replaced, or renamed to .oldbin by an upgrade under way.
  */
-function masterHolding(file: string, deleted: boolean): number | null {
+function masterHolding(file: string, moved: boolean): number | null {
   const abs = kernelPath(file);
-  const targets = new Set(deleted ? [`${abs} (deleted)`, `${oldbinPath(abs)} (deleted)`] : [abs]);
+  const targets = new Set(moved ? [`${abs} (deleted)`, oldbinPath(abs), `${oldbinPath(abs)} (deleted)`] : [abs]);
   for (const pid of processes()) {
     if (pid === process.pid || !isLiveMaster(pid)) continue;
     let fds: string[];
