@@ -74,6 +74,8 @@ t.test('defaults', async (t) => {
     workerMaxMemory: null,
     workerLog: join(FIX, 'logs/error.log'),
     workerStopSignal: 'SIGQUIT',
+    workerInspect: null,
+    workerSourceMaps: false,
     readyTimeoutMs: 30_000,
     env,
     listens: [
@@ -87,8 +89,8 @@ t.test('defaults', async (t) => {
   });
   t.strictSame(Object.keys(c).sort(), [
     'controlSocket', 'daemon', 'env', 'errorLog', 'file', 'listens', 'metricsListen', 'pid', 'prefix', 'readyTimeoutMs', 'termShutdown', 'user', 'worker',
-    'workerCpuAffinity', 'workerHeartbeatTimeoutMs', 'workerLog', 'workerMaxMemory', 'workerPriority', 'workerProcesses', 'workerReloadBatch',
-    'workerRlimitNofile', 'workerShutdownTimeoutMs', 'workerStopSignal',
+    'workerCpuAffinity', 'workerHeartbeatTimeoutMs', 'workerInspect', 'workerLog', 'workerMaxMemory', 'workerPriority', 'workerProcesses', 'workerReloadBatch',
+    'workerRlimitNofile', 'workerShutdownTimeoutMs', 'workerSourceMaps', 'workerStopSignal',
   ]);
 });
 

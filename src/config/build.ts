@@ -107,6 +107,8 @@ export function buildConfig(list: readonly Directive[], opts: { file: string; pr
     workerMaxMemory: one(D.workerMaxMemory),
     workerLog: follow(D.workerLog, { errorLog }),
     workerStopSignal: one(D.workerStopSignal),
+    workerInspect: one(D.workerInspect),
+    workerSourceMaps: one(D.workerSourceMaps),
     readyTimeoutMs: one(D.readyTimeout),
     env: resolveEnv(all(D.envFile), all(D.env), user),
     listens,

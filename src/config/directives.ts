@@ -187,6 +187,22 @@ export const workerStopSignal = single({
   },
 });
 
+export const workerInspect = single<number | null>({
+  name: 'worker_inspect',
+  syntax: 'worker_inspect port | off;',
+  default: off,
+  doc: 'Opens the Node.js inspector of each Node worker on 127.0.0.1, slot N on port + N, for debugging.',
+  parse: (d) => (d.args[0] === 'off' ? null : int(d, d.args[0]!, 1, 65535)),
+});
+
+export const workerSourceMaps = single({
+  name: 'worker_source_maps',
+  syntax: 'worker_source_maps on | off;',
+  default: shown(false, flagText),
+  doc: "Runs Node workers with --enable-source-maps, so stack traces name the app's own source files and lines.",
+  parse: (d) => flag(d, d.args[0]!),
+});
+
 export const readyTimeout = single({
   name: 'ready_timeout',
   syntax: 'ready_timeout time;',
@@ -304,7 +320,7 @@ const include: DirectiveDef = {
 export const definitions = [
   pid, errorLog, daemon, user, workerProcesses, workerShutdownTimeout, workerReloadBatch, termShutdown,
   workerHeartbeatTimeout, workerRlimitNofile, workerCpuAffinity, workerPriority, workerMaxMemory, workerLog,
-  workerStopSignal, readyTimeout, env, envFile, listen, metricsListen, app, exec, controlSocket,
+  workerStopSignal, workerInspect, workerSourceMaps, readyTimeout, env, envFile, listen, metricsListen, app, exec, controlSocket,
 ] as const;
 
 /** Every directive of tsmaster.conf(5), in the order of the man page. */
