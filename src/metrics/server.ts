@@ -63,9 +63,13 @@ interface Answer {
   type?: string;
 }
 
-/** One connection: since when, what it sent of its next requests, how many of them came in its last read, and whether an answer is under way. */
+/**
+ * One connection: since when, what it sent of its next requests, how many of them came in
+ * its last read, whether an answer is under way, and whether it was ever answered.
+ */
 interface Client {
   since: number;
+  answered: boolean;
   buf: string;
   taken: number;
   busy: boolean;
@@ -97,7 +101,7 @@ export class MetricsServer {
       const slow = [...this.clients].find(([, c]) => !c.busy && now - c.since >= SLOW_MS)?.[0];
       (slow ?? this.clients.keys().next().value)?.destroy();
     }
-    const c: Client = { since: Date.now(), buf: '', taken: 0, busy: false, timer: setTimeout(() => s.destroy(), REQUEST_MS) };
+    const c: Client = { since: Date.now(), answered: false, buf: '', taken: 0, busy: false, timer: setTimeout(() => s.destroy(), REQUEST_MS) };
     this.clients.set(s, c);
     s.setEncoding('latin1');
     s.on('error', () => undefined);
@@ -156,6 +160,7 @@ export class MetricsServer {
     s.write('', () => {
       // Written out: the connection's next request gets the same time again.
       c.busy = false;
+      c.answered = true;
       c.since = Date.now();
       c.timer.refresh();
       s.resume();
@@ -183,11 +188,15 @@ export class MetricsServer {
     return { status: 404, body: 'not found\n' };
   }
 
-  /** Stop accepting (a new master may share the socket), finish the answers under way, bounded. */
+  /**
+   * Stop accepting (a new master may share the socket), finish the answers under way, and
+   * answer the connections just accepted that have not sent their request yet, bounded;
+   * idle keep-alive connections close now (their clients go on with the new master).
+   */
   async close(): Promise<void> {
     this.closing = true;
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    for (const [s, c] of this.clients) if (!c.busy) s.destroy();
+    for (const [s, c] of this.clients) if (!c.busy && c.answered) s.destroy();
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([closed, new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_MS)))]);
     clearTimeout(timer);
