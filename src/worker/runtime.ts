@@ -50,6 +50,19 @@ function isServer(v: unknown): v is net.Server {
   return v instanceof net.Server;
 }
 
+/**
+ * What the module exports by default. A CommonJS module's default is its `module.exports`;
+ * tsc's output for `export default app` is `exports.default = app` beside `__esModule`, so
+ * there the app is one level down, as a bundler or tsx would take it.
+ */
+export function defaultExport(mod: { default?: unknown }): unknown {
+  const d = mod.default;
+  if ((typeof d === 'object' || typeof d === 'function') && d !== null && (d as { __esModule?: unknown }).__esModule === true && 'default' in d) {
+    return (d as { default: unknown }).default;
+  }
+  return d;
+}
+
 function isApp(v: unknown): v is WorkerApp {
   return (typeof v === 'object' || typeof v === 'function') && v !== null && typeof (v as WorkerApp).start === 'function';
 }
@@ -74,7 +87,7 @@ export async function startApp(opts: {
     throw new TsmError('TSM_ERR_APP', `app "${opts.app}" failed to load: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`, { cause: err });
   }
   // `export default NestFactory.create(…)`: the promise of an app.
-  const exported: unknown = await mod.default;
+  const exported: unknown = await defaultExport(mod);
   if (isApp(exported)) {
     const ctx: WorkerContext = {
       id: opts.id,
@@ -95,7 +108,7 @@ export async function startApp(opts: {
   } else if (typeof exported !== 'function' && !(await serveFrameworkOn(exported))) {
     throw new TsmError(
       'TSM_ERR_APP',
-      `app "${opts.app}" must export by default a request listener, an http/https/net server that is not listening, a Fastify, NestJS or Koa app, a fetch handler ({ fetch }), or an object with start(ctx)`,
+      `app "${opts.app}" must export by default (export default, module.exports, or exports.default with __esModule) a request listener, an http/https/net server that is not listening, a Fastify, NestJS or Koa app, a fetch handler ({ fetch }), or an object with start(ctx)`,
     );
   }
   return serving;
