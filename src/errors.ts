@@ -10,7 +10,8 @@ export type TsmErrorCode =
   | 'TSM_ERR_NOT_READY'
   | 'TSM_ERR_UPGRADE'
   | 'TSM_ERR_CONTROL'
-  | 'TSM_ERR_NATIVE_ARG';
+  | 'TSM_ERR_NATIVE_ARG'
+  | 'TSM_ERR_NATIVE_LOAD';
 
 export class TsmError extends Error {
   readonly code: TsmErrorCode;

@@ -74,6 +74,8 @@ t.test('defaults', async (t) => {
     workerMaxMemory: null,
     workerLog: join(FIX, 'logs/error.log'),
     workerStopSignal: 'SIGQUIT',
+    workerInspect: null,
+    workerSourceMaps: false,
     readyTimeoutMs: 30_000,
     env,
     listens: [
@@ -87,8 +89,8 @@ t.test('defaults', async (t) => {
   });
   t.strictSame(Object.keys(c).sort(), [
     'controlSocket', 'daemon', 'env', 'errorLog', 'file', 'listens', 'metricsListen', 'pid', 'prefix', 'readyTimeoutMs', 'termShutdown', 'user', 'worker',
-    'workerCpuAffinity', 'workerHeartbeatTimeoutMs', 'workerLog', 'workerMaxMemory', 'workerPriority', 'workerProcesses', 'workerReloadBatch',
-    'workerRlimitNofile', 'workerShutdownTimeoutMs', 'workerStopSignal',
+    'workerCpuAffinity', 'workerHeartbeatTimeoutMs', 'workerInspect', 'workerLog', 'workerMaxMemory', 'workerPriority', 'workerProcesses', 'workerReloadBatch',
+    'workerRlimitNofile', 'workerShutdownTimeoutMs', 'workerSourceMaps', 'workerStopSignal',
   ]);
 });
 
@@ -693,7 +695,7 @@ t.test('errors stop at the first problem in file order', async (t) => {
 // Defaults that are no value one could write: none, or a phrase.
 const NOT_WRITABLE: Record<string, string> = {
   user: 'none', worker_rlimit_nofile: 'none', worker_cpu_affinity: 'none', worker_priority: 'none',
-  env: 'none', listen: 'none', app: 'none', exec: 'none', include: 'none', worker_log: 'same as error_log',
+  env: 'none', env_file: 'none', listen: 'none', app: 'none', exec: 'none', include: 'none', worker_log: 'same as error_log',
 };
 const BASE = 'listen 8080;\napp app.js;\n';
 

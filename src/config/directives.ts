@@ -8,6 +8,7 @@ import { lookupGroup, lookupUser } from './accounts.js';
 import { parseAffinity, type Affinity } from './cpus.js';
 import { type DirectiveDef, following, none, off, repeated, shown, single } from './definition.js';
 import { fail, invalid, syscallFailure } from './errors.js';
+import { readEnvFile } from './env-file.js';
 import { checkListen, parseListen, UNIX_PATH_MAX } from './listen.js';
 import type { Directive } from './parser.js';
 import { LOG_LEVELS, type Config, type LogLevel, type ListenSpec, type WorkerSpec } from './types.js';
@@ -186,6 +187,22 @@ export const workerStopSignal = single({
   },
 });
 
+export const workerInspect = single<number | null>({
+  name: 'worker_inspect',
+  syntax: 'worker_inspect port | off;',
+  default: off,
+  doc: 'Opens the Node.js inspector of each Node worker on 127.0.0.1, slot N on port + N, for debugging.',
+  parse: (d) => (d.args[0] === 'off' ? null : int(d, d.args[0]!, 1, 65535)),
+});
+
+export const workerSourceMaps = single({
+  name: 'worker_source_maps',
+  syntax: 'worker_source_maps on | off;',
+  default: shown(false, flagText),
+  doc: "Runs Node workers with --enable-source-maps, so stack traces name the app's own source files and lines.",
+  parse: (d) => flag(d, d.args[0]!),
+});
+
 export const readyTimeout = single({
   name: 'ready_timeout',
   syntax: 'ready_timeout time;',
@@ -205,6 +222,13 @@ export const env = repeated({
     if (name === '') invalid(d, v);
     return { name, value: eq < 0 ? undefined : v.slice(eq + 1) };
   },
+});
+
+export const envFile = repeated({
+  name: 'env_file',
+  syntax: 'env_file path;',
+  doc: 'Sets environment variables for the workers from a file in the dotenv format, read again on every reload.',
+  parse: (d, prefix) => readEnvFile(d, path(d, d.args[0]!, prefix)),
 });
 
 export const listen = repeated({
@@ -296,7 +320,7 @@ const include: DirectiveDef = {
 export const definitions = [
   pid, errorLog, daemon, user, workerProcesses, workerShutdownTimeout, workerReloadBatch, termShutdown,
   workerHeartbeatTimeout, workerRlimitNofile, workerCpuAffinity, workerPriority, workerMaxMemory, workerLog,
-  workerStopSignal, readyTimeout, env, listen, metricsListen, app, exec, controlSocket,
+  workerStopSignal, workerInspect, workerSourceMaps, readyTimeout, env, envFile, listen, metricsListen, app, exec, controlSocket,
 ] as const;
 
 /** Every directive of tsmaster.conf(5), in the order of the man page. */

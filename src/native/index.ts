@@ -5,6 +5,7 @@
 // see ErrnoError in ../errors.ts.
 import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import { TsmError } from '../errors.js';
 
 export type SockName =
@@ -54,8 +55,11 @@ interface Binding {
   openNotifySocket(path: string, onMessage: (msg: string, senderPid: number) => void, mode: number): { close(): void };
 }
 
-// Same relative path from src/native/index.ts and dist/native/index.js.
-const ADDON_PATH = '../../native/build/Release/tsmaster_native.node';
+// native/ holds the sources, a local build (native/build/Release, from `npm run build:native`)
+// and the packaged prebuilds (native/prebuilds/linux-<arch>/node.glibc.node). node-gyp-build
+// picks the local build first, else the prebuild for this platform, arch and libc. Same
+// relative path from src/native/index.ts and dist/native/index.js.
+const NATIVE_DIR = fileURLToPath(new URL('../../native/', import.meta.url));
 
 let binding: Binding | undefined;
 
@@ -64,14 +68,17 @@ function native(): Binding {
   if (binding === undefined) {
     const require = createRequire(import.meta.url);
     try {
-      binding = require(ADDON_PATH) as Binding;
+      const load = require('node-gyp-build') as (dir: string) => unknown;
+      binding = load(NATIVE_DIR) as Binding;
     } catch (err) {
-      const e = new Error(
-        `tsmaster native addon cannot be loaded (${ADDON_PATH}); build it with \`npm rebuild tsmaster\` ` +
-          `or \`npx node-gyp rebuild --directory=native\`: ${(err as Error).message}`,
+      // One line: node-gyp-build's message spans several.
+      const why = String((err as Error).message).trim().replace(/\s*\n\s*/g, '; ');
+      throw new TsmError(
+        'TSM_ERR_NATIVE_LOAD',
+        `tsmaster native addon cannot be loaded from ${NATIVE_DIR} (prebuilt for linux-x64 and linux-arm64 with glibc; ` +
+          `elsewhere build it once with g++, make and python3: \`npm run build:native\` in the tsmaster package directory): ${why}`,
         { cause: err },
       );
-      throw Object.assign(e, { code: (err as { code?: unknown }).code });
     }
   }
   return binding;

@@ -79,6 +79,7 @@ async function stopGracefully(orphan: boolean): Promise<void> {
   stopping = true;
   if (!serving) process.exit(0);
   stopListening(serving);
+  tracker.startDraining();
   if (orphan) setTimeout(() => process.exit(0), ORPHAN_EXIT_MS).unref();
   // Drain handlers start at once, side by side with the drain: their connections are what it waits for.
   const timeoutMs = orphan ? ORPHAN_EXIT_MS : env!.shutdownTimeoutMs;
