@@ -76,7 +76,9 @@ export function spawnWorker(opts: {
     // known only after fork: a shell sets it and execs the command in the same process.
     const stdio: StdioOptions = ['ignore', opts.logFd, opts.logFd, ...fds];
     const wrap = setpriv ? `exec ${setpriv} ${PDEATHSIG.join(' ')}` : 'exec';
-    child = spawn('/bin/sh', ['-c', `LISTEN_PID=$$ ${wrap} "$@"`, 'tsmaster-exec', ...config.worker.argv], {
+    // SIGPIPE ignored (kept across exec): a log pipe whose reader died is an EPIPE the
+    // program may ignore, not a death (as Node does for itself).
+    child = spawn('/bin/sh', ['-c', `trap '' PIPE; LISTEN_PID=$$ ${wrap} "$@"`, 'tsmaster-exec', ...config.worker.argv], {
       ...common,
       stdio,
       // setsid: its own process group, which the master signals and ends as one.
