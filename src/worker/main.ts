@@ -9,6 +9,7 @@ import { MASTER_MESSAGE_BYTES, WORKER_ENV, boundOf, type MasterToWorker, type Wo
 import type { LogLevel } from '../config/types.js';
 import { ConnectionTracker } from './drain.js';
 import { appMetrics } from './app-metrics.js';
+import { lifecycle } from './lifecycle.js';
 import { guardOutput } from './output.js';
 import { startApp, stopListening, type Serving } from './runtime.js';
 
@@ -86,12 +87,14 @@ async function stopGracefully(orphan: boolean): Promise<void> {
   // Drain handlers start at once, side by side with the drain: their connections are what it waits for.
   const timeoutMs = orphan ? ORPHAN_EXIT_MS : env!.shutdownTimeoutMs;
   const drain = { deadline: Date.now() + timeoutMs, timeoutMs };
-  for (const fn of serving.drainHooks) {
+  const hooks = lifecycle();
+  hooks.drainingSince = Date.now();
+  for (const fn of hooks.drainHooks) {
     Promise.resolve()
       .then(() => fn(drain))
       .catch((err: unknown) => log('error', `drain handler failed: ${String(err)}`));
   }
-  for (const hook of serving.hooks) {
+  for (const hook of hooks.shutdownHooks) {
     try {
       await hook();
     } catch (err) {
@@ -99,6 +102,13 @@ async function stopGracefully(orphan: boolean): Promise<void> {
     }
   }
   await tracker.drain(orphan ? ORPHAN_IDLE_MS : undefined);
+  for (const close of serving.closes) {
+    try {
+      await close();
+    } catch (err) {
+      log('error', `closing the app failed: ${String(err)}`);
+    }
+  }
   // The last counts, so the master's request total misses nothing this worker served.
   if (!send({ t: 'pong', seq: 0, connections: 0, requests: tracker.requests }, () => process.exit(0))) process.exit(0);
 }
