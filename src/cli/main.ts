@@ -8,6 +8,7 @@ import { readConfigFile } from '../config/parser.js';
 import { unsafeDirectories } from '../config/strict-modes.js';
 import type { Config } from '../config/types.js';
 import { TsmError } from '../errors.js';
+import { MASTER_TITLE } from '../master/identity.js';
 import { Master } from '../master/master.js';
 import { INHERIT_ENV, type ParentMessage } from '../protocol.js';
 import { version } from '../version.js';
@@ -142,7 +143,7 @@ async function main(argv: string[]): Promise<never> {
       prefix,
       ...(o.globals ? { globals: o.globals } : {}),
       argv: command,
-      title: `tsmaster: master process ${[path.resolve(process.argv[1]!), ...argv].join(' ')}`,
+      title: `${MASTER_TITLE} ${[path.resolve(process.argv[1]!), ...argv].join(' ')}`,
       onTerminal: !config.daemon && !inherited && !isDaemon && Boolean(process.stdin.isTTY || process.stderr.isTTY),
       daemon: isDaemon || (inherited && config.daemon),
     });
