@@ -213,3 +213,15 @@ t.test('a worker (as nobody) that heartbeats rss 0 and 2^53 requests is recycled
   t.equal(over.level, 'warn', 'replaced by what the kernel says it uses, not by what it says');
   t.notOk(m.lines().some((l) => /below what a fresh worker uses/.test(l.text)), 'its huge "ready" RSS did not turn worker_max_memory off');
 });
+
+t.test('an honest app whose metrics are over its share of a scrape: left out whole, said once, the master\'s own served', async (t) => {
+  const { m, metrics } = await start(t, `worker_processes 1;\napp ${app('metrics-big.mjs')};\n`);
+  const body = (await get({ port: metrics, path: '/metrics' })).body;
+  t.match(body, /^tsmaster_workers\{state="ready"\} 1$/m, "the master's own metrics");
+  t.notMatch(body, /app_big/, "the app's are left out");
+  const said = await m.waitLog(/^worker process \d+: its app metrics \(\d+ bytes\) are over its share of a scrape \(1048576 bytes\): left out$/);
+  t.equal(said.level, 'warn', 'at warn');
+  await sleep(1100);
+  await get({ port: metrics, path: '/metrics' });
+  t.equal(m.lines().filter((l) => /over its share of a scrape/.test(l.text)).length, 1, 'said once for the worker');
+});
