@@ -16,7 +16,10 @@ mirror=${mirror:-http://deb.debian.org/debian}
 cafile=/etc/ssl/certs/ca-certificates.crt
 root=$(mktemp -d /var/tmp/tsmaster-base.XXXXXX)
 trap 'rm -rf "$root"' EXIT
-debootstrap --variant=minbase --include=ca-certificates,python3,make,g++ bookworm "$root" "$mirror" >&2
+# Debian's packages stay in the cache CI shares (scripts/fetch-node.sh's), for the next build.
+if [ "$(id -u)" = 0 ]; then cache=${TSMASTER_CACHE:-/var/cache/tsmaster}; else cache=${TSMASTER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tsmaster}; fi
+mkdir -p "$cache/debootstrap"
+debootstrap --variant=minbase --include=ca-certificates,python3,make,g++ --cache-dir="$cache/debootstrap" bookworm "$root" "$mirror" >&2
 mkdir -p "$root/usr/local"
 cp -a "$node_dir/bin" "$node_dir/include" "$root/usr/local/"
 [ -f "$cafile" ] && cp "$cafile" "$root/etc/ssl/certs/ca-certificates.crt"
