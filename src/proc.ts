@@ -27,6 +27,16 @@ export function cpuSeconds(pid: number): number | null {
   return fields ? (Number(fields[11]) + Number(fields[12])) / CLK_TCK : null;
 }
 
+/** Resident set size of a process in bytes (VmRSS of /proc/PID/status, whatever the page size), or null. */
+export function rssBytes(pid: number): number | null {
+  try {
+    const kb = /^VmRSS:\s+(\d+) kB$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    return kb === undefined ? null : Number(kb) * 1024;
+  } catch {
+    return null;
+  }
+}
+
 /** Alive and not a zombie. */
 export function isAlive(pid: number): boolean {
   const state = procStat(pid)?.state;
@@ -46,4 +56,27 @@ export function childrenOf(pid: number): number[] {
     if (st && st.ppid === pid && st.state !== 'Z') kids.push(child);
   }
   return kids;
+}
+
+/** The real, effective, saved and filesystem uids (the Uid: line of /proc/PID/status), or null. */
+export function uidsOf(pid: number): number[] | null {
+  try {
+    const m = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? m.slice(1).map(Number) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The file a process runs, as the kernel names it (/proc/PID/exe, ' (deleted)' when it was
+ * replaced since); 'hidden' when we may not look (another user's process and we are not
+ * root), null when there is no such process or no executable (a kernel thread, a zombie).
+ */
+export function exeOf(pid: number): string | 'hidden' | null {
+  try {
+    return fs.readlinkSync(`/proc/${pid}/exe`);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EACCES' ? 'hidden' : null;
+  }
 }

@@ -8,6 +8,7 @@ import { readConfigFile } from '../config/parser.js';
 import { unsafeDirectories } from '../config/strict-modes.js';
 import type { Config } from '../config/types.js';
 import { TsmError } from '../errors.js';
+import { MASTER_TITLE } from '../master/identity.js';
 import { Master } from '../master/master.js';
 import { INHERIT_ENV, type ParentMessage } from '../protocol.js';
 import { version } from '../version.js';
@@ -97,7 +98,11 @@ async function main(argv: string[]): Promise<never> {
     // Run from elsewhere than the master's prefix, with neither -p nor -c: say how to point at it.
     if (o.prefix === null && o.configFile === null && !fs.existsSync(file)) error += `; give the master's prefix and configuration with -p PREFIX and -c FILE`;
   }
-  if (o.test) testConfig(o, file, config, error);
+  if (o.test) {
+    // Loaded only here: the app check spawns the workers' Node, which no other command needs.
+    if (config) error = await (await import('./app-check.js')).checkApp(config, o.globals);
+    testConfig(o, file, config, error);
+  }
   if (!config) return failToParent(error ?? 'no configuration');
 
   try {
@@ -138,7 +143,7 @@ async function main(argv: string[]): Promise<never> {
       prefix,
       ...(o.globals ? { globals: o.globals } : {}),
       argv: command,
-      title: `tsmaster: master process ${[path.resolve(process.argv[1]!), ...argv].join(' ')}`,
+      title: `${MASTER_TITLE} ${[path.resolve(process.argv[1]!), ...argv].join(' ')}`,
       onTerminal: !config.daemon && !inherited && !isDaemon && Boolean(process.stdin.isTTY || process.stderr.isTTY),
       daemon: isDaemon || (inherited && config.daemon),
     });
