@@ -1,12 +1,16 @@
 // The packed tarball installed as users install it: npm (with and without --ignore-scripts),
 // pnpm 10 and yarn, each into a fresh project, on a PATH with no compiler (no g++, cc, make or
 // python3), and the installed node_modules/.bin/tsmaster then serves, reloads and upgrades.
+// The installed addon, one N-API build, then runs on Node 20, 22, 24 and 26, and its arm64
+// twin on the arm64 Node under qemu-user.
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { bareBin, bareEnv, INSTALLERS, installInto, packTarball } from './helpers/install.js';
-import { freePort, get, isAlive, startMaster, tempDir, waitFor } from './helpers/master.js';
+import { fixtures, freePort, get, isAlive, root, startMaster, tempDir, waitFor } from './helpers/master.js';
+import { ARM64_SYSROOT, officialNode } from './helpers/nodes.js';
+import { run } from './helpers/run.js';
 
 const major = Number(process.versions.node.split('.')[0]);
 const supported = major >= 22; // package.json engines
@@ -26,9 +30,11 @@ t.test('the tarball: prebuilds for linux-x64 and linux-arm64, an executable CLI,
     t.equal(spawnSync(tool, ['--version'], { env: bareEnv(bin) }).error?.message.includes('ENOENT'), true, `${tool} is not on the install PATH`);
   }
 
+  const projects = new Map<string, string>();
   for (const installer of INSTALLERS) {
     t.test(`${installer}: installs without a compiler, then serves, reloads and upgrades`, async (t) => {
       const project = path.join(tempDir(t, 'tsm-shop-'), 'shop');
+      projects.set(installer, project);
       const r = await installInto(project, installer, tgz, bin);
       const said = `${r.stdout}\n${r.stderr}`;
       if (installer === 'yarn' && !supported) {
@@ -70,4 +76,67 @@ t.test('the tarball: prebuilds for linux-x64 and linux-arm64, an executable CLI,
       await waitFor('the new master to exit', () => !isAlive(newMaster), 20_000);
     });
   }
+
+  t.test("the README's Quick start, as written, from the tarball", async (t) => {
+    // Its code blocks in order; the one that starts with a directive is /srv/shop/tsmaster.conf.
+    // Changed for the test only: /srv/shop is a temp dir, 8080 a free port, and `npm install -g`
+    // installs the tarball into a temp prefix.
+    const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('\n## Quick start\n'), readme.indexOf('\n## ', readme.indexOf('\n## Quick start\n') + 5));
+    const blocks = section.split(/\n(?: *\n)+/).filter((b) => b.startsWith('    ')).map((b) => b.replace(/^ {4}/gm, ''));
+    const dir = tempDir(t, 'tsm-quick-');
+    const prefix = tempDir(t, 'tsm-global-');
+    const port = await freePort();
+    const tools = tempDir(t, 'tsm-tools-');
+    for (const tool of ['mkdir', 'curl']) fs.symlinkSync(spawnSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).stdout.trim(), path.join(tools, tool));
+    const env = { ...bareEnv(bin), PATH: `${prefix}/bin:${bin}:${tools}`, npm_config_prefix: prefix };
+    const subst = (text: string) => text.replaceAll('/srv/shop', dir).replaceAll('8080', String(port)).replace('npm install -g tsmaster', `npm install -g ${tgz}`);
+    t.teardown(() => {
+      const pid = Number(fs.existsSync(path.join(dir, 'run/tsmaster.pid')) ? fs.readFileSync(path.join(dir, 'run/tsmaster.pid'), 'utf8') : 0);
+      if (pid > 0 && isAlive(pid)) process.kill(pid, 'SIGKILL');
+    });
+    let served = '';
+    t.ok(blocks.length >= 3, 'the Quick start has its command, config and command blocks');
+    for (const block of blocks) {
+      if (/^[a-z_]+ +\S/.test(block) && !/^(npm|mkdir|echo|tsmaster|curl) /.test(block)) {
+        fs.writeFileSync(path.join(dir, 'tsmaster.conf'), subst(block));
+        continue;
+      }
+      for (const line of block.split('\n').filter((l) => l.trim() !== '')) {
+        const r = await run('/bin/sh', ['-c', subst(line)], { cwd: dir, env, timeoutMs: 120_000 });
+        t.equal(r.code, 0, `${line.replace(/\s+#.*/, '')}: ${r.stdout}${r.stderr}`);
+        if (line.startsWith('curl')) served = r.stdout;
+      }
+    }
+    t.match(served, /^hello from \d+/, 'curl got the app');
+    await waitFor('quit: the pidfile removed', () => !fs.existsSync(path.join(dir, 'run/tsmaster.pid')), 20_000);
+  });
+
+  const smoke = path.join(fixtures, 'native-smoke.mjs');
+  t.test('one N-API build: the installed linux-x64 addon works on Node 20, 22, 24 and 26', async (t) => {
+    const pkgDir = path.join(projects.get('npm')!, 'node_modules', 'tsmaster');
+    const want = path.join(pkgDir, 'native', 'prebuilds', 'linux-x64', 'node.glibc.node');
+    for (const major of [20, 22, 24, 26]) {
+      const r = await run(officialNode('x64', major), [smoke, pkgDir], { timeoutMs: 60_000 });
+      t.equal(r.code, 0, `Node ${major}: ${r.stdout}${r.stderr}`);
+      t.match(JSON.parse(r.stdout || '{}'), { ok: true, node: new RegExp(`^v${major}\\.`), arch: 'x64', addon: want }, `Node ${major} loads ${want}`);
+    }
+  });
+
+  t.test('linux-arm64: the installed arm64 addon and CLI on the arm64 Node 24 under qemu-user', async (t) => {
+    const pkgDir = path.join(projects.get('npm')!, 'node_modules', 'tsmaster');
+    const arm64 = officialNode('arm64', 24);
+    const qemu = (args: string[]) => run('qemu-aarch64-static', [arm64, ...args], { env: { ...process.env, QEMU_LD_PREFIX: ARM64_SYSROOT }, timeoutMs: 180_000 });
+    const r = await qemu([smoke, pkgDir]);
+    t.equal(r.code, 0, `${r.stdout}${r.stderr}${r.error ?? ''}`);
+    t.match(JSON.parse(r.stdout || '{}'), { ok: true, arch: 'arm64', addon: path.join(pkgDir, 'native', 'prebuilds', 'linux-arm64', 'node.glibc.node') });
+    const v = await qemu([path.join(pkgDir, 'dist', 'cli', 'main.js'), '-V']);
+    t.match(v.stderr, /built with node 24\.\d+\.\d+ \(linux-arm64\)/);
+    const dir = tempDir(t);
+    fs.mkdirSync(path.join(dir, 'logs'));
+    fs.writeFileSync(path.join(dir, 'tsmaster.conf'), `pid ${dir}/t.pid;\nlisten unix:${dir}/web.sock;\napp server.mjs;\n`);
+    fs.writeFileSync(path.join(dir, 'server.mjs'), 'export default (req, res) => res.end("ok");\n');
+    const check = await qemu([path.join(pkgDir, 'dist', 'cli', 'main.js'), '-p', dir, '-t']);
+    t.equal(check.code, 0, `-t on arm64: ${check.stderr}`);
+  });
 });

@@ -1,5 +1,7 @@
 // The shape of one benchmark run: what main.ts measures, report.ts prints and
 // results/bench-<date>.json keeps.
+import type { InstallCost } from './install.js';
+import type { Startup } from './startup.js';
 import type { DeployCost } from './deploy.js';
 import type { Pinned } from './placement.js';
 import type { DemoRun } from './reuseport-demo.js';
@@ -115,6 +117,8 @@ export interface BenchResult {
   status?: Status;
   deploy?: DeployCost;
   pinned?: Pinned;
+  startup?: Startup;
+  install?: InstallCost;
   reuseportDemo?: { skipped: true; reason: string } | { skipped: false; runs: DemoRun[] };
   loadAverageAtEnd?: number[];
   runSeconds?: number;
