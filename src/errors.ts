@@ -10,6 +10,7 @@ export type TsmErrorCode =
   | 'TSM_ERR_NOT_READY'
   | 'TSM_ERR_UPGRADE'
   | 'TSM_ERR_CONTROL'
+  | 'TSM_ERR_CONTROL_PEER'
   | 'TSM_ERR_NATIVE_ARG'
   | 'TSM_ERR_NATIVE_LOAD';
 

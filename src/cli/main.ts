@@ -102,7 +102,11 @@ async function main(argv: string[]): Promise<never> {
     // Run from elsewhere than the master's prefix, with neither -p nor -c: say how to point at it.
     if (o.prefix === null && o.configFile === null && !fs.existsSync(file)) error += `; give the master's prefix and configuration with -p PREFIX and -c FILE`;
   }
-  if (o.test) await testConfig(o, file, config, error);
+  if (o.test) {
+    // Loaded only here: the app check spawns the workers' Node, which no other command needs.
+    if (config) error = await (await import('./app-check.js')).checkApp(config, o.globals);
+    await testConfig(o, file, config, error);
+  }
   if (!config) return failToParent(error ?? 'no configuration');
 
   try {
@@ -137,7 +141,7 @@ async function main(argv: string[]): Promise<never> {
   if (config.daemon && !inherited && !isDaemon) {
     return print(await launchDaemon(command, config.readyTimeoutMs + 10_000));
   }
-  const { Master } = await import('../master/master.js');
+  const [{ Master }, { MASTER_TITLE }] = await Promise.all([import('../master/master.js'), import('../master/identity.js')]);
   let master: Master;
   try {
     master = new Master(config, {
@@ -145,7 +149,7 @@ async function main(argv: string[]): Promise<never> {
       prefix,
       ...(o.globals ? { globals: o.globals } : {}),
       argv: command,
-      title: `tsmaster: master process ${[path.resolve(process.argv[1]!), ...argv].join(' ')}`,
+      title: `${MASTER_TITLE} ${[path.resolve(process.argv[1]!), ...argv].join(' ')}`,
       onTerminal: !config.daemon && !inherited && !isDaemon && Boolean(process.stdin.isTTY || process.stderr.isTTY),
       daemon: isDaemon || (inherited && config.daemon),
     });

@@ -21,9 +21,23 @@ export async function upgrade(config: Config): Promise<Outcome> {
   const probe = await OldMasterProbe.start(config, oldPid);
   try {
     return await dance(config, oldPid, probe);
+  } catch (err) {
+    // Mid-upgrade, an error is one more failure to report: with the masters that run now.
+    return { code: 1, out: [], err: [`[error] upgrade failed: ${err instanceof Error ? err.message : String(err)}`, mastersLeft(config, oldPid)] };
   } finally {
     probe?.stop();
   }
+}
+
+/** Which masters run now, whatever state the upgrade was left in: the old one and any new one. */
+export function mastersLeft(config: Config, oldPid: number): string {
+  const fresh = [...new Set([readPid(config.pid), ...childrenOf(oldPid)])].filter((p): p is number => p !== null && p !== oldPid && isLiveMaster(p));
+  const old = isLiveMaster(oldPid);
+  const news = fresh.map((p) => `new master process ${p}`).join(', ');
+  if (old && fresh.length === 0) return `master process ${oldPid} keeps serving`;
+  if (old) return `both run: old master process ${oldPid} and ${news}`;
+  if (fresh.length > 0) return `${news} runs; old master process ${oldPid} has exited`;
+  return 'no master process is running';
 }
 
 /** How long a master takes at most to act on USR2 (rename its pidfile) when it accepts it. */
@@ -43,7 +57,7 @@ async function dance(config: Config, oldPid: number, probe: OldMasterProbe | nul
   let newPid = 0;
   const failure = (why: string): Outcome => {
     const lines = watch ? problemLines(watch.lines, newPid ? [oldPid, newPid] : [oldPid]) : [];
-    return { code: 1, out, err: [`[error] upgrade failed: ${why}`, ...lines, `master process ${oldPid} keeps serving`] };
+    return { code: 1, out, err: [`[error] upgrade failed: ${why}`, ...lines, mastersLeft(config, oldPid)] };
   };
   const refused = probe?.refusal();
   if (refused) return { code: 1, out, err: [`[error] upgrade not started: ${refused}`] };

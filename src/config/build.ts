@@ -86,6 +86,11 @@ export function buildConfig(list: readonly Directive[], opts: { file: string; pr
   const pid = one(D.pid);
   const errorLog = one(D.errorLog);
   const user = one(D.user);
+  const workerLog = follow(D.workerLog, { errorLog, user });
+  if (user && workerLog === errorLog.path && workerLog !== 'stderr') {
+    const d = list.find((e) => e.name === D.workerLog.name)!;
+    fail(`worker_log "${workerLog}" is the error_log: with "user", workers write a file of their own`, d.file, d.line);
+  }
   const workerProcesses = one(D.workerProcesses);
   const affinity = one(D.workerCpuAffinity);
   return {
@@ -105,8 +110,10 @@ export function buildConfig(list: readonly Directive[], opts: { file: string; pr
     workerCpuAffinity: affinity && resolveAffinity(affinity, workerProcesses),
     workerPriority: one(D.workerPriority),
     workerMaxMemory: one(D.workerMaxMemory),
-    workerLog: follow(D.workerLog, { errorLog }),
+    workerLog,
     workerStopSignal: one(D.workerStopSignal),
+    workerInspect: one(D.workerInspect),
+    workerSourceMaps: one(D.workerSourceMaps),
     readyTimeoutMs: one(D.readyTimeout),
     env: resolveEnv(all(D.envFile), all(D.env), user),
     listens,

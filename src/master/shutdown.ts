@@ -45,7 +45,12 @@ export function reopenLogs(m: Master): void {
     m.log.reopen();
     m.redirectStdio();
   });
-  for (const gen of m.generations.values()) attempt(() => reopenWorkerLog(gen));
+  for (const gen of m.generations.values()) {
+    attempt(() => {
+      const alert = reopenWorkerLog(gen);
+      if (alert) m.log.alert(alert);
+    });
+  }
   // A Node worker without its handlers yet would take USR1 as Node's own (the inspector).
   for (const w of m.table.all()) {
     if (w.handlers && m.generations.get(w.generation)?.config.worker.kind === 'app') w.child.kill('SIGUSR1');

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import * as native from '../native/index.js';
 import type { Logger } from '../log/logger.js';
+import { logLoss } from '../log/loss.js';
 import type { Config } from '../config/types.js';
 import { asCount, isObject, type WorkerMessage } from '../protocol.js';
 import { socketsForSlot, type SocketGroup } from '../sockets/listen.js';
@@ -60,6 +61,7 @@ export function startGeneration(m: Master, gen: Generation): Generation {
   gen.id = m.nextGeneration++;
   m.generations.set(gen.id, gen);
   if (gen.role === 'active') m.current = gen.id;
+  if (gen.logAlert) m.log.alert(gen.logAlert);
   armReadyTimer(m, gen);
   maintainWorkerCount(m, gen);
   return gen;
@@ -320,6 +322,8 @@ export function onWorkerMessage(m: Master, pid: number, msg: WorkerMessage): voi
     w.heapUsed = asCount(msg.heapUsed) ?? w.heapUsed;
     const d = msg.loopDelay;
     if (isObject(d) && isSeconds(d.p50) && isSeconds(d.p99)) w.loopDelay = { p50: d.p50, p99: d.p99 };
+    logLoss.fromWorker(w, `worker process ${pid}`, msg.logLost, msg.logError);
+    m.log.sayLosses();
     return;
   }
   if (msg.t === 'hello') {

@@ -40,6 +40,7 @@ interface Binding {
   refuseFdPassing(fd: number): boolean;
   noLinger(fd: number): void;
   openFile(path: string, flags: number, mode: number, uid: number, gid: number): number;
+  unlinkFile(path: string, uid: number, gid: number): void;
   flock(fd: number, exclusive: boolean): boolean;
   getCloexec(fd: number): boolean;
   setCloexec(fd: number, on: boolean): void;
@@ -224,6 +225,15 @@ export function openFile(path: string, flags: number, mode: number, as?: { uid: 
   const uid = as === undefined ? -1 : int(fn, 'uid', as.uid, 0, INT32_MAX);
   const gid = as === undefined ? -1 : int(fn, 'gid', as.gid, 0, INT32_MAX);
   return native().openFile(path, f, m, uid, gid);
+}
+
+/** unlink(2), with `as` that user's rights (the entry is one it could remove itself). */
+export function unlinkFile(path: string, as?: { uid: number; gid: number }): void {
+  const fn = 'unlinkFile';
+  if (typeof path !== 'string' || path.length === 0 || path.includes('\0')) bad(fn, 'path must be a non-empty string without NUL bytes', path);
+  const uid = as === undefined ? -1 : int(fn, 'uid', as.uid, 0, INT32_MAX);
+  const gid = as === undefined ? -1 : int(fn, 'gid', as.gid, 0, INT32_MAX);
+  native().unlinkFile(path, uid, gid);
 }
 
 /** flock(LOCK_NB): true when this open file now holds the lock, false when another one does. */

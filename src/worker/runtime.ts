@@ -48,6 +48,19 @@ function isServer(v: unknown): v is net.Server {
   return v instanceof net.Server;
 }
 
+/**
+ * What the module exports by default. A CommonJS module's default is its `module.exports`;
+ * tsc's output for `export default app` is `exports.default = app` beside `__esModule`, so
+ * there the app is one level down, as a bundler or tsx would take it.
+ */
+export function defaultExport(mod: { default?: unknown }): unknown {
+  const d = mod.default;
+  if ((typeof d === 'object' || typeof d === 'function') && d !== null && (d as { __esModule?: unknown }).__esModule === true && 'default' in d) {
+    return (d as { default: unknown }).default;
+  }
+  return d;
+}
+
 function isApp(v: unknown): v is WorkerApp {
   return (typeof v === 'object' || typeof v === 'function') && v !== null && typeof (v as WorkerApp).start === 'function';
 }
@@ -68,7 +81,7 @@ export async function startApp(opts: {
   } catch (err) {
     throw new TsmError('TSM_ERR_APP', `app "${opts.app}" failed to load: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`, { cause: err });
   }
-  const exported = mod.default;
+  const exported = defaultExport(mod);
   if (isApp(exported)) {
     const ctx: WorkerContext = {
       id: opts.id,
@@ -94,7 +107,7 @@ export async function startApp(opts: {
   } else {
     throw new TsmError(
       'TSM_ERR_APP',
-      `app "${opts.app}" must export by default a request listener, an http/https/net server that is not listening, or an object with start(ctx)`,
+      `app "${opts.app}" must export by default (export default, module.exports, or exports.default with __esModule) a request listener, an http/https/net server that is not listening, or an object with start(ctx)`,
     );
   }
   return serving;
