@@ -9,10 +9,19 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { bareBin, bareEnv, INSTALLERS, installInto, packTarball } from './helpers/install.js';
 import { fixtures, freePort, get, isAlive, root, startMaster, tempDir, waitFor } from './helpers/master.js';
-import { ARM64_SYSROOT, officialNode } from './helpers/nodes.js';
+import { nodeBinary, untraced } from './helpers/node-bin.js';
 import { run } from './helpers/run.js';
 
 const major = Number(process.versions.node.split('.')[0]);
+/** Where qemu-user finds the arm64 loader and libraries: Debian's libc6-arm64-cross. */
+const ARM64_SYSROOT = '/usr/aarch64-linux-gnu';
+
+/** bin/node of an official build, fetched once (scripts/fetch-node.sh). */
+function official(major: number, arch = 'x64'): string {
+  const b = nodeBinary(major, arch);
+  if (b.skip !== false) throw new Error(b.skip);
+  return b.node;
+}
 const supported = major >= 22; // package.json engines
 
 t.test('the tarball: prebuilds for linux-x64 and linux-arm64, an executable CLI, no install script', async (t) => {
@@ -117,7 +126,8 @@ t.test('the tarball: prebuilds for linux-x64 and linux-arm64, an executable CLI,
     const pkgDir = path.join(projects.get('npm')!, 'node_modules', 'tsmaster');
     const want = path.join(pkgDir, 'native', 'prebuilds', 'linux-x64', 'node.glibc.node');
     for (const major of [20, 22, 24, 26]) {
-      const r = await run(officialNode('x64', major), [smoke, pkgDir], { timeoutMs: 60_000 });
+      const [cmd, ...args] = untraced(official(major), smoke, pkgDir);
+      const r = await run(cmd!, args, { timeoutMs: 60_000 });
       t.equal(r.code, 0, `Node ${major}: ${r.stdout}${r.stderr}`);
       t.match(JSON.parse(r.stdout || '{}'), { ok: true, node: new RegExp(`^v${major}\\.`), arch: 'x64', addon: want }, `Node ${major} loads ${want}`);
     }
@@ -125,8 +135,11 @@ t.test('the tarball: prebuilds for linux-x64 and linux-arm64, an executable CLI,
 
   t.test('linux-arm64: the installed arm64 addon and CLI on the arm64 Node 24 under qemu-user', async (t) => {
     const pkgDir = path.join(projects.get('npm')!, 'node_modules', 'tsmaster');
-    const arm64 = officialNode('arm64', 24);
-    const qemu = (args: string[]) => run('qemu-aarch64-static', [arm64, ...args], { env: { ...process.env, QEMU_LD_PREFIX: ARM64_SYSROOT }, timeoutMs: 180_000 });
+    const arm64 = official(24, 'arm64');
+    const qemu = (args: string[]) => {
+      const [env, ...rest] = untraced('qemu-aarch64-static', arm64, ...args);
+      return run(env!, [rest[0]!, `QEMU_LD_PREFIX=${ARM64_SYSROOT}`, ...rest.slice(1)], { timeoutMs: 180_000 });
+    };
     const r = await qemu([smoke, pkgDir]);
     t.equal(r.code, 0, `${r.stdout}${r.stderr}${r.error ?? ''}`);
     t.match(JSON.parse(r.stdout || '{}'), { ok: true, arch: 'arm64', addon: path.join(pkgDir, 'native', 'prebuilds', 'linux-arm64', 'node.glibc.node') });

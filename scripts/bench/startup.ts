@@ -2,7 +2,7 @@
 // workers) beside `node -e 0` on the same Node, interleaved, on this Node and on the official
 // Node 24 and 26 (scripts/fetch-node.sh). Goal: both within 50 ms of `node -e 0`. A stage of
 // `npm run bench`; alone: `node build/bench/scripts/bench/startup.js` (starts its own master).
-import { officialNode } from '../../test/helpers/nodes.js';
+import { nodeBinary } from '../../test/helpers/node-bin.js';
 import { run, runAlone, type Log } from './procs.js';
 import { Tsmaster } from './servers.js';
 import { median } from './stats.js';
@@ -26,11 +26,9 @@ export interface Startup {
 function nodes(log: Log): string[] {
   const out = [process.execPath];
   for (const major of [24, 26]) {
-    try {
-      out.push(officialNode('x64', major));
-    } catch (err) {
-      log(`startup: no official Node ${major}: ${String((err as Error).message).split('\n')[0]}`);
-    }
+    const b = nodeBinary(major);
+    if (b.skip === false) out.push(b.node);
+    else log(`startup: ${b.skip}`);
   }
   return out;
 }
