@@ -12,6 +12,10 @@ import { fixtures, freePort, get, isAlive, root, startMaster, tempDir, waitFor }
 import { nodeBinary, untraced } from './helpers/node-bin.js';
 import { run } from './helpers/run.js';
 
+// npm pack with its prepare (tsc), four installs, the Quick start and qemu: longer than the
+// suite's 180 s per file when the machine is busy.
+t.setTimeout(420_000);
+
 const major = Number(process.versions.node.split('.')[0]);
 /** Where qemu-user finds the arm64 loader and libraries: Debian's libc6-arm64-cross. */
 const ARM64_SYSROOT = '/usr/aarch64-linux-gnu';
@@ -39,10 +43,12 @@ t.test('the tarball: prebuilds for linux-x64 and linux-arm64, an executable CLI,
     t.equal(spawnSync(tool, ['--version'], { env: bareEnv(bin) }).error?.message.includes('ENOENT'), true, `${tool} is not on the install PATH`);
   }
 
+  // Kept to the end of the file: the addon tests below run the npm-installed package.
   const projects = new Map<string, string>();
+  const parent = t;
   for (const installer of INSTALLERS) {
     t.test(`${installer}: installs without a compiler, then serves, reloads and upgrades`, async (t) => {
-      const project = path.join(tempDir(t, 'tsm-shop-'), 'shop');
+      const project = path.join(tempDir(parent, 'tsm-shop-'), 'shop');
       projects.set(installer, project);
       const r = await installInto(project, installer, tgz, bin);
       const said = `${r.stdout}\n${r.stderr}`;
@@ -98,7 +104,7 @@ t.test('the tarball: prebuilds for linux-x64 and linux-arm64, an executable CLI,
     const port = await freePort();
     const tools = tempDir(t, 'tsm-tools-');
     for (const tool of ['mkdir', 'curl']) fs.symlinkSync(spawnSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).stdout.trim(), path.join(tools, tool));
-    const env = { ...bareEnv(bin), PATH: `${prefix}/bin:${bin}:${tools}`, npm_config_prefix: prefix };
+    const env = { ...bareEnv(bin), PATH: `${prefix}/bin:${bin}:${tools}`, npm_config_prefix: prefix, npm_config_prefer_offline: 'true' };
     const subst = (text: string) => text.replaceAll('/srv/shop', dir).replaceAll('8080', String(port)).replace('npm install -g tsmaster', `npm install -g ${tgz}`);
     t.teardown(() => {
       const pid = Number(fs.existsSync(path.join(dir, 'run/tsmaster.pid')) ? fs.readFileSync(path.join(dir, 'run/tsmaster.pid'), 'utf8') : 0);
