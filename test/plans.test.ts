@@ -58,7 +58,7 @@ t.test('an event of no upgrade, or of another new master, does nothing', async (
   }
 });
 
-t.test('the new master is ready: once, handing systemd and the metrics over to it', async (t) => {
+t.test('the new master is ready: once, handing the metrics over to it (it becomes main for systemd only when this master exits)', async (t) => {
   for (const phase of PHASES) for (const up of UPGRADES.slice(1)) {
     const plan = planUpgrade(view(phase, up), { type: 'ready', pid: 77 });
     if (up!.ready) {
@@ -68,7 +68,6 @@ t.test('the new master is ready: once, handing systemd and the metrics over to i
     t.same(plan, [
       { do: 'upgrade-progress', ready: true },
       { do: 'upgrade-timer', ms: null },
-      { do: 'watchdog', main: false },
       { do: 'serve-metrics', on: false },
       { do: 'tell', outcome: { event: 'upgrade-ready', pid: 77, self: 9 } },
     ], name(view(phase, up)));
@@ -95,10 +94,9 @@ t.test('the new master exits: a rollback in every phase, the old workers back wh
     const plan = planUpgrade(v, { type: 'exit', pid: 77, how: 'exited on signal SIGKILL' });
     const back =
       phase === 'stopping-graceful' ? ['log', 'set-phase', 'restart-workers'] : phase === 'draining' ? ['set-phase', 'restart-workers'] : [];
-    t.same(kinds(plan), ['tell', 'end-upgrade', 'restore-slots', ...back, 'serve-metrics', 'tell', 'watchdog'], name(v));
+    t.same(kinds(plan), ['tell', 'end-upgrade', 'restore-slots', ...back, 'serve-metrics', 'tell'], name(v));
     t.same(plan[0], { do: 'tell', outcome: { event: 'upgrade-rolling-back', pid: 77, how: 'exited on signal SIGKILL' } });
-    // rolled-back's notification carries MAINPID=, which systemd needs before this master's WATCHDOG=1.
-    t.same(plan.slice(-2), [{ do: 'tell', outcome: { event: 'rolled-back', self: 9 } }, { do: 'watchdog', main: true }]);
+    t.same(plan.at(-1), { do: 'tell', outcome: { event: 'rolled-back', self: 9 } });
     const set = plan.find((e) => e.do === 'set-phase');
     if (phase === 'draining') t.same(set, { do: 'set-phase', phase: { name: 'running' } }, 'serving again');
     if (phase === 'stopping-graceful') t.same(set, { do: 'set-phase', phase: { name: 'running' } }, 'the graceful stop is cancelled: serving again');

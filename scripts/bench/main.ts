@@ -15,6 +15,7 @@ import { cpuSeconds } from '../../src/proc.js';
 import { cli, root as repo } from '../../test/helpers/paths.js';
 import { rssKb, tcpTable } from '../../test/helpers/proc.js';
 import { sleep } from '../../test/helpers/wait.js';
+import { chattyApp } from './chatty.js';
 import { deployCost } from './deploy.js';
 import { installCost } from './install.js';
 import { pinnedKeepAlive } from './placement.js';
@@ -534,6 +535,13 @@ async function bench(): Promise<BenchResult> {
     result.deploy = await deployCost(log);
   } catch (err) {
     note(`deploy cost not measured: ${firstLine(err)}`);
+  }
+
+  log('log stage: a chatty app (100,000 lines/s) against the master\'s loop');
+  try {
+    result.chatty = await chattyApp(log);
+  } catch (err) {
+    note(`log stage not measured: ${firstLine(err)}`);
   }
 
   log('keep-alive with one pinned worker (CPU 0) and wrk pinned to CPU 1: the worker runtime alone');

@@ -222,6 +222,15 @@ export function markdown(r: BenchResult): string {
         `${i.installs.map((x) => `${x.installer} ${fixed((x.medianMs ?? NaN) / 1000, 1)} s (${x.runs.map((ms) => fixed(ms / 1000, 1)).join(', ')})`).join('; ')}.`,
     );
   }
+  if (r.chatty) {
+    for (const c of r.chatty.runs) {
+      const h = c.healthzMs;
+      lines.push(
+        `- Log stage, ${c.label} (${c.rate.toLocaleString('en-US')} lines/s asked, ${r.chatty.seconds} s): master /healthz median ${fixed(h.p50, 1)} ms, p99 ${fixed(h.p99, 1)} ms, max ${fixed(h.max, 1)} ms (${h.probes} probes, ${h.failed} failed); master CPU ${fixed(c.masterCpuPct, 1)}%; ` +
+          `${c.writtenPerSec === null ? 'lines to a pipe nobody reads' : `${int(c.writtenPerSec)} lines/s reached the file`}; ${int(c.lost)} lines lost; workers RSS ${c.workersRssMb} MB.`,
+      );
+    }
+  }
   if (r.pm2InstallSeconds) lines.push(`- PM2 was installed by the benchmark into a temporary directory in ${r.pm2InstallSeconds.toFixed(0)} s, PM2_HOME isolated, and removed afterwards.`);
   if (lines.length) {
     out.push(...lines);

@@ -111,8 +111,6 @@ function apply(m: Master, e: Effect): void {
       return checkBatchDrained(m);
     case 'serve-metrics':
       return m.serveMetrics(e.on);
-    case 'watchdog':
-      return e.main ? m.watchdog.takeOver() : m.watchdog.handOver();
     case 'fail-reload': {
       const gen = m.generations.get(e.generation);
       return gen ? failReload(m, gen, e.reason) : undefined;

@@ -107,6 +107,8 @@ export class Master {
   readonly groups = new ProcessGroups((msg) => this.log.warn(msg));
   private ticker: NodeJS.Timeout | null = null;
   private announced = false;
+  /** The first generation has been ready (onFirstReady). */
+  private firstReady = false;
 
   constructor(
     public config: Config,
@@ -124,9 +126,9 @@ export class Master {
     for (const what of closeStrayFds(keep)) this.log.info(`closed ${what}, inherited but not ours to pass on`);
     if (parsed) this.sockets.offer(parsed.fds);
     this.sockets.offer(activated);
-    this.notifier = new Notifier(process.env.NOTIFY_SOCKET, (m) => this.log.warn(m));
-    // A new master is systemd's main process only once it has sent MAINPID=.
-    this.watchdog = new Watchdog(this.notifier, this.oldMaster === null);
+    // A new master is systemd's main process only once its old master has exited (notify.ts).
+    this.notifier = new Notifier(process.env.NOTIFY_SOCKET, (m) => this.log.warn(m), this.oldMaster === null);
+    this.watchdog = new Watchdog(this.notifier);
   }
 
   /** Re-read the config the master was started with. Throws ConfigError. */
@@ -189,6 +191,8 @@ export class Master {
     }
     clearInterval(this.ticker);
     this.watchdog.stop();
+    // The handover to a new master (shutdown.ts) must reach systemd before we exit.
+    await this.notifier.flushed();
     this.queue.unsubscribeSignals();
     this.reaper.unsubscribe();
     this.groups.close();
@@ -317,6 +321,7 @@ export class Master {
     if (this.oldMaster === null || this.oldMasterExited) return true;
     if (pidfile.isLiveMaster(this.oldMaster)) return false;
     this.oldMasterExited = true;
+    this.takeOverSystemd();
     if (!this.upgrade) {
       try {
         pidfile.removeIfOurs(oldbinPath(this.config.pid), this.oldMaster);
@@ -342,14 +347,24 @@ export class Master {
   /** The first generation is ready: publish the pid (new master) and tell whoever waits. */
   onFirstReady(): void {
     this.serveMetrics(true);
-    if (this.oldMaster !== null) {
-      pidfile.writePid(this.config.pid);
-      this.notifier.send(`MAINPID=${process.pid}`, 'READY=1', `STATUS=${this.statusLine()}`);
-      this.watchdog.takeOver();
-    } else {
-      this.notifier.send('READY=1', `STATUS=${this.statusLine()}`);
-    }
+    this.firstReady = true;
+    if (this.oldMaster !== null) pidfile.writePid(this.config.pid);
+    // Said only by the master systemd started; a new master says it when it takes over.
+    this.notifier.send('READY=1', `STATUS=${this.statusLine()}`);
+    this.takeOverSystemd();
     this.tellParent({ t: 'ready', pid: process.pid });
+  }
+
+  /**
+   * A new master whose old master has exited is systemd's main process: the old one sent
+   * MAINPID= for it as its last message (checkExit), and stayed main until then so that a
+   * rollback never needed a word to systemd (notify.ts). Until its first workers are ready
+   * the old one cannot have handed over (it hands over to a ready new master only).
+   */
+  private takeOverSystemd(): void {
+    if (this.notifier.main || !this.firstReady || !this.oldMasterExited) return;
+    this.notifier.takeOver('READY=1', `STATUS=${this.statusLine()}`);
+    this.watchdog.ping();
   }
 
   /**

@@ -53,8 +53,6 @@ export type Effect =
   /** Tell the new master once the slots given up are empty. */
   | { do: 'check-batch-drained' }
   | { do: 'serve-metrics'; on: boolean }
-  /** Whether this master is the one systemd's watchdog watches. */
-  | { do: 'watchdog'; main: boolean }
   // Of single workers (worker-plans.ts):
   | { do: 'fail-reload'; generation: number; reason: string }
   /** The launcher or the old master waiting for this (new) master hears it failed. */
@@ -150,8 +148,7 @@ export function planUpgrade(v: View, ev: UpgradeEvent): Effect[] {
       return [
         { do: 'upgrade-progress', ready: true },
         { do: 'upgrade-timer', ms: null },
-        // The new master sent MAINPID=: systemd watches it now, and it answers scrapes.
-        { do: 'watchdog', main: false },
+        // The new master answers scrapes now. It is not systemd's main process until this one exits (notify.ts).
         { do: 'serve-metrics', on: false },
         { do: 'tell', outcome: { event: 'upgrade-ready', pid: ev.pid, self: v.pid } },
       ];
@@ -193,9 +190,7 @@ export function planUpgrade(v: View, ev: UpgradeEvent): Effect[] {
         { do: 'restore-slots' },
         ...back,
         { do: 'serve-metrics', on: true },
-        // MAINPID= (in rolled-back's notification) first: systemd takes WATCHDOG=1 from its main process only.
         { do: 'tell', outcome: { event: 'rolled-back', self: v.pid } },
-        { do: 'watchdog', main: true },
       ];
     }
   }

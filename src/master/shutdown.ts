@@ -66,6 +66,10 @@ export function checkExit(m: Master): void {
   settleReload(m, { event: 'reload-failed', reason: 'the master exited', serving: m.current });
   removeIfOurs(m.config.pid);
   removeIfOurs(oldbinPath(m.config.pid));
+  // The old master of a finished upgrade stays systemd's main process to the end: its last
+  // word makes the new one main (notify.ts). Sent by no other process, it is the only
+  // MAINPID= the unit's NotifyAccess=main lets through.
+  if (m.upgrade?.ready) m.notifier.handOver(m.upgrade.pid);
   m.log.notice('exit');
   m.exit(m.phase.code);
 }

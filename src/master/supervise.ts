@@ -4,6 +4,7 @@ import type { Logger } from '../log/logger.js';
 import { logLoss } from '../log/loss.js';
 import type { Config } from '../config/types.js';
 import { asCount, isObject, type WorkerMessage } from '../protocol.js';
+import { rssBytes } from '../proc.js';
 import { socketsForSlot, type SocketGroup } from '../sockets/listen.js';
 import type { MasterEvent } from './event-queue.js';
 import { closeGenerationLogs, openWorkerLog, type Generation, type GenerationRole } from './generation.js';
@@ -18,6 +19,8 @@ import { checkBatchDrained, onIncomingReady } from './upgrade-batches.js';
 
 const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 30_000;
+/** Faster than any worker serves (a million requests a second): the most a heartbeat may add to a worker's count. */
+const MAX_REQUESTS_PER_MS = 1000;
 
 /**
  * A generation runs the code its config named when it started: the app path is resolved
@@ -80,6 +83,7 @@ function spawnOne(m: Master, gen: Generation, slot: number): void {
     queue: m.queue,
     ...(gen.config.worker.kind === 'exec' ? { notifySocket: m.workerNotifySocket(gen.config) } : {}),
     warn: (msg) => m.log.warn(msg),
+    metricsBudget: (pid) => m.metrics?.answerBudget(pid) ?? 0,
     });
   } catch (err) {
     // Thrown by spawn() itself (EPERM, E2BIG) or the channel's setup: no process to wait for.
@@ -310,15 +314,19 @@ export function onWorkerMessage(m: Master, pid: number, msg: WorkerMessage): voi
   const w = m.table.get(pid);
   if (!w) return;
   if (msg.t === 'pong') {
-    w.lastPong = Date.now();
-    // A worker (its user may be hostile) reports these: only counts are taken, each on its own.
+    const now = Date.now();
+    // A worker (its user may be hostile) reports these: only counts are taken, each on its
+    // own, and its request count grows no faster than a worker can serve.
     const requests = asCount(msg.requests);
     if (requests !== null && requests >= w.requests) {
-      m.totals.requests += requests - w.requests;
-      w.requests = requests;
+      const counted = Math.min(requests, w.requests + Math.ceil(Math.max(0, now - w.lastPong) * MAX_REQUESTS_PER_MS));
+      m.totals.requests += counted - w.requests;
+      w.requests = counted;
     }
+    w.lastPong = now;
     w.connections = asCount(msg.connections) ?? w.connections;
-    w.rss = asCount(msg.rss) ?? w.rss;
+    // What the kernel says, not the worker: worker_max_memory decides on it.
+    w.rss = rssBytes(pid) ?? w.rss;
     w.heapUsed = asCount(msg.heapUsed) ?? w.heapUsed;
     const d = msg.loopDelay;
     if (isObject(d) && isSeconds(d.p50) && isSeconds(d.p99)) w.loopDelay = { p50: d.p50, p99: d.p99 };
@@ -330,9 +338,10 @@ export function onWorkerMessage(m: Master, pid: number, msg: WorkerMessage): voi
     w.handlers = true;
     return;
   }
-  if (msg.t === 'metrics') return m.metrics?.onWorkerMetrics(pid, msg.seq, msg.metrics);
+  if (msg.t === 'metrics') return m.metrics?.onWorkerMetrics(pid, msg.seq, msg.metrics, msg.over);
   if (msg.t === 'ready') {
-    w.startRss = asCount(msg.rss);
+    // What a fresh worker uses: read once, as it turns ready (a worker may say ready again later).
+    if (w.state === 'starting') w.startRss = rssBytes(pid);
     markReady(m, w);
   }
 }
