@@ -107,8 +107,12 @@ t.test('the shipped Dockerfile, on Node 24, under a real Docker daemon', { skip:
   // The image's own HEALTHCHECK command, checked every second instead of every 30.
   const run = await docker(['run', '--detach', '--name', name, '--network', 'host', '--health-interval', '1s', '--health-start-period', '0s', '--volume', `${conf}:/srv/app/tsmaster.conf:ro`, image]);
   t.equal(run.code, 0, `docker run: ${run.stderr}`);
-  const answer = await waitFor('the container serves', () => get({ port }).then((r) => (r.status === 200 ? r : undefined), () => undefined), 60_000);
-  t.ok(answer.body.trim(), 'served');
+  const logs = async () => {
+    const r = await docker(['logs', name]);
+    return `${r.stdout}${r.stderr}`;
+  };
+  await waitFor('every worker ready', async () => eventsOf(parseLog(await logs())).some((e) => e.event === 'generation-ready' && e.generation === 1) || undefined, 60_000);
+  t.equal((await get({ port })).status, 200, 'served');
 
   const pid1 = Number(await inspect('{{.State.Pid}}'));
   t.equal(nsPid(pid1), 1, 'the container\'s PID 1 ...');
@@ -126,10 +130,6 @@ t.test('the shipped Dockerfile, on Node 24, under a real Docker daemon', { skip:
 
   const hup = await docker(['kill', '--signal', 'HUP', name]);
   t.equal(hup.code, 0, hup.stderr);
-  const logs = async () => {
-    const r = await docker(['logs', name]);
-    return `${r.stdout}${r.stderr}`;
-  };
   const reloaded = await waitFor('reload finished', async () => eventsOf(parseLog(await logs())).find((e) => e.event === 'reload-finished'), 30_000);
   t.equal(reloaded.event, 'reload-finished');
   await waitFor('the old workers gone', () => workers.every((p) => !childrenOf(pid1).includes(p)) || undefined, 30_000);
