@@ -312,6 +312,24 @@ t.test('tsmaster.service under a real systemd', { skip: why ?? false }, async (t
     t.equal(await c.prop('Result'), 'success');
   });
 
+  t.test('Delegate=yes: an exec worker is in a cgroup of its own below the unit, which holds its setsid() child', async (t) => {
+    const port = await freePort();
+    await fresh(port);
+    const gcPid = '/run/tsmaster/grandchild.pid';
+    write(CONF, conf(port).replace(`app ${slowApp};`, `exec /usr/bin/python3 ${MOUNT}/test/fixtures/exec/setsid_grandchild.py ${gcPid};`).replace('worker_processes 2;', 'worker_processes 1;'));
+    await ok('systemctl start tsmaster');
+    const gc = Number(await until('the grandchild', async () => (await c.sh(`cat ${gcPid}`)).out));
+    const cgroup = (await ok(`cat /proc/${gc}/cgroup`)).split('\n').find((l) => l.startsWith('0::'));
+    t.match(cgroup, /^0::\/system\.slice\/tsmaster\.service\/tsmaster-worker-\d+$/, "the grandchild is in its worker's cgroup, below the unit's");
+    const worker = Number(/tsmaster-worker-(\d+)$/.exec(cgroup!)![1]);
+    await ok(`rm ${gcPid}; kill -9 ${worker}`);
+    await until('the grandchild gone with its worker', async () => (await c.sh(`kill -0 ${gc}`)).code !== 0);
+    t.pass('gone with its worker');
+    await until('a new grandchild', async () => (await c.sh(`cat ${gcPid}`)).out);
+    await ok('systemctl stop tsmaster');
+    t.equal(await c.prop('Result'), 'success');
+  });
+
   t.test('stop and restart after an upgrade are graceful', async (t) => {
     const port = await freePort();
     await started(t, port);

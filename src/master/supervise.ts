@@ -12,7 +12,7 @@ import type { Master } from './master.js';
 import type { RestartReason, WorkerRecord } from './process-table.js';
 import { failReload, replaceGeneration, stepRollout } from './reload.js';
 import { checkExit } from './shutdown.js';
-import { spawnWorker } from './spawn-worker.js';
+import { releaseWorker, spawnWorker } from './spawn-worker.js';
 import { execute } from './execute.js';
 import { planCheck, planGenerationReady, planNotStarted, planWorkerExit, planWorkerReady } from './worker-plans.js';
 import { checkBatchDrained, onIncomingReady } from './upgrade-batches.js';
@@ -81,7 +81,7 @@ function spawnOne(m: Master, gen: Generation, slot: number): void {
     logFd: gen.logFd,
     logPath: gen.logPath,
     queue: m.queue,
-    ...(gen.config.worker.kind === 'exec' ? { notifySocket: m.workerNotifySocket(gen.config) } : {}),
+    ...(gen.config.worker.kind === 'exec' ? { notifySocket: m.workerNotifySocket(gen.config), hold: m.groups.contained } : {}),
     warn: (msg) => m.log.warn(msg),
     metricsBudget: (pid) => m.metrics?.answerBudget(pid) ?? 0,
     });
@@ -122,6 +122,7 @@ function spawnOne(m: Master, gen: Generation, slot: number): void {
   });
   if (group) m.groups.add(child.pid);
   applyLimits(m, gen, child.pid, slot);
+  releaseWorker(child);
   m.log.notice(`start worker process ${child.pid} (generation ${gen.id}, slot ${slot})`);
 }
 
