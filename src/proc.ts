@@ -47,3 +47,8 @@ export function childrenOf(pid: number): number[] {
   }
   return kids;
 }
+
+/** How a process ended, as the log says it: `exited with code 1`, `exited on signal SIGKILL`. */
+export function describeExit(code: number | null, signal: NodeJS.Signals | null): string {
+  return signal ? `exited on signal ${signal}` : `exited with code ${code}`;
+}

@@ -12,7 +12,7 @@ import { INHERIT_ENV, type ParentMessage } from '../protocol.js';
 import { version } from '../version.js';
 import { parseArgs, usage, type CliOptions } from './args.js';
 import { DAEMON_ENV, launchDaemon } from './launch.js';
-import { reload, reopen, stopMaster, type Outcome } from './signal.js';
+import { CLI_GRACE_MS, reload, reopen, stopMaster, type Outcome } from './signal.js';
 import { status } from './status.js';
 import { upgrade } from './upgrade.js';
 
@@ -124,7 +124,7 @@ async function main(argv: string[]): Promise<never> {
   const isDaemon = process.env[DAEMON_ENV] === '1';
   delete process.env[DAEMON_ENV];
   if (config.daemon && !inherited && !isDaemon) {
-    return print(await launchDaemon(command, config.readyTimeoutMs + 10_000));
+    return print(await launchDaemon(command, config.readyTimeoutMs + CLI_GRACE_MS));
   }
   let master: Master;
   try {

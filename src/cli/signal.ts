@@ -8,6 +8,12 @@ import { answers, ask } from '../control/client.js';
 import { formatOutcome } from '../outcomes.js';
 import { LogWatch, waitFor, type LogLine } from './log-watch.js';
 
+/**
+ * How long past the master's own bound for a step (ready_timeout, worker_shutdown_timeout)
+ * the CLI waits before it calls the step failed: the master decides, this only waits.
+ */
+export const CLI_GRACE_MS = 10_000;
+
 /** Output of a command: lines for stdout and stderr, and the exit code. */
 export interface Outcome {
   code: number;
@@ -85,7 +91,7 @@ export function mastersToStop(config: Config): number[] {
  * `stop` sends INT, still the fast one.
  */
 export async function stopMaster(config: Config, graceful: boolean): Promise<Outcome> {
-  const bound = (graceful ? config.workerShutdownTimeoutMs : 0) + 10_000;
+  const bound = (graceful ? config.workerShutdownTimeoutMs : 0) + CLI_GRACE_MS;
   for (const pid of mastersToStop(config)) {
     signalMaster(pid, graceful ? 'SIGQUIT' : config.termShutdown === 'graceful' ? 'SIGINT' : 'SIGTERM');
     const gone = await waitFor(() => (isAlive(pid) ? undefined : true), bound);
@@ -106,7 +112,7 @@ export function reopen(config: Config): Outcome {
 export async function reload(config: Config): Promise<Outcome> {
   const pid = masterPid(config.pid);
   if (config.controlSocket && (await answers(config.controlSocket, pid))) {
-    const res = await ask(config.controlSocket, { cmd: 'reload' }, config.readyTimeoutMs + 10_000);
+    const res = await ask(config.controlSocket, { cmd: 'reload' }, config.readyTimeoutMs + CLI_GRACE_MS);
     if (res.ok) return { code: 0, out: [], err: [] };
     // The master's own line for the outcome; an error before any (a busy socket) is said as a failed reload.
     return { code: 1, out: [], err: [`[error] ${res.outcome ? formatOutcome(res.outcome) : `reload failed: ${res.error}`}`] };

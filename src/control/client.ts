@@ -8,6 +8,14 @@ import type { ControlRequest, ControlResponse } from './protocol.js';
  * TSM_ERR_CONTROL (the syscall error as `cause`) when nobody answers in `timeoutMs`.
  */
 export function ask(path: string, req: ControlRequest, timeoutMs = 10_000): Promise<ControlResponse> {
+  return askFollowing(path, req, () => undefined, timeoutMs, 'idle');
+}
+
+/**
+ * A request whose answer comes after lines of progress (`more`, an upgrade's outcomes):
+ * each goes to `progress` as it comes; resolves with the last. `timeoutMs` bounds the whole.
+ */
+export function askFollowing(path: string, req: ControlRequest, progress: (res: ControlResponse) => void, timeoutMs: number, bound: 'idle' | 'whole' = 'whole'): Promise<ControlResponse> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(path);
     let buf = '';
@@ -18,22 +26,29 @@ export function ask(path: string, req: ControlRequest, timeoutMs = 10_000): Prom
       settled = true;
       reject(new TsmError('TSM_ERR_CONTROL', `control socket "${path}": ${why}`, cause === undefined ? undefined : { cause }));
     };
-    socket.setTimeout(timeoutMs, () => fail(`no answer within ${timeoutMs}ms`));
+    const late = () => fail(`no answer within ${timeoutMs}ms`);
+    if (bound === 'idle') socket.setTimeout(timeoutMs, late);
+    else setTimeout(late, timeoutMs).unref();
     socket.setEncoding('utf8');
     socket.on('connect', () => socket.write(`${JSON.stringify(req)}\n`));
     socket.on('data', (d: string) => {
       buf += d;
-      const nl = buf.indexOf('\n');
-      if (nl < 0) return;
-      let res: ControlResponse;
-      try {
-        res = JSON.parse(buf.slice(0, nl)) as ControlResponse;
-      } catch (err) {
-        return fail('malformed answer', err);
+      for (let nl = buf.indexOf('\n'); nl >= 0 && !settled; nl = buf.indexOf('\n')) {
+        let res: ControlResponse;
+        try {
+          res = JSON.parse(buf.slice(0, nl)) as ControlResponse;
+        } catch (err) {
+          return fail('malformed answer', err);
+        }
+        buf = buf.slice(nl + 1);
+        if (res.ok && 'more' in res) {
+          progress(res);
+          continue;
+        }
+        settled = true;
+        socket.end();
+        resolve(res);
       }
-      settled = true;
-      socket.end();
-      resolve(res);
     });
     socket.on('end', () => fail('closed without an answer'));
     let connected = false;
