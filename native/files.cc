@@ -92,8 +92,9 @@ Napi::Value OpenFile(const Napi::CallbackInfo& info) {
       throw e;
     }
     // A second name for the file: a hard link planted where protected_hardlinks is off
-    // would have root append to, say, /etc/shadow.
-    if (st.st_nlink > 1) {
+    // would have root append to, say, /etc/shadow. Opened with another user's rights, the
+    // open below is that user's own and a second name gives it nothing.
+    if (st.st_nlink > 1 && uid < 0) {
       Napi::Error e = ErrnoError(env, EMLINK, "open", d);
       e.Value().Set("message", "open EMLINK: file has more than one link " + path);
       throw e;
@@ -119,10 +120,22 @@ Napi::Value Flock(const Napi::CallbackInfo& info) {
   ThrowErrno(info.Env(), errno, "flock");
 }
 
+// unlinkFile(path, uid, gid): unlink(2) of the last component, checked as `uid`:`gid` (-1:
+// as this process), so the entry removed is one that user could have removed itself.
+Napi::Value UnlinkFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = ArgString(info, 0);
+  FsIdentity as(ArgInt32(info, 1), ArgInt32(info, 2));
+  ErrDetail d{{}, {}, path};
+  if (unlink(path.c_str()) != 0) ThrowErrno(env, errno, "unlink", d);
+  return env.Undefined();
+}
+
 }  // namespace
 
 void RegisterFiles(Napi::Env env, Napi::Object exports) {
   exports.Set("openFile", Napi::Function::New(env, OpenFile, "openFile"));
+  exports.Set("unlinkFile", Napi::Function::New(env, UnlinkFile, "unlinkFile"));
   exports.Set("flock", Napi::Function::New(env, Flock, "flock"));
 }
 

@@ -8,7 +8,9 @@ export type TsmErrorCode =
   | 'TSM_ERR_LISTEN'
   | 'TSM_ERR_APP'
   | 'TSM_ERR_CONTROL'
-  | 'TSM_ERR_NATIVE_ARG';
+  | 'TSM_ERR_CONTROL_PEER'
+  | 'TSM_ERR_NATIVE_ARG'
+  | 'TSM_ERR_NATIVE_LOAD';
 
 export class TsmError extends Error {
   readonly code: TsmErrorCode;

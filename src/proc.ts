@@ -52,3 +52,26 @@ export function childrenOf(pid: number): number[] {
 export function describeExit(code: number | null, signal: NodeJS.Signals | null): string {
   return signal ? `exited on signal ${signal}` : `exited with code ${code}`;
 }
+
+/** The real, effective, saved and filesystem uids (the Uid: line of /proc/PID/status), or null. */
+export function uidsOf(pid: number): number[] | null {
+  try {
+    const m = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? m.slice(1).map(Number) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The file a process runs, as the kernel names it (/proc/PID/exe, ' (deleted)' when it was
+ * replaced since); 'hidden' when we may not look (another user's process and we are not
+ * root), null when there is no such process or no executable (a kernel thread, a zombie).
+ */
+export function exeOf(pid: number): string | 'hidden' | null {
+  try {
+    return fs.readlinkSync(`/proc/${pid}/exe`);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EACCES' ? 'hidden' : null;
+  }
+}

@@ -65,7 +65,7 @@ export type WorkerMessage =
   /** Its signal handlers are in place: from now on QUIT is a graceful stop, not a core dump. */
   | { t: 'hello' }
   | { t: 'ready'; rss: number }
-  | { t: 'pong'; seq: number; connections: number; requests: number; rss: number; heapUsed?: number; loopDelay?: LoopDelay }
+  | { t: 'pong'; seq: number; connections: number; requests: number; rss: number; heapUsed?: number; loopDelay?: LoopDelay; logLost?: number; logError?: string }
   /** The app's prom-client metrics (Registry#getMetricsAsJSON), for the master to aggregate. */
   | { t: 'metrics'; seq: number; metrics: unknown[] };
 

@@ -74,6 +74,8 @@ t.test('defaults', async (t) => {
     workerMaxMemory: null,
     workerLog: join(FIX, 'logs/error.log'),
     workerStopSignal: 'SIGQUIT',
+    workerInspect: null,
+    workerSourceMaps: false,
     readyTimeoutMs: 30_000,
     env,
     listens: [
@@ -87,8 +89,8 @@ t.test('defaults', async (t) => {
   });
   t.strictSame(Object.keys(c).sort(), [
     'controlSocket', 'daemon', 'env', 'errorLog', 'file', 'listens', 'metricsListen', 'pid', 'prefix', 'readyTimeoutMs', 'termShutdown', 'user', 'worker',
-    'workerCpuAffinity', 'workerHeartbeatTimeoutMs', 'workerLog', 'workerMaxMemory', 'workerPriority', 'workerProcesses', 'workerReloadBatch',
-    'workerRlimitNofile', 'workerShutdownTimeoutMs', 'workerStopSignal',
+    'workerCpuAffinity', 'workerHeartbeatTimeoutMs', 'workerInspect', 'workerLog', 'workerMaxMemory', 'workerPriority', 'workerProcesses', 'workerReloadBatch',
+    'workerRlimitNofile', 'workerShutdownTimeoutMs', 'workerSourceMaps', 'workerStopSignal',
   ]);
 });
 
@@ -368,6 +370,8 @@ t.test('worker_log', async (t) => {
   t.equal(conf('worker_log off;').workerLog, null);
   t.equal(conf('error_log logs/master.log;').workerLog, join(FIX, 'logs/master.log'), 'defaults to the error_log file');
   t.equal(conf('error_log stderr;').workerLog, 'stderr', 'defaults to stderr with error_log stderr');
+  t.equal(conf('user nobody;\nerror_log logs/master.log;').workerLog, join(FIX, 'logs/master.worker.log'), "with user, a file of the workers' own beside it");
+  rejects(t, 'user nobody;\nerror_log /var/log/t.log;\nworker_log /var/log/t.log;', 'worker_log "/var/log/t.log" is the error_log: with "user", workers write a file of their own in /etc/x.conf:3');
   rejects(t, 'worker_log "";', 'invalid value "" in "worker_log" directive in /etc/x.conf:1');
 });
 
@@ -693,7 +697,7 @@ t.test('errors stop at the first problem in file order', async (t) => {
 // Defaults that are no value one could write: none, or a phrase.
 const NOT_WRITABLE: Record<string, string> = {
   user: 'none', worker_rlimit_nofile: 'none', worker_cpu_affinity: 'none', worker_priority: 'none',
-  env: 'none', listen: 'none', app: 'none', exec: 'none', include: 'none', worker_log: 'same as error_log',
+  env: 'none', env_file: 'none', listen: 'none', app: 'none', exec: 'none', include: 'none', worker_log: 'same as error_log; with user, a file of its own beside it',
 };
 const BASE = 'listen 8080;\napp app.js;\n';
 

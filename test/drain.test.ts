@@ -1,9 +1,11 @@
 // Long-lived connections through a drain: the app is told (ctx.onDrain) with the deadline,
 // and says goodbye at the protocol level instead of being cut by the kill.
+import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import t from 'tap';
 import WebSocket from 'ws';
-import { fixtures, freePort, startMaster, waitFor, workersOf } from './helpers/master.js';
+import { cpuBurners, fixtures, freePort, startMaster, waitFor, workersOf } from './helpers/master.js';
 
 const app = path.join(fixtures, 'apps', 'websocket.mjs');
 
@@ -56,4 +58,106 @@ t.test('200 WebSocket clients through a reload: each gets close 1001 from its wo
   const again = await connect(port);
   clients.push(again);
   t.notOk(old.includes(again.worker), 'new clients reach the new generation');
+});
+
+t.test('a WebSocket handshake that reaches a worker after its drain began is refused, not taken and cut', async (t) => {
+  // The race of a rolling deploy, made certain: the connection is the old worker's (it
+  // answered a request on it), the handshake comes after the app's drain handler ran.
+  const port = await freePort();
+  const m = await startMaster(t, { conf: `worker_processes 1;\nworker_shutdown_timeout 20s;\nlisten 127.0.0.1:${port};\napp ${app};\n` });
+  const [old] = workersOf(m.masterPid);
+  const sock = net.connect(port, '127.0.0.1');
+  t.teardown(() => sock.destroy());
+  let got = '';
+  sock.on('data', (d: Buffer) => (got += d.toString()));
+  const closed = new Promise<void>((resolve) => sock.once('close', () => resolve()));
+  sock.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+  await waitFor('the old worker answered on the connection', () => got.includes(`ws: ${old}`));
+  got = '';
+  const after = m.lines().length;
+  const reload = m.cli(['-s', 'reload']);
+  await m.waitLog(/^drain: closing 0 websocket\(s\)/, { after, pid: old });
+  sock.write('GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+  await closed;
+  t.match(got, /^HTTP\/1\.1 503 Service Unavailable\r\n/, 'the draining worker refuses the upgrade (503, Connection: close)');
+  t.equal((await reload).code, 0);
+  await m.waitLog(new RegExp(`^worker process ${old} exited with code 0$`), { after });
+  t.notOk(m.lines().slice(after).some((l) => /did not exit in time/.test(l.text)), 'the old worker was not killed at its deadline');
+});
+
+/**
+ * A client that is always connected: it reconnects at once after a close, a refused
+ * handshake or an error. The close code of each connection that was open is counted.
+ */
+class Reconnecting {
+  ws: WebSocket | null = null;
+  open = false;
+  readonly closes = new Map<number, number>();
+  refused = 0;
+  readonly errors: string[] = [];
+  private stopped = false;
+  constructor(private readonly port: number) {
+    this.connect();
+  }
+  private connect(): void {
+    if (this.stopped) return;
+    const ws = new WebSocket(`ws://127.0.0.1:${this.port}/`);
+    this.ws = ws;
+    let opened = false;
+    let refused = false;
+    ws.once('open', () => (opened = true));
+    ws.once('message', () => (this.open = true));
+    ws.once('unexpected-response', (_req, res) => {
+      refused = true;
+      this.refused++;
+      res.resume();
+      ws.terminate();
+    });
+    ws.once('error', (err) => {
+      if (!refused && !this.stopped) this.errors.push(err.message);
+    });
+    ws.once('close', (code) => {
+      this.open = false;
+      if (this.stopped) return;
+      if (opened) this.closes.set(code, (this.closes.get(code) ?? 0) + 1);
+      setImmediate(() => this.connect());
+    });
+  }
+  stop(): void {
+    this.stopped = true;
+    this.ws?.terminate();
+  }
+}
+
+t.test('300 reconnecting WebSocket clients through batched upgrades and reloads beside two CPU burners: every close is 1001', async (t) => {
+  const runs = Number(process.env.TSM_WS_RUNS ?? 1);
+  cpuBurners(t);
+  const port = await freePort();
+  const m = await startMaster(t, { conf: `worker_processes 4;\nworker_reload_batch 1;\nworker_shutdown_timeout 20s;\nlisten 127.0.0.1:${port};\napp ${app};\n` });
+  const clients = Array.from({ length: 300 }, () => new Reconnecting(port));
+  t.teardown(() => clients.forEach((c) => c.stop()));
+  const allOpen = () => waitFor('all 300 clients connected', () => clients.every((c) => c.open), 60_000);
+  await allOpen();
+  const after = m.lines().length;
+  for (let i = 0; i < runs; i++) {
+    for (const cmd of ['upgrade', 'reload']) {
+      const began = Date.now();
+      const r = await m.cli(['-s', cmd], { timeoutMs: 120_000 });
+      t.equal(r.code, 0, `run ${i + 1}: -s ${cmd} (${Date.now() - began} ms): ${r.stdout}${r.stderr}`);
+      await allOpen();
+    }
+  }
+  const closes = new Map<number, number>();
+  for (const c of clients) for (const [code, n] of c.closes) closes.set(code, (closes.get(code) ?? 0) + n);
+  const refused = clients.reduce((n, c) => n + c.refused, 0);
+  t.ok((closes.get(1001) ?? 0) >= 300 * runs * 2, `every client was told 1001 in each change (${closes.get(1001) ?? 0} closes, ${refused} handshakes refused and retried)`);
+  t.same([...closes.keys()], [1001], 'no close other than 1001 (no 1006: none cut)');
+  t.same(clients.flatMap((c) => c.errors), [], 'no connection error');
+  t.notOk(m.lines().slice(after).some((l) => /did not exit in time/.test(l.text)), 'no worker was killed at its deadline');
+  // The masters a run started are the test's to end: the last one from the pidfile.
+  t.teardown(() => {
+    try {
+      process.kill(Number(fs.readFileSync(m.pidFile, 'utf8')), 'SIGKILL');
+    } catch {}
+  });
 });

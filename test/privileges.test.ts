@@ -27,7 +27,8 @@ t.test('user nobody: workers run as nobody, the master (root) binds a port below
   t.match(status(m.masterPid, 'Uid'), /^0\s/, 'the master stays root');
   t.equal((await get({ port: low })).status, 200, 'serves on the privileged port');
   const log = fs.statSync(path.join(dir, 'error.log'));
-  t.equal(log.uid, 0, "the master's error log (the default worker log) stays root's");
+  t.equal(log.uid, 0, "the master's error log stays root's");
+  t.equal(fs.statSync(path.join(dir, 'error.worker.log')).uid, 65534, "the workers' default log beside it is nobody's");
   t.equal(status(workersOf(m.masterPid)[0]!, 'Uid').split(/\s+/)[0], '65534');
   for (const w of workersOf(m.masterPid)) {
     const env = fs.readFileSync(`/proc/${w}/environ`, 'utf8').split('\0');

@@ -29,26 +29,14 @@ t.test('worker_log: a symlink the worker user plants is never followed, and no f
   const m = await startMaster(t, { dir, conf: `user nobody;\nworker_log ${logs}/worker.log;\nlisten 127.0.0.1:${port};\napp ${hello};\n` });
   t.equal(fs.statSync(`${logs}/worker.log`).uid, 65534, "created with the worker user's rights");
 
+  // What it plants is replaced (test/security-logs.test.ts): the root file is never reached.
   const plant = asNobody(['/bin/sh', '-c', `rm -f ${logs}/worker.log && ln -s ${dir}/shadow ${logs}/worker.log`]);
   t.equal(plant.code, 0, `nobody planted the symlink: ${plant.stderr}`);
-  let after = m.lines().length;
+  const after = m.lines().length;
   m.signal('SIGUSR1');
-  await m.waitLog(/^reopen failed: open\(\) ".*worker\.log" failed \(ELOOP/, { after });
-  after = m.lines().length;
-  const r = await m.cli(['-s', 'reload']);
-  t.equal(r.code, 1, 'the reload fails on the planted symlink');
-  t.match(r.stderr, /ELOOP/);
+  await m.waitLog(/^worker_log ".*worker\.log" was not a regular file \(ELOOP\)/, { after });
   t.same(secret.check(), UNTOUCHED, 'the root file is neither chowned, nor written, nor chmoded');
   t.equal((await get({ port })).status, 200, 'the old generation serves on');
-
-  // A FIFO nobody reads would block an open() for writing for ever.
-  const fifo = asNobody(['/bin/sh', '-c', `rm -f ${logs}/worker.log && mkfifo ${logs}/worker.log`]);
-  t.equal(fifo.code, 0, `nobody planted a FIFO: ${fifo.stderr}`);
-  after = m.lines().length;
-  m.signal('SIGUSR1');
-  await m.waitLog(/^reopen failed: open\(\) ".*worker\.log" failed \(EINVAL: not a regular file/, { after });
-  const status = await m.cli(['-s', 'status']);
-  t.equal(status.code, 0, 'the loop was not blocked by the FIFO');
 });
 
 t.test("error_log in a directory others can write: the master's log is never followed or handed to the worker user", { skip: cannotAttack }, async (t) => {

@@ -3,10 +3,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadConfig } from '../config/index.js';
+import { missingDirectories } from '../config/missing-directories.js';
 import { readConfigFile } from '../config/parser.js';
 import { unsafeDirectories } from '../config/strict-modes.js';
 import type { Config } from '../config/types.js';
 import { TsmError } from '../errors.js';
+import { MASTER_TITLE } from '../master/identity.js';
 import { Master } from '../master/master.js';
 import { INHERIT_ENV, type ParentMessage } from '../protocol.js';
 import { version } from '../version.js';
@@ -62,6 +64,8 @@ function configPaths(o: CliOptions): { prefix: string; file: string } {
 }
 
 function testConfig(o: CliOptions, file: string, config: Config | null, error: string | null): never {
+  const missing = config ? missingDirectories(config) : [];
+  if (error === null && missing.length > 0) error = missing.join(`\ntsmaster: [emerg] `);
   if (error !== null) print({ code: 1, out: [], err: [`[emerg] ${error}`, `configuration file ${file} test failed`] });
   const out: string[] = [];
   if (o.dump && config) out.push(`# configuration file ${config.file}:`, readConfigFile(config.file));
@@ -91,6 +95,8 @@ async function main(argv: string[]): Promise<never> {
     config = loadConfig({ file, prefix, ...(o.globals ? { globals: o.globals } : {}) });
   } catch (err) {
     error = (err as Error).message;
+    // Run from elsewhere than the master's prefix, with neither -p nor -c: say how to point at it.
+    if (o.prefix === null && o.configFile === null && !fs.existsSync(file)) error += `; give the master's prefix and configuration with -p PREFIX and -c FILE`;
   }
   if (o.test) testConfig(o, file, config, error);
   if (!config) return failToParent(error ?? 'no configuration');
@@ -133,7 +139,7 @@ async function main(argv: string[]): Promise<never> {
       prefix,
       ...(o.globals ? { globals: o.globals } : {}),
       argv: command,
-      title: `tsmaster: master process ${[path.resolve(process.argv[1]!), ...argv].join(' ')}`,
+      title: `${MASTER_TITLE} ${[path.resolve(process.argv[1]!), ...argv].join(' ')}`,
       onTerminal: !config.daemon && !inherited && !isDaemon && Boolean(process.stdin.isTTY || process.stderr.isTTY),
       daemon: isDaemon || (inherited && config.daemon),
     });

@@ -43,7 +43,9 @@ function pidFileMaster(pidPath: string): number {
   } catch (err) {
     if (err instanceof TsmError) throw new TsmError('TSM_ERR_NO_MASTER', err.message, { cause: err });
     const e = err as NodeJS.ErrnoException;
-    throw new TsmError('TSM_ERR_NO_MASTER', `open() "${pidPath}" failed (${e.errno === undefined ? '' : `${Math.abs(e.errno)}: `}${e.code}): is tsmaster running?`, { cause: err });
+    // The pidfile is root's (or the master user's) alone: so is signalling the master.
+    const why = e.code === 'EACCES' ? "only root or the master's user may signal the master" : 'is tsmaster running?';
+    throw new TsmError('TSM_ERR_NO_MASTER', `open() "${pidPath}" failed (${e.errno === undefined ? '' : `${Math.abs(e.errno)}: `}${e.code}): ${why}`, { cause: err });
   }
   if (!isLiveMaster(pid)) throw new TsmError('TSM_ERR_NO_MASTER', `no tsmaster master process ${pid}: stale pid file "${pidPath}"`);
   return pid;

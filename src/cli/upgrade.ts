@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { TsmError } from '../errors.js';
 import type { Config } from '../config/types.js';
 import { ask, askFollowing, isSocket } from '../control/client.js';
 import type { ControlResponse } from '../control/protocol.js';
@@ -19,7 +20,24 @@ import { CLI_GRACE_MS, logWatch, masterPid, problemLines, signalMaster, type Out
  */
 export async function upgrade(config: Config): Promise<Outcome> {
   const socket = config.controlSocket ? await answering(config.controlSocket) : null;
-  return socket ? upgradeOverControl(config, socket) : upgradeBySignals(config);
+  const oldPid = socket?.pid ?? masterPid(config.pid);
+  try {
+    return socket ? await upgradeOverControl(config, socket) : await upgradeBySignals(config, oldPid);
+  } catch (err) {
+    // Mid-upgrade, an error is one more failure to report: with the masters that run now.
+    return { code: 1, out: [], err: [`[error] upgrade failed: ${err instanceof Error ? err.message : String(err)}`, mastersLeft(config, oldPid)] };
+  }
+}
+
+/** Which masters run now, whatever state the upgrade was left in: the old one and any new one. */
+export function mastersLeft(config: Config, oldPid: number): string {
+  const fresh = [...new Set([readPid(config.pid), ...childrenOf(oldPid)])].filter((p): p is number => p !== null && p !== oldPid && isLiveMaster(p));
+  const old = isLiveMaster(oldPid);
+  const news = fresh.map((p) => `new master process ${p}`).join(', ');
+  if (old && fresh.length === 0) return `master process ${oldPid} keeps serving`;
+  if (old) return `both run: old master process ${oldPid} and ${news}`;
+  if (fresh.length > 0) return `${news} runs; old master process ${oldPid} has exited`;
+  return 'no master process is running';
 }
 
 /**
@@ -32,7 +50,9 @@ async function answering(path: string): Promise<{ path: string; pid: number } | 
     try {
       const res = await ask(p, { cmd: 'ping' }, 2000);
       if (res.ok && 'pong' in res) return { path: p, pid: res.pong };
-    } catch {
+    } catch (err) {
+      // Another process listens where a master should: the command stops there.
+      if (err instanceof TsmError && err.code === 'TSM_ERR_CONTROL_PEER') throw err;
       // Nobody there (a master killed with SIGKILL left it): the next one, or signals.
     }
   }
@@ -71,7 +91,7 @@ async function upgradeOverControl(config: Config, master: { path: string; pid: n
   const failure = (why: string): Outcome => {
     watch?.poll();
     const lines = watch ? problemLines(watch.lines, newPid ? [master.pid, newPid] : [master.pid]) : [];
-    return { code: 1, out, err: [`[error] upgrade failed: ${why}`, ...lines, `master process ${master.pid} keeps serving`] };
+    return { code: 1, out, err: [`[error] upgrade failed: ${why}`, ...lines, mastersLeft(config, master.pid)] };
   };
   out.push(`asked master process ${master.pid} to upgrade`);
   const progress = (res: ControlResponse) => {
@@ -87,7 +107,7 @@ async function upgradeOverControl(config: Config, master: { path: string; pid: n
   };
   let res: ControlResponse;
   try {
-    res = await askFollowing(master.path, { cmd: 'upgrade' }, progress, readyMs + drainMs);
+    res = await askFollowing(master.path, { cmd: 'upgrade' }, progress, readyMs + drainMs, master.pid);
   } catch (err) {
     return failure((err as Error).message);
   }
@@ -113,6 +133,7 @@ async function upgradeOverControl(config: Config, master: { path: string; pid: n
   return { code: 0, out, err: [] };
 }
 
+
 /** How long a master takes at most to act on USR2 (rename its pidfile) when it accepts it. */
 const USR2_ACCEPT_MS = 5000;
 
@@ -120,8 +141,7 @@ const USR2_ACCEPT_MS = 5000;
  * Without a control socket: the verdicts come from what the workers cannot write, the
  * pidfiles and /proc. Log lines are only shown, on failure.
  */
-async function upgradeBySignals(config: Config): Promise<Outcome> {
-  const oldPid = masterPid(config.pid);
+async function upgradeBySignals(config: Config, oldPid: number): Promise<Outcome> {
   const out: string[] = [];
   const watch = logWatch(config);
   const { readyMs, drainMs } = upgradeBound(config);
@@ -129,7 +149,7 @@ async function upgradeBySignals(config: Config): Promise<Outcome> {
   let newPid = 0;
   const failure = (why: string): Outcome => {
     const lines = watch ? problemLines(watch.lines, newPid ? [oldPid, newPid] : [oldPid]) : [];
-    return { code: 1, out, err: [`[error] upgrade failed: ${why}`, ...lines, `master process ${oldPid} keeps serving`] };
+    return { code: 1, out, err: [`[error] upgrade failed: ${why}`, ...lines, mastersLeft(config, oldPid)] };
   };
   const sentAt = Date.now();
   let accepted = false;

@@ -13,7 +13,15 @@ const DEFAULT_WORKER_ENV: readonly string[] = ['PATH', 'HOME', 'TZ', 'NODE_ENV',
 
 const BY_NAME = new Map<string, Definition<unknown>>(D.definitions.map((d) => [d.name, d]));
 
-function resolveEnv(entries: ReadonlyArray<{ name: string; value: string | undefined }>, user: Config['user']): Record<string, string> {
+/**
+ * What workers get: the defaults, then env_file variables (files in order), then `env`
+ * directives, so a line of the config beats a file.
+ */
+function resolveEnv(
+  files: ReadonlyArray<Record<string, string>>,
+  entries: ReadonlyArray<{ name: string; value: string | undefined }>,
+  user: Config['user'],
+): Record<string, string> {
   const env: Record<string, string> = {};
   for (const name of DEFAULT_WORKER_ENV) {
     const v = process.env[name];
@@ -21,6 +29,7 @@ function resolveEnv(entries: ReadonlyArray<{ name: string; value: string | undef
   }
   // Workers running as `user` are that user: root's HOME would point them at root's files.
   if (user) Object.assign(env, { HOME: user.home, USER: user.name, LOGNAME: user.name });
+  for (const vars of files) Object.assign(env, vars);
   for (const { name, value } of entries) {
     const v = value ?? process.env[name];
     if (v !== undefined) env[name] = v;
@@ -77,6 +86,11 @@ export function buildConfig(list: readonly Directive[], opts: { file: string; pr
   const pid = one(D.pid);
   const errorLog = one(D.errorLog);
   const user = one(D.user);
+  const workerLog = follow(D.workerLog, { errorLog, user });
+  if (user && workerLog === errorLog.path && workerLog !== 'stderr') {
+    const d = list.find((e) => e.name === D.workerLog.name)!;
+    fail(`worker_log "${workerLog}" is the error_log: with "user", workers write a file of their own`, d.file, d.line);
+  }
   const workerProcesses = one(D.workerProcesses);
   const affinity = one(D.workerCpuAffinity);
   return {
@@ -96,10 +110,12 @@ export function buildConfig(list: readonly Directive[], opts: { file: string; pr
     workerCpuAffinity: affinity && resolveAffinity(affinity, workerProcesses),
     workerPriority: one(D.workerPriority),
     workerMaxMemory: one(D.workerMaxMemory),
-    workerLog: follow(D.workerLog, { errorLog }),
+    workerLog,
     workerStopSignal: one(D.workerStopSignal),
+    workerInspect: one(D.workerInspect),
+    workerSourceMaps: one(D.workerSourceMaps),
     readyTimeoutMs: one(D.readyTimeout),
-    env: resolveEnv(all(D.env), user),
+    env: resolveEnv(all(D.envFile), all(D.env), user),
     listens,
     worker,
     controlSocket: follow(D.controlSocket, { pid }),

@@ -3,11 +3,12 @@
 
 import { statSync } from 'node:fs';
 import { availableParallelism, constants as osConstants } from 'node:os';
-import { resolve } from 'node:path';
+import { basename, dirname, extname, join, resolve } from 'node:path';
 import { lookupGroup, lookupUser } from './accounts.js';
 import { parseAffinity, type Affinity } from './cpus.js';
 import { type DirectiveDef, following, none, off, repeated, shown, single } from './definition.js';
 import { fail, invalid, syscallFailure } from './errors.js';
+import { readEnvFile } from './env-file.js';
 import { checkListen, parseListen, UNIX_PATH_MAX } from './listen.js';
 import type { Directive } from './parser.js';
 import { LOG_LEVELS, type Config, type LogLevel, type ListenSpec, type WorkerSpec } from './types.js';
@@ -163,13 +164,22 @@ export const workerMaxMemory = single<number | null>({
   },
 });
 
+/**
+ * With `user`, workers never get a descriptor of the master's own file (they could truncate
+ * it or forge its lines): their default log is a file beside it, error.log → error.worker.log.
+ */
+export function workerLogBeside(errorLog: string): string {
+  const ext = extname(errorLog);
+  return join(dirname(errorLog), `${basename(errorLog, ext)}.worker${ext}`);
+}
+
 export const workerLog = following({
   name: 'worker_log',
   syntax: 'worker_log path | stderr | off;',
-  default: 'same as error_log',
+  default: 'same as error_log; with user, a file of its own beside it',
   doc: 'File that receives the standard output and standard error of the workers.',
   parse: (d, prefix) => (d.args[0] === 'off' ? null : logTarget(d, d.args[0]!, prefix)),
-  follow: (config: Pick<Config, 'errorLog'>) => config.errorLog.path,
+  follow: ({ errorLog, user }: Pick<Config, 'errorLog' | 'user'>) => (user && errorLog.path !== 'stderr' ? workerLogBeside(errorLog.path) : errorLog.path),
 });
 
 export const workerStopSignal = single({
@@ -184,6 +194,22 @@ export const workerStopSignal = single({
     if (!/^[A-Z0-9]+$/.test(upper) || !Object.hasOwn(osConstants.signals, name)) invalid(d, v, 'unknown signal');
     return name as NodeJS.Signals;
   },
+});
+
+export const workerInspect = single<number | null>({
+  name: 'worker_inspect',
+  syntax: 'worker_inspect port | off;',
+  default: off,
+  doc: 'Opens the Node.js inspector of each Node worker on 127.0.0.1, slot N on port + N, for debugging.',
+  parse: (d) => (d.args[0] === 'off' ? null : int(d, d.args[0]!, 1, 65535)),
+});
+
+export const workerSourceMaps = single({
+  name: 'worker_source_maps',
+  syntax: 'worker_source_maps on | off;',
+  default: shown(false, flagText),
+  doc: "Runs Node workers with --enable-source-maps, so stack traces name the app's own source files and lines.",
+  parse: (d) => flag(d, d.args[0]!),
 });
 
 export const readyTimeout = single({
@@ -205,6 +231,13 @@ export const env = repeated({
     if (name === '') invalid(d, v);
     return { name, value: eq < 0 ? undefined : v.slice(eq + 1) };
   },
+});
+
+export const envFile = repeated({
+  name: 'env_file',
+  syntax: 'env_file path;',
+  doc: 'Sets environment variables for the workers from a file in the dotenv format, read again on every reload.',
+  parse: (d, prefix) => readEnvFile(d, path(d, d.args[0]!, prefix)),
 });
 
 export const listen = repeated({
@@ -296,7 +329,7 @@ const include: DirectiveDef = {
 export const definitions = [
   pid, errorLog, daemon, user, workerProcesses, workerShutdownTimeout, workerReloadBatch, termShutdown,
   workerHeartbeatTimeout, workerRlimitNofile, workerCpuAffinity, workerPriority, workerMaxMemory, workerLog,
-  workerStopSignal, readyTimeout, env, listen, metricsListen, app, exec, controlSocket,
+  workerStopSignal, workerInspect, workerSourceMaps, readyTimeout, env, envFile, listen, metricsListen, app, exec, controlSocket,
 ] as const;
 
 /** Every directive of tsmaster.conf(5), in the order of the man page. */

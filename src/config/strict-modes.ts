@@ -33,16 +33,55 @@ export function unsafeDirectories(config: Config): string[] {
   const seen = new Set<string>();
   const out: string[] = [];
   for (const [what, file] of paths) {
-    const first = path.dirname(path.resolve(file));
-    for (let dir = first; ; dir = path.dirname(dir)) {
+    const dirs = traversed(file);
+    for (const dir of dirs) {
       const key = `${what}\0${dir}`;
-      if (seen.has(key)) break;
+      if (seen.has(key)) continue;
       seen.add(key);
       const st = fs.statSync(dir, { throwIfNoEntry: false });
-      const who = st ? writers(st, config.user, dir === first) : null;
+      const who = st ? writers(st, config.user, dir === dirs[dirs.length - 1]) : null;
       if (who) out.push(`directory "${dir}" of ${what} "${file}" is writable by ${who}`);
-      if (dir === path.dirname(dir)) break;
     }
   }
   return out;
+}
+
+/** Symbolic links followed on the way to one file, at most (as the kernel's MAXSYMLINKS). */
+const MAX_LINKS = 40;
+
+/**
+ * Every directory the kernel looks a name up in to reach `file`, in order, the one that holds
+ * it last: the parents of the path as written and, through each symbolic link on the way,
+ * those of where it leads. Whoever may write any of them can redirect the path. The file
+ * itself is not followed: the master never follows a symlink there.
+ */
+function traversed(file: string): string[] {
+  const dirs: string[] = [];
+  const names = path.resolve(file).split('/').filter(Boolean);
+  let dir = '/';
+  let links = 0;
+  while (names.length > 0) {
+    const name = names.shift()!;
+    if (name === '.') continue;
+    if (name === '..') {
+      dir = path.dirname(dir);
+      continue;
+    }
+    dirs.push(dir);
+    const next = path.join(dir, name);
+    if (names.length === 0) break;
+    let target: string | null = null;
+    try {
+      if (fs.lstatSync(next).isSymbolicLink()) target = fs.readlinkSync(next);
+    } catch {
+      // Missing: the rest is created later, in the directories seen so far.
+    }
+    if (target === null || ++links > MAX_LINKS) {
+      dir = next;
+      continue;
+    }
+    names.unshift(...target.split('/').filter(Boolean));
+    if (target.startsWith('/')) dir = '/';
+  }
+  return [...new Set(dirs)];
 }

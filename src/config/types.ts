@@ -76,6 +76,10 @@ export interface Config {
   /** file path, 'stderr', or null = off (/dev/null) */
   workerLog: string | 'stderr' | null;
   workerStopSignal: NodeJS.Signals;
+  /** worker_inspect: the inspector port of slot 0 (slot N: port + N), or null. */
+  workerInspect: number | null;
+  /** worker_source_maps: Node workers run with --enable-source-maps. */
+  workerSourceMaps: boolean;
   readyTimeoutMs: number;
   /** The complete environment workers get (resolved from process.env, the defaults and `env`). */
   env: Record<string, string>;

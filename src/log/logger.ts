@@ -2,6 +2,8 @@ import fs from 'node:fs';
 import { LOG_LEVELS, type LogLevel } from '../config/types.js';
 import { openFailed } from '../errors.js';
 import * as native from '../native/index.js';
+import { logLoss } from './loss.js';
+import { LogSink } from './sink.js';
 
 
 function pad(n: number): string {
@@ -32,15 +34,19 @@ export function openLogFile(path: string, as?: { uid: number; gid: number }): nu
 
 /**
  * One log function with the nginx line format. Writes are synchronous and O_APPEND, so
- * lines from the master and its workers sharing a file never interleave mid-line.
+ * lines from the master and its workers sharing a file never interleave mid-line. A write
+ * that fails costs that line only (LogSink), counted in logLoss, which the next line that
+ * can be written says: to this log, or else to stderr.
  */
 export class Logger {
   private fd: number;
+  private sink: LogSink;
   private readonly min: number;
 
   constructor(readonly path: string | 'stderr', level: LogLevel) {
     this.min = LOG_LEVELS.indexOf(level);
     this.fd = Logger.open(path);
+    this.sink = sinkFor(this.fd);
   }
 
   static open(path: string | 'stderr'): number {
@@ -54,11 +60,21 @@ export class Logger {
 
   log(level: LogLevel, message: string): void {
     if (LOG_LEVELS.indexOf(level) < this.min) return;
-    try {
-      fs.writeSync(this.fd, formatLine(level, message));
-    } catch {
-      // A full disk or a vanished log must never take the master down.
-    }
+    this.sayLosses();
+    this.write(formatLine(level, message));
+  }
+
+  /** Once per REPORT_MS, if lines were lost (here or in workers): say so. */
+  sayLosses(): void {
+    const due = logLoss.due();
+    if (due === null) return;
+    const line = formatLine('alert', due);
+    if (this.sink.write(line) || (this.fd !== 2 && stderr().write(line))) logLoss.said();
+  }
+
+  private write(line: string): void {
+    const before = this.sink.lost;
+    if (!this.sink.write(line)) logLoss.add(this.sink.lost - before, 'master', this.sink.lastError ?? 'unknown');
   }
 
   debug(m: string): void { this.log('debug', m); }
@@ -76,11 +92,25 @@ export class Logger {
     const next = Logger.open(this.path);
     const prev = this.fd;
     this.fd = next;
+    this.sink = sinkFor(next);
     fs.closeSync(prev);
   }
 
   close(): void {
     if (this.fd !== 2) fs.closeSync(this.fd);
     this.fd = 2;
+    this.sink = stderr();
   }
+}
+
+let stderrSink: LogSink | null = null;
+
+/** The process's stderr as a sink: through process.stderr when it is a pipe or a socket. */
+function stderr(): LogSink {
+  stderrSink ??= new LogSink(2, LogSink.isStream(2) ? { writable: process.stderr, write: process.stderr.write } : null);
+  return stderrSink;
+}
+
+function sinkFor(fd: number): LogSink {
+  return fd === 2 ? stderr() : new LogSink(fd);
 }

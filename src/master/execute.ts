@@ -264,5 +264,10 @@ function reopenLogs(m: Master): void {
     m.log.reopen();
     m.redirectStdio();
   });
-  for (const gen of m.generations.values()) attempt(() => reopenWorkerLog(gen));
+  for (const gen of m.generations.values()) {
+    attempt(() => {
+      const alert = reopenWorkerLog(gen);
+      if (alert) m.log.alert(alert);
+    });
+  }
 }

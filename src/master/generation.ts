@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import type { Config } from '../config/types.js';
 import type { SocketGroup } from '../sockets/listen.js';
 import { openLogFile, type Logger } from '../log/logger.js';
+import { openWorkerFile, stderrForWorkers } from '../log/worker-log.js';
 
 /**
  * One set of workers started from one config. `active` serves; `pending` is a reload
@@ -25,6 +26,8 @@ export interface Generation {
   masterLog: Logger | null;
   logFd: number | 'inherit' | 'ignore';
   logPath: string | null;
+  /** Said when the generation starts: see openWorkerLog. */
+  logAlert: string | null;
   backoffMs: number;
   /** All its workers have been ready at least once. */
   everReady: boolean;
@@ -37,22 +40,21 @@ export interface Generation {
 }
 
 /**
- * Where a generation's workers write stdout/stderr: their own file, opened by the master.
- * A file of the worker user is opened (or created) with its rights, so that workers can
- * reopen it by path on USR1; the master's own error_log is opened with the master's rights
- * and is never the worker user's: workers then keep the descriptor they started with.
+ * Where a generation's workers write stdout/stderr, opened by the master. With `user` it is
+ * the worker user's own file, opened (or created for it) with its rights, so that workers
+ * hold nothing they could not open themselves and reopen it by path on USR1. `logAlert`:
+ * why their output is discarded, or which planted entry was replaced (src/log/worker-log.ts).
  */
-export function openWorkerLog(config: Config): { logFd: Generation['logFd']; logPath: string | null } {
+export function openWorkerLog(config: Config): Pick<Generation, 'logFd' | 'logPath' | 'logAlert'> {
   const target = config.workerLog;
-  if (target === null) return { logFd: 'ignore', logPath: null };
-  if (target === 'stderr') return { logFd: 'inherit', logPath: null };
-  const theirs = workerOwnsLog(config);
-  return { logFd: openLogFile(target, theirs ? config.user! : undefined), logPath: theirs || !config.user ? target : null };
-}
-
-/** With `user`, a worker_log other than the error_log belongs to the worker user. */
-function workerOwnsLog(config: Config): boolean {
-  return config.user !== null && config.workerLog !== config.errorLog.path;
+  if (target === null) return { logFd: 'ignore', logPath: null, logAlert: null };
+  if (target === 'stderr') {
+    const alert = config.user && stderrForWorkers(config.user);
+    return { logFd: alert ? 'ignore' : 'inherit', logPath: null, logAlert: alert || null };
+  }
+  if (!config.user) return { logFd: openLogFile(target), logPath: target, logAlert: null };
+  const file = openWorkerFile(target, config.user);
+  return { logFd: file.fd, logPath: target, logAlert: file.alert };
 }
 
 /** A generation that is gone: the files it held, the master's prepared log included. */
@@ -63,10 +65,11 @@ export function closeGenerationLogs(gen: Generation): void {
   gen.masterLog = null;
 }
 
-/** USR1: the next workers of this generation write to the file at its path now. */
-export function reopenWorkerLog(gen: Generation): void {
-  if (typeof gen.logFd !== 'number' || typeof gen.config.workerLog !== 'string') return;
-  const fd = openLogFile(gen.config.workerLog, workerOwnsLog(gen.config) ? gen.config.user! : undefined);
-  fs.closeSync(gen.logFd);
-  gen.logFd = fd;
+/** USR1: the next workers of this generation write to the file at its path now; what to alert. */
+export function reopenWorkerLog(gen: Generation): string | null {
+  if (typeof gen.config.workerLog !== 'string' || gen.config.workerLog === 'stderr') return null;
+  const next = openWorkerLog(gen.config);
+  if (typeof gen.logFd === 'number') fs.closeSync(gen.logFd);
+  gen.logFd = next.logFd as number | 'ignore';
+  return next.logAlert;
 }

@@ -4,9 +4,11 @@ import path from 'node:path';
 import { oldbinPath } from '../protocol.js';
 import { TsmError, openFailed } from '../errors.js';
 import * as native from '../native/index.js';
-import { isAlive, processes } from '../proc.js';
+import { processes } from '../proc.js';
+import { isLiveMaster } from './identity.js';
 
 export { isAlive } from '../proc.js';
+export { isLiveMaster } from './identity.js';
 
 /** A pid and a newline; anything longer is not a pidfile. */
 const MAX_PIDFILE_BYTES = 32;
@@ -16,16 +18,6 @@ const MAX_PIDFILE_BYTES = 32;
  * the same pidfile sees the lock. Moved along by rename (pid.oldbin), replaced on rollback.
  */
 let held: number | null = null;
-
-/** A live process whose title says it is a tsmaster master. */
-export function isLiveMaster(pid: number): boolean {
-  if (!isAlive(pid)) return false;
-  try {
-    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith('tsmaster: master process');
-  } catch {
-    return false;
-  }
-}
 
 /**
  * The pid in a pidfile. The file is opened without following a symlink and must be a
@@ -56,6 +48,14 @@ export function readPid(file: string): number | null {
 }
 
 /**
+ * The pidfile's mode: root's (or the master user's) alone. Whoever can open a file can
+ * flock() it, even through a read-only descriptor, and hold it open: a pidfile others may
+ * read would let any local user take the lock of a master killed with SIGKILL, or keep the
+ * file open after it was replaced. Tools that read it (systemd's PIDFile=) run as root.
+ */
+const PIDFILE_MODE = 0o600;
+
+/**
  * Written to a temporary file and renamed, so a reader never sees a half-written pid. The
  * temporary name is random and created with O_EXCL (never through a symlink); the new file
  * is locked before it appears under `file`, and stays locked.
@@ -64,7 +64,7 @@ export function writePid(file: string, pid = process.pid): void {
   const tmp = `${file}.${randomBytes(8).toString('hex')}.tmp`;
   let fd: number | null = null;
   try {
-    fd = fs.openSync(tmp, 'wx', 0o644);
+    fd = fs.openSync(tmp, 'wx', PIDFILE_MODE);
     if (!native.flock(fd, true)) throw new Error('lock taken');
     fs.writeSync(fd, `${pid}\n`);
     fs.renameSync(tmp, file);
@@ -78,28 +78,38 @@ export function writePid(file: string, pid = process.pid): void {
 }
 
 /**
- * Refuse to start over a live master: one that holds the pidfile's lock, or one that still
- * holds a pidfile that was deleted or replaced under it (a user who can write the directory
- * must not get a second master past the lock). A stale file is simply replaced later.
+ * Refuse to start over a live master: the one the pidfile names, one that holds its lock, or
+ * one that still holds a pidfile that was deleted or replaced under it (a user who can write
+ * the directory must not get a second master past the lock). Who holds a file is a master
+ * only by the kernel's word (isLiveMaster): a lock or an open descriptor of any other
+ * process does not count, and a stale file is simply replaced later, by rename.
  */
 export function checkNotRunning(file: string): void {
-  let locked = false;
+  const pid = readPid(file);
+  if (pid !== null && pid !== process.pid && isLiveMaster(pid)) {
+    throw new TsmError('TSM_ERR_PIDFILE', `pid file "${file}" is locked by a running tsmaster master (pid ${pid})`);
+  }
+  if (isLocked(file)) {
+    const holder = masterHolding(file, false);
+    if (holder !== null) throw new TsmError('TSM_ERR_PIDFILE', `pid file "${file}" is locked by a running tsmaster master (pid ${holder})`);
+  }
+  const holder = masterHolding(file, true);
+  if (holder !== null) throw new TsmError('TSM_ERR_PIDFILE', `pid file "${file}" was deleted or replaced, but tsmaster master process ${holder} still runs with it`);
+}
+
+/** Someone holds an flock on the file at `file` (false when there is none, or no regular file). */
+function isLocked(file: string): boolean {
   try {
     const fd = native.openFile(file, fs.constants.O_RDONLY, 0);
     try {
-      locked = !native.flock(fd, false);
+      return !native.flock(fd, false);
     } finally {
       fs.closeSync(fd);
     }
   } catch {
     // None, or a symlink or other non-file that the rename of writePid replaces.
+    return false;
   }
-  const pid = readPid(file);
-  if (locked || (pid !== null && pid !== process.pid && isLiveMaster(pid))) {
-    throw new TsmError('TSM_ERR_PIDFILE', `pid file "${file}" is locked by a running tsmaster master${pid === null ? '' : ` (pid ${pid})`}`);
-  }
-  const holder = deletedPidfileHolder(file);
-  if (holder !== null) throw new TsmError('TSM_ERR_PIDFILE', `pid file "${file}" was deleted or replaced, but tsmaster master process ${holder} still runs with it`);
 }
 
 /** The path as the kernel names open files: its directory with symlinks resolved (/var/run is /run). */
@@ -112,10 +122,13 @@ function kernelPath(file: string): string {
   }
 }
 
-/** A live master that holds `file` open after it was unlinked or replaced (as fuser would find it). */
-function deletedPidfileHolder(file: string): number | null {
+/**
+ * A live master that holds `file` open (as fuser would find it): the file there now, or with
+ * `moved` one that was unlinked or replaced, or renamed to .oldbin by an upgrade under way.
+ */
+function masterHolding(file: string, moved: boolean): number | null {
   const abs = kernelPath(file);
-  const targets = new Set([`${abs} (deleted)`, `${oldbinPath(abs)} (deleted)`]);
+  const targets = new Set(moved ? [`${abs} (deleted)`, oldbinPath(abs), `${oldbinPath(abs)} (deleted)`] : [abs]);
   for (const pid of processes()) {
     if (pid === process.pid || !isLiveMaster(pid)) continue;
     let fds: string[];

@@ -66,6 +66,7 @@ export function planReloadStart(m: Model, p: PreparedReload): Effect[] {
     // Committed: from here a worker that cannot start fails the reload like one that exits.
     { do: 'set-phase', phase: { name: 'reloading', returnTo: m.phase.name === 'draining' ? 'draining' : 'running' } },
     { do: 'add-generation', gen: p.gen, id, role: 'pending', slots: batch ? [] : null },
+    ...(p.gen.logAlert ? [{ do: 'log', level: 'alert', line: p.gen.logAlert } satisfies Effect] : []),
     { do: 'timer', timer: { kind: 'ready', generation: id }, ms: config.readyTimeoutMs },
     { do: 'log', level: 'notice', line: `reload: generation ${id} starting with ${config.workerProcesses} worker(s)${batch ? `, ${batch} at a time` : ''}` },
   ];

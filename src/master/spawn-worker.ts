@@ -20,6 +20,12 @@ const PDEATHSIG = ['--pdeathsig', 'TERM', '--'];
 
 const workerMain = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'worker', 'main.js');
 
+/** Node's own flags for one worker: its inspector port, source maps. */
+function debugArgs(config: Config, slot: number): string[] {
+  const port = config.workerInspect === null ? null : config.workerInspect + slot;
+  return [...(port !== null && port <= 65535 ? [`--inspect=127.0.0.1:${port}`] : []), ...(config.workerSourceMaps ? ['--enable-source-maps'] : [])];
+}
+
 /**
  * Start one worker: listening sockets in stdio slots 3.., a Node worker's channel after
  * them, stdout/stderr straight to the worker log. Its exit and messages become queue events.
@@ -44,8 +50,8 @@ export function spawnWorker(opts: {
     cwd: config.prefix,
     ...(config.user ? { uid: config.user.uid, gid: config.user.gid } : {}),
   };
-  // Every kind of worker can tell which one it is (PM2's NODE_APP_INSTANCE).
-  const identity = { TSMASTER_WORKER_ID: String(opts.slot), TSMASTER_GENERATION: String(opts.generation) };
+  // Every kind of worker can tell which one it is; NODE_APP_INSTANCE is PM2's name for the slot.
+  const identity = { TSMASTER_WORKER_ID: String(opts.slot), NODE_APP_INSTANCE: String(opts.slot), TSMASTER_GENERATION: String(opts.generation) };
   let child: ChildProcess;
   if (config.worker.kind === 'app') {
     const env: WorkerEnv = {
@@ -59,7 +65,7 @@ export function spawnWorker(opts: {
       channelFd: 3 + fds.length,
     };
     const stdio: StdioOptions = ['ignore', opts.logFd, opts.logFd, ...fds, 'pipe'];
-    const argv = [process.execPath, ...process.execArgv, workerMain];
+    const argv = [process.execPath, ...process.execArgv, ...debugArgs(config, opts.slot), workerMain];
     child = spawn(setpriv ?? argv[0]!, setpriv ? [...PDEATHSIG, ...argv] : argv.slice(1), {
       ...common,
       stdio,
@@ -70,7 +76,9 @@ export function spawnWorker(opts: {
     // known only after fork: a shell sets it and execs the command in the same process.
     const stdio: StdioOptions = ['ignore', opts.logFd, opts.logFd, ...fds];
     const wrap = setpriv ? `exec ${setpriv} ${PDEATHSIG.join(' ')}` : 'exec';
-    child = spawn('/bin/sh', ['-c', `LISTEN_PID=$$ ${wrap} "$@"`, 'tsmaster-exec', ...config.worker.argv], {
+    // SIGPIPE ignored (kept across exec): a log pipe whose reader died is an EPIPE the
+    // program may ignore, not a death (as Node does for itself).
+    child = spawn('/bin/sh', ['-c', `trap '' PIPE; LISTEN_PID=$$ ${wrap} "$@"`, 'tsmaster-exec', ...config.worker.argv], {
       ...common,
       stdio,
       // setsid: its own process group, which the master signals and ends as one.

@@ -20,6 +20,7 @@ function howItExited(ev: Extract<MasterEvent, { type: 'upgrade-exit' }>): string
   return ev.error ? `could not be started: ${ev.error}` : describeExit(ev.code, ev.signal);
 }
 
+
 /** The master's first generation, prepared before the loop: committed, started by settle. */
 function planStart(m: Model, gen: Generation): Effect[] {
   const id = m.nextGeneration;
@@ -27,6 +28,7 @@ function planStart(m: Model, gen: Generation): Effect[] {
   return [
     ...incoming.effects,
     { do: 'add-generation', gen, id, role: 'active', slots: incoming.slots },
+    ...(gen.logAlert ? [{ do: 'log', level: 'alert', line: gen.logAlert } satisfies Effect] : []),
     { do: 'timer', timer: { kind: 'ready', generation: id }, ms: gen.config.readyTimeoutMs },
     { do: 'set-phase', phase: { name: 'running' } },
   ];

@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import * as native from '../native/index.js';
 import type { Logger } from '../log/logger.js';
+import { logLoss } from '../log/loss.js';
 import type { Config } from '../config/types.js';
 import { asCount, isObject, type WorkerMessage } from '../protocol.js';
 import { socketsForSlot, type SocketGroup } from '../sockets/listen.js';
@@ -146,6 +147,8 @@ export function recordWorkerMessage(m: Master, pid: number, msg: WorkerMessage):
     w.heapUsed = asCount(msg.heapUsed) ?? w.heapUsed;
     const d = msg.loopDelay;
     if (isObject(d) && isSeconds(d.p50) && isSeconds(d.p99)) w.loopDelay = { p50: d.p50, p99: d.p99 };
+    logLoss.fromWorker(w, `worker process ${pid}`, msg.logLost, msg.logError);
+    m.log.sayLosses();
     return;
   }
   if (msg.t === 'hello') {

@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import { AggregatorRegistry, Counter, Gauge, Registry, type Metric } from 'prom-client';
 import type { Master } from '../master/master.js';
+import { logLoss } from '../log/loss.js';
 import { isLiveMaster } from '../master/pidfile.js';
 import { RESTART_REASONS, WORKER_STATES, type RestartReason, type WorkerRecord } from '../master/process-table.js';
 import { isObject } from '../protocol.js';
@@ -151,6 +152,15 @@ export class MasterMetrics {
       collect() {
         this.reset();
         this.inc(m.totals.requests);
+      },
+    });
+    new Counter({
+      name: 'tsmaster_log_lines_lost_total',
+      help: 'Log lines the master and its workers could not write (a full disk, a broken or stuck pipe), dropped.',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(logLoss.total);
       },
     });
     const perWorker = ['slot', 'generation'] as const;

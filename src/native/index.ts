@@ -5,6 +5,7 @@
 // see ErrnoError in ../errors.ts.
 import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import { TsmError } from '../errors.js';
 
 export type SockName =
@@ -39,6 +40,7 @@ interface Binding {
   refuseFdPassing(fd: number): boolean;
   noLinger(fd: number): void;
   openFile(path: string, flags: number, mode: number, uid: number, gid: number): number;
+  unlinkFile(path: string, uid: number, gid: number): void;
   flock(fd: number, exclusive: boolean): boolean;
   getCloexec(fd: number): boolean;
   setCloexec(fd: number, on: boolean): void;
@@ -54,8 +56,11 @@ interface Binding {
   openNotifySocket(path: string, onMessage: (msg: string, senderPid: number) => void, mode: number): { close(): void };
 }
 
-// Same relative path from src/native/index.ts and dist/native/index.js.
-const ADDON_PATH = '../../native/build/Release/tsmaster_native.node';
+// native/ holds the sources, a local build (native/build/Release, from `npm run build:native`)
+// and the packaged prebuilds (native/prebuilds/linux-<arch>/node.glibc.node). node-gyp-build
+// picks the local build first, else the prebuild for this platform, arch and libc. Same
+// relative path from src/native/index.ts and dist/native/index.js.
+const NATIVE_DIR = fileURLToPath(new URL('../../native/', import.meta.url));
 
 let binding: Binding | undefined;
 
@@ -64,14 +69,17 @@ function native(): Binding {
   if (binding === undefined) {
     const require = createRequire(import.meta.url);
     try {
-      binding = require(ADDON_PATH) as Binding;
+      const load = require('node-gyp-build') as (dir: string) => unknown;
+      binding = load(NATIVE_DIR) as Binding;
     } catch (err) {
-      const e = new Error(
-        `tsmaster native addon cannot be loaded (${ADDON_PATH}); build it with \`npm rebuild tsmaster\` ` +
-          `or \`npx node-gyp rebuild --directory=native\`: ${(err as Error).message}`,
+      // One line: node-gyp-build's message spans several.
+      const why = String((err as Error).message).trim().replace(/\s*\n\s*/g, '; ');
+      throw new TsmError(
+        'TSM_ERR_NATIVE_LOAD',
+        `tsmaster native addon cannot be loaded from ${NATIVE_DIR} (prebuilt for linux-x64 and linux-arm64 with glibc; ` +
+          `elsewhere build it once with g++, make and python3: \`npm run build:native\` in the tsmaster package directory): ${why}`,
         { cause: err },
       );
-      throw Object.assign(e, { code: (err as { code?: unknown }).code });
     }
   }
   return binding;
@@ -217,6 +225,15 @@ export function openFile(path: string, flags: number, mode: number, as?: { uid: 
   const uid = as === undefined ? -1 : int(fn, 'uid', as.uid, 0, INT32_MAX);
   const gid = as === undefined ? -1 : int(fn, 'gid', as.gid, 0, INT32_MAX);
   return native().openFile(path, f, m, uid, gid);
+}
+
+/** unlink(2), with `as` that user's rights (the entry is one it could remove itself). */
+export function unlinkFile(path: string, as?: { uid: number; gid: number }): void {
+  const fn = 'unlinkFile';
+  if (typeof path !== 'string' || path.length === 0 || path.includes('\0')) bad(fn, 'path must be a non-empty string without NUL bytes', path);
+  const uid = as === undefined ? -1 : int(fn, 'uid', as.uid, 0, INT32_MAX);
+  const gid = as === undefined ? -1 : int(fn, 'gid', as.gid, 0, INT32_MAX);
+  native().unlinkFile(path, uid, gid);
 }
 
 /** flock(LOCK_NB): true when this open file now holds the lock, false when another one does. */

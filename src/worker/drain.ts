@@ -1,10 +1,18 @@
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import tls from 'node:tls';
 
 /** Node's default keepAliveTimeout; also the idle grace for servers that have none. */
 const DEFAULT_IDLE_GRACE_MS = 5000;
 const SWEEP_MS = 200;
+/**
+ * What a draining worker answers to a protocol upgrade (WebSocket): a connection accepted
+ * just before the worker stopped accepting may send its handshake after the app's drain
+ * handler said goodbye to its clients; taken then, it would be cut at the deadline. Refused,
+ * the client's reconnect reaches a worker that stays.
+ */
+const REFUSE_UPGRADE = 'HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 0\r\nContent-Length: 0\r\n\r\n';
 
 /** The response an HTTP connection is working on. Node keeps it there; it has no public accessor. */
 function busyWith(socket: net.Socket): http.ServerResponse | undefined {
@@ -27,6 +35,8 @@ function hasHttpParser(socket: net.Socket): boolean {
 export class ConnectionTracker {
   /** Open connections, and since when each has been seen idle while draining. */
   private readonly conns = new Map<net.Socket, number | null>();
+  /** The servers that take protocol upgrades. */
+  private readonly upgradable = new Set<http.Server | https.Server>();
   private draining = false;
   private keepAliveMs: number | null = null;
   private graceMs = DEFAULT_IDLE_GRACE_MS;
@@ -49,6 +59,7 @@ export class ConnectionTracker {
       this.requests++;
       if (this.draining) res.shouldKeepAlive = false;
     });
+    if (server instanceof http.Server || server instanceof https.Server) this.upgradable.add(server);
     if (server instanceof http.Server && server.keepAliveTimeout > 0) {
       this.keepAliveMs = Math.max(this.keepAliveMs ?? 0, server.keepAliveTimeout);
     }
@@ -73,18 +84,31 @@ export class ConnectionTracker {
    * grace (short when the master is gone and the worker must leave quickly).
    */
   drain(graceMs?: number): Promise<void> {
-    this.draining = true;
+    this.startDraining();
     this.graceMs = graceMs ?? this.keepAliveMs ?? DEFAULT_IDLE_GRACE_MS;
-    // Requests already in flight whose answer has not started close their connection too.
-    for (const socket of this.conns.keys()) {
-      const res = busyWith(socket);
-      if (res && !res.headersSent) res.shouldKeepAlive = false;
-    }
     return new Promise((resolve) => {
       this.onEmpty = resolve;
       this.sweeper = setInterval(() => this.sweep(), SWEEP_MS);
       this.sweep();
     });
+  }
+
+  /**
+   * From the moment the worker stops accepting, before the app's drain handlers run: no
+   * more keep-alive, no more upgrades. Requests already in flight whose answer has not
+   * started close their connection too.
+   */
+  startDraining(): void {
+    if (this.draining) return;
+    this.draining = true;
+    for (const server of this.upgradable) {
+      server.removeAllListeners('upgrade');
+      server.on('upgrade', (_req: http.IncomingMessage, socket: net.Socket) => socket.end(REFUSE_UPGRADE));
+    }
+    for (const socket of this.conns.keys()) {
+      const res = busyWith(socket);
+      if (res && !res.headersSent) res.shouldKeepAlive = false;
+    }
   }
 
   /** Close connections that stayed idle for the whole grace; a busy one starts over. */

@@ -9,6 +9,7 @@ import { WORKER_ENV, isObject, type MasterToWorker, type WorkerEnv, type WorkerM
 import type { LogLevel } from '../config/types.js';
 import { ConnectionTracker } from './drain.js';
 import { appMetrics } from './app-metrics.js';
+import { guardOutput } from './output.js';
 import { startApp, stopListening, type Serving } from './runtime.js';
 
 /**
@@ -26,12 +27,11 @@ if (!env) {
 }
 delete process.env[WORKER_ENV];
 
+// Before anything can write: the log is best effort, a worker never dies of it.
+const output = guardOutput();
+
 function log(level: LogLevel, message: string): void {
-  try {
-    fs.writeSync(2, formatLine(level, message));
-  } catch {
-    // The log is best effort; a worker never dies of it.
-  }
+  output.stderr.write(formatLine(level, message));
 }
 
 /** To the master; the same messages the master reads in channel.ts. */
@@ -59,6 +59,7 @@ const delaySeconds = (percentile: number) => Math.max(0, loopDelay.percentile(pe
 
 function heartbeat(seq: number): WorkerMessage {
   const mem = process.memoryUsage();
+  const lost = output.lost();
   const msg: WorkerMessage = {
     t: 'pong',
     seq,
@@ -67,6 +68,8 @@ function heartbeat(seq: number): WorkerMessage {
     rss: mem.rss,
     heapUsed: mem.heapUsed,
     loopDelay: { p50: delaySeconds(50), p99: delaySeconds(99) },
+    logLost: lost.lines,
+    ...(lost.error ? { logError: lost.error } : {}),
   };
   loopDelay.reset();
   return msg;
@@ -79,6 +82,7 @@ async function stopGracefully(orphan: boolean): Promise<void> {
   stopping = true;
   if (!serving) process.exit(0);
   stopListening(serving);
+  tracker.startDraining();
   if (orphan) setTimeout(() => process.exit(0), ORPHAN_EXIT_MS).unref();
   // Drain handlers start at once, side by side with the drain: their connections are what it waits for.
   const timeoutMs = orphan ? ORPHAN_EXIT_MS : env!.shutdownTimeoutMs;

@@ -18,7 +18,7 @@ export { cli, root } from './paths.js';
 export { sleep, waitFor } from './wait.js';
 export { freePort, get, waitForAnswer } from './http.js';
 export { eventsOf, readLog, told, type LogLine } from './log.js';
-export { cmdline, nsPid, socketInodes, tcpSockets } from './proc.js';
+export { cmdline, cpuBurners, nsPid, socketInodes, tcpSockets } from './proc.js';
 export { tempDir } from './tmp.js';
 export { isAlive } from '../../src/proc.js';
 
@@ -70,7 +70,7 @@ export interface Instance {
   /** The outcomes the log tells so far, from `after` lines on. */
   events(after?: number): Array<Outcome & { line: LogLine }>;
   lines(): LogLine[];
-  cli(args: string[], opts?: { timeoutMs?: number }): Promise<CliResult>;
+  cli(args: string[], opts?: { timeoutMs?: number; env?: NodeJS.ProcessEnv }): Promise<CliResult>;
   signal(sig: NodeJS.Signals, pid?: number): void;
   /** Every pid this instance started, as seen in its log. */
   pids(): number[];
@@ -82,8 +82,8 @@ export interface CliResult {
   stderr: string;
 }
 
-export async function runCli(args: string[], opts: { cwd?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv; cli?: string; wrap?: string[] } = {}): Promise<CliResult> {
-  const argv = [...(opts.wrap ?? []), process.execPath, opts.cli ?? cli, ...args];
+export async function runCli(args: string[], opts: { cwd?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv; cli?: string; command?: string[]; wrap?: string[] } = {}): Promise<CliResult> {
+  const argv = [...(opts.wrap ?? []), ...(opts.command ?? [process.execPath, opts.cli ?? cli]), ...args];
   const timeoutMs = opts.timeoutMs ?? 60_000;
   const r = await run(argv[0]!, argv.slice(1), { cwd: opts.cwd ?? root, env: opts.env ?? process.env, timeoutMs });
   if (r.timedOut) throw new Error(`tsmaster ${args.join(' ')} did not finish in ${timeoutMs}ms\n${r.stdout}\n${r.stderr}`);
@@ -115,6 +115,8 @@ export interface StartOptions {
   confFile?: string;
   /** The script to run instead of dist/cli/main.js (e.g. a release behind a symlink). */
   cli?: string;
+  /** The command instead of `node <cli>`, e.g. an installed `node_modules/.bin/tsmaster`. */
+  command?: string[];
   /**
    * Run the master as PID 1 of a new pid namespace (`unshare --pid --fork --mount-proc`), as
    * in a container; `cli()` then runs inside it too, where the pidfile's pids mean something.
@@ -158,11 +160,11 @@ export async function startMaster(t: Teardown, opts: StartOptions): Promise<Inst
     killAll(all);
   });
   if (opts.daemon) {
-    const r = await runCli(args, { cli: script, ...(opts.env ? { env: opts.env } : {}) });
+    const r = await runCli(args, { cli: script, ...(opts.command ? { command: opts.command } : {}), ...(opts.env ? { env: opts.env } : {}) });
     if (r.code !== 0) throw new Error(`daemon start failed (${r.code}): ${r.stdout}${r.stderr}`);
     masterPid = Number(r.stdout.split('\n')[0]);
   } else {
-    const argv = [...(opts.pidNamespace ? ['unshare', '--pid', '--fork', '--mount-proc', '--kill-child'] : []), process.execPath, script, ...args];
+    const argv = [...(opts.pidNamespace ? ['unshare', '--pid', '--fork', '--mount-proc', '--kill-child'] : []), ...(opts.command ?? [process.execPath, script]), ...args];
     proc = spawn(argv[0]!, argv.slice(1), { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
     proc.stdout!.resume();
     proc.stderr!.resume();
@@ -182,7 +184,7 @@ export async function startMaster(t: Teardown, opts: StartOptions): Promise<Inst
     lines,
     pids,
     signal: (sig, pid = masterPid) => process.kill(pid, sig),
-    cli: (a, o) => runCli([...args, ...a], { cli: script, ...(wrap ? { wrap } : {}), ...o }),
+    cli: (a, o) => runCli([...args, ...a], { cli: script, ...(opts.command ? { command: opts.command } : {}), ...(wrap ? { wrap } : {}), ...o }),
     async waitLog(re, o = {}) {
       return waitFor(`log line ${re}`, () => lines().slice(o.after ?? 0).find((l) => re.test(l.text) && (o.pid === undefined || l.pid === o.pid)), o.timeoutMs ?? 15_000);
     },

@@ -1,5 +1,6 @@
-// What /proc says beyond src/proc.ts: command lines, memory, sockets, pid namespaces.
+// What /proc says beyond src/proc.ts: command lines, memory, sockets, pid namespaces; and CPU burners.
 import fs from 'node:fs';
+import { spawn } from 'node:child_process';
 
 export function cmdline(pid: number): string {
   try {
@@ -66,4 +67,14 @@ export function tcpSockets(pid: number, state: '01' | '0A'): string[] {
     .filter((s) => s.state === state && mine.has(s.inode))
     .map((s) => s.inode)
     .sort();
+}
+
+/** `n` processes that spin on a CPU each until teardown: races hide on a quiet machine. */
+export function cpuBurners(t: { teardown(fn: () => void): void }, n = 2): void {
+  for (let i = 0; i < n; i++) {
+    const p = spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' });
+    t.teardown(() => {
+      p.kill('SIGKILL');
+    });
+  }
 }
