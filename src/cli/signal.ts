@@ -2,7 +2,7 @@ import os from 'node:os';
 import { LOG_LEVELS, type Config } from '../config/types.js';
 import { TsmError } from '../errors.js';
 import { isAlive, isLiveMaster, readPid, readPidFile } from '../master/pidfile.js';
-import { childrenOf } from '../proc.js';
+import { childrenOf, procStat } from '../proc.js';
 import { oldbinPath } from '../protocol.js';
 import { answers, ask } from '../control/client.js';
 import { formatOutcome } from '../outcomes.js';
@@ -94,9 +94,14 @@ export function mastersToStop(config: Config): number[] {
  */
 export async function stopMaster(config: Config, graceful: boolean): Promise<Outcome> {
   const bound = (graceful ? config.workerShutdownTimeoutMs : 0) + CLI_GRACE_MS;
-  for (const pid of mastersToStop(config)) {
+  const masters = mastersToStop(config);
+  for (const [i, pid] of masters.entries()) {
     signalMaster(pid, graceful ? 'SIGQUIT' : config.termShutdown === 'graceful' ? 'SIGINT' : 'SIGTERM');
-    const gone = await waitFor(() => (isAlive(pid) ? undefined : true), bound);
+    // A new master is the old one's child: once it is reaped (not only a zombie) the old master
+    // has seen it go and rolled back, so it takes the signal that follows as a stop, not as one
+    // to cancel because no new master took over.
+    const last = i === masters.length - 1;
+    const gone = await waitFor(() => (last ? !isAlive(pid) : procStat(pid) === null) || undefined, bound);
     if (!gone) return { code: 1, out: [], err: [`master process ${pid} is still running after ${bound}ms`] };
   }
   return { code: 0, out: [], err: [] };
