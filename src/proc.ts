@@ -27,6 +27,16 @@ export function cpuSeconds(pid: number): number | null {
   return fields ? (Number(fields[11]) + Number(fields[12])) / CLK_TCK : null;
 }
 
+/** Resident set size of a process in bytes (VmRSS of /proc/PID/status, whatever the page size), or null. */
+export function rssBytes(pid: number): number | null {
+  try {
+    const kb = /^VmRSS:\s+(\d+) kB$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    return kb === undefined ? null : Number(kb) * 1024;
+  } catch {
+    return null;
+  }
+}
+
 /** Alive and not a zombie. */
 export function isAlive(pid: number): boolean {
   const state = procStat(pid)?.state;

@@ -64,12 +64,31 @@ export interface LoopDelay {
 export type WorkerMessage =
   /** Its signal handlers are in place: from now on QUIT is a graceful stop, not a core dump. */
   | { t: 'hello' }
-  | { t: 'ready'; rss: number }
-  | { t: 'pong'; seq: number; connections: number; requests: number; rss: number; heapUsed?: number; loopDelay?: LoopDelay; logLost?: number; logError?: string }
-  /** The app's prom-client metrics (Registry#getMetricsAsJSON), for the master to aggregate. */
-  | { t: 'metrics'; seq: number; metrics: unknown[] };
+  | { t: 'ready' }
+  /** Its word only: the master takes RSS from the kernel and bounds how fast `requests` grows. */
+  | { t: 'pong'; seq: number; connections: number; requests: number; heapUsed?: number; loopDelay?: LoopDelay; logLost?: number; logError?: string }
+  /**
+   * The app's prom-client metrics (Registry#getMetricsAsJSON), for the master to aggregate;
+   * none and their size in `over` when they are longer than the `max` the master asked for.
+   */
+  | { t: 'metrics'; seq: number; metrics: unknown[]; over?: number };
 
-export type MasterToWorker = { t: 'ping'; seq: number } | { t: 'metrics'; seq: number };
+/** `max`: the longest metrics answer the master takes from this worker in this scrape. */
+export type MasterToWorker = { t: 'ping'; seq: number } | { t: 'metrics'; seq: number; max: number };
+
+/**
+ * The longest line of each message a worker sends (channel.ts reads no more of it), but the
+ * metrics answer: that one is taken only while a scrape waits for it, within its share of
+ * the scrape's budget (metrics/master-metrics.ts).
+ */
+export const WORKER_MESSAGE_BYTES: Readonly<Record<Exclude<WorkerMessage['t'], 'metrics'>, number>> = { hello: 64, ready: 256, pong: 1024 };
+/** The longest line of each message a master sends its workers. */
+export const MASTER_MESSAGE_BYTES: Readonly<Record<MasterToWorker['t'], number>> = { ping: 256, metrics: 256 };
+
+/** The bound of a line of a type in `bytes`, or null when that is no type of it. */
+export function boundOf(bytes: Readonly<Record<string, number>>, type: string): number | null {
+  return Object.hasOwn(bytes, type) ? bytes[type]! : null;
+}
 
 /**
  * From a master to the process that started it and waits for the outcome: the `tsmaster`

@@ -102,7 +102,7 @@ t.test('an event of no upgrade, or of another new master, does nothing', async (
   }
 });
 
-t.test('the new master is ready: once, handing systemd and the metrics over to it', async (t) => {
+t.test('the new master is ready: once, handing the metrics over to it (it becomes main for systemd only when this master exits)', async (t) => {
   for (const p of PHASES) for (const up of UPGRADES.slice(1)) {
     const plan = planUpgrade(view(p, up), { type: 'ready', pid: 77 });
     if (up!.ready) {
@@ -112,7 +112,6 @@ t.test('the new master is ready: once, handing systemd and the metrics over to i
     t.same(plan, [
       { do: 'upgrade-progress', set: { ready: true } },
       { do: 'timer', timer: { kind: 'upgrade', pid: 77 }, ms: null },
-      { do: 'watchdog', main: false },
       { do: 'serve-metrics', on: false },
       { do: 'tell', outcome: { event: 'upgrade-ready', pid: 77, self: 9 } },
     ], name(p, up));
@@ -137,11 +136,10 @@ t.test('the new master exits: a rollback in every phase, the old workers back wh
   for (const p of PHASES) for (const up of UPGRADES.slice(1)) {
     const plan = planUpgrade(view(p, up), { type: 'exit', pid: 77, how: 'exited on signal SIGKILL' });
     const back = p === 'stopping-graceful' ? ['log', 'set-phase', 'set-generation'] : p === 'draining' ? ['set-phase', 'set-generation'] : [];
-    t.same(kinds(plan), ['tell', 'timer', 'set-upgrade', 'pidfile', 'move-control', ...back, 'serve-metrics', 'tell', 'watchdog'], name(p, up));
+    t.same(kinds(plan), ['tell', 'timer', 'set-upgrade', 'pidfile', 'move-control', ...back, 'serve-metrics', 'tell'], name(p, up));
     t.same(plan[0], { do: 'tell', outcome: { event: 'upgrade-rolling-back', pid: 77, how: 'exited on signal SIGKILL', ready: up!.ready } }, 'the outcome says whether the new master had taken over');
     t.same(plan.slice(2, 5), [{ do: 'set-upgrade', upgrade: null }, { do: 'pidfile', op: 'from-oldbin' }, { do: 'move-control', toOldbin: false }]);
-    // rolled-back's notification carries MAINPID=, which systemd needs before this master's WATCHDOG=1.
-    t.same(plan.slice(-2), [{ do: 'tell', outcome: { event: 'rolled-back', self: 9 } }, { do: 'watchdog', main: true }]);
+    t.same(plan.at(-1), { do: 'tell', outcome: { event: 'rolled-back', self: 9 } }, 'this master stayed systemd\'s main process: nothing to hand back');
     const set = plan.find((e) => e.do === 'set-phase');
     if (p === 'draining' || p === 'stopping-graceful') t.same(set, { do: 'set-phase', phase: { name: 'running' } }, 'serving again');
   }

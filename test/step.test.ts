@@ -265,3 +265,19 @@ t.test('the upgrade a control client asks for rolls back: the client hears how, 
   t.equal(f.m.state, 'running');
   t.same(f.workers().map((w) => w.state), ['ready']);
 });
+
+t.test("systemd's main process across an upgrade: the old master stays main, its last word hands over (notify.ts)", async (t) => {
+  const f = fakeMaster(t, 'worker_processes 1;');
+  for (const w of f.workers()) f.ready(w.pid);
+  const heard: string[] = [];
+  f.send({ type: 'control-upgrade', waiter: (o) => heard.push(o.event) });
+  const child = f.world.newMaster!;
+  const handOver = (f.m.notifier as unknown as { handOver: (pid: number) => void });
+  const said: number[] = [];
+  handOver.handOver = (pid) => void said.push(pid);
+  f.send({ type: 'upgrade-ready', pid: child.pid });
+  t.same(said, [], 'not when the new master is ready');
+  f.exit(f.workers()[0]!.pid);
+  t.same(heard.at(-1), 'upgrade-finished');
+  t.same(said, [child.pid], 'as the old master exits: MAINPID= the new one');
+});

@@ -172,11 +172,6 @@ t.test('tsmaster.service under a real systemd', { skip: why ?? false }, async (t
     return r.out;
   };
   const mainPid = async () => Number(await c.prop('MainPID'));
-  const newMain = (old: number) =>
-    until('MAINPID= from the new master', async () => {
-      const p = await mainPid();
-      return p > 0 && p !== old ? p : undefined;
-    });
   const pidfile = async () => Number((await c.sh(`cat ${PIDFILE}`)).out);
 
   /** Both units stopped, this config and the shipped service (and the socket, or a drop-in) installed. */
@@ -252,19 +247,28 @@ t.test('tsmaster.service under a real systemd', { skip: why ?? false }, async (t
     }
   });
 
-  t.test('upgrade: MainPID follows the new master; kill -9 of the new master hands it back', async (t) => {
+  t.test('upgrade: MainPID follows the new master once the old one exits; kill -9 of a ready new master before that is a rollback systemd never sees', async (t) => {
     const port = await freePort();
     await started(t, port);
     const m2 = await upgrade(t, port);
     const restarts = await c.prop('NRestarts');
     await ok(`kill -USR2 ${m2}`);
-    const m3 = await newMain(m2);
+    const m3 = await until('the new master ready (its pidfile)', async () => {
+      const p = await pidfile();
+      return p > 0 && p !== m2 ? p : undefined;
+    });
+    // It has told the old master, after all it had to tell systemd.
+    await until('the old master to hear it', async () => (await c.sh(`grep -c 'new master process ${m3} is ready' ${LOG}`)).out !== '0');
+    t.equal(await mainPid(), m2, 'the old master is still main while it lives');
     await ok(`kill -9 ${m3}`);
-    await until('MainPID back to the old master', async () => (await mainPid()) === m2);
-    t.pass(`MainPID went ${m2} -> ${m3} -> ${m2}`);
+    await until('the rollback: the pidfile names the old master again', async () => (await pidfile()) === m2);
+    t.equal(await mainPid(), m2, `MainPID stayed ${m2} throughout (the new master was ${m3})`);
     t.equal(await c.prop('ActiveState'), 'active');
     t.equal(await c.prop('NRestarts'), restarts, 'no restart: the old master took the service back');
+    await until('STATUS= of the rollback', async () => (await c.prop('StatusText')).endsWith('upgrade rolled back'));
     t.equal((await get({ port, path: '/?ms=1' })).status, 200, 'serving');
+    const refused = (await c.sh('journalctl -u tsmaster --no-pager -o cat | grep "reception only permitted"')).out;
+    t.equal(refused, '', 'no master sent systemd a message it refused');
   });
 
   t.test('kill -9 of the master: Restart=on-failure brings the service back', async (t) => {
@@ -279,6 +283,33 @@ t.test('tsmaster.service under a real systemd', { skip: why ?? false }, async (t
       t.equal(await pidfile(), await mainPid(), `restarted after kill -9 of ${upgraded ? 'the upgraded' : 'the first'} master`);
       t.equal((await get({ port, path: '/?ms=1' })).status, 200, 'serving');
     }
+  });
+
+  t.test('the worker user cannot speak for the service: STATUS=, MAINPID= and WATCHDOG=trigger from a worker are refused', async (t) => {
+    const port = await freePort();
+    await fresh(port);
+    write(CONF, conf(port).replace(slowApp, `${MOUNT}/test/fixtures/apps/notify-attack.mjs`) + 'user nobody;\n');
+    await ok('systemctl start tsmaster');
+    const master = await mainPid();
+    const status = await c.prop('StatusText');
+    const restarts = await c.prop('NRestarts');
+    const r = await get({ port, path: '/attack' });
+    const attack = JSON.parse(r.body) as { pid: number; uid: number; sent: string[] };
+    t.equal(attack.uid, 65534, 'the worker runs as nobody');
+    t.same(attack.sent, ['sent', 'sent', 'sent', 'sent'], "systemd's notify socket took every datagram");
+    // systemd logs each message it refuses: once all 4 are, it has read them all. Or it took
+    // one, and the unit shows it.
+    const refusals = async () => (await c.sh(`journalctl -u tsmaster --no-pager -o cat | grep -c "Got notification message from PID ${attack.pid}, but reception only permitted for main PID ${master}"`)).out;
+    await until('systemd to read the messages', async () => (await refusals()) === '4' || (await c.prop('StatusText')) !== status || (await mainPid()) !== master);
+    t.equal(await refusals(), '4', 'systemd refused all 4');
+    t.equal(await mainPid(), master, 'MainPID unchanged');
+    t.equal(await c.prop('StatusText'), status, 'STATUS unchanged');
+    t.equal(await c.prop('NRestarts'), restarts, 'no restart');
+    t.equal(await c.prop('ActiveState'), 'active');
+    t.equal((await c.sh(`kill -0 ${master}`)).code, 0, 'the master was not aborted');
+    t.equal((await get({ port, path: '/' })).status, 200, 'serving');
+    await ok('systemctl stop tsmaster');
+    t.equal(await c.prop('Result'), 'success');
   });
 
   t.test('stop and restart after an upgrade are graceful', async (t) => {
@@ -306,7 +337,10 @@ t.test('tsmaster.service under a real systemd', { skip: why ?? false }, async (t
     await started(t, port);
     const old = await mainPid();
     await ok(`kill -USR2 ${old}`);
-    const fresh = await newMain(old);
+    const fresh = await until('the new master ready (its pidfile)', async () => {
+      const p = await pidfile();
+      return p > 0 && p !== old ? p : undefined;
+    });
     const inFlight = slow(port, 1000);
     await sleep(300);
     await ok('systemctl stop tsmaster', 60_000);
@@ -387,10 +421,8 @@ t.test('tsmaster.service under a real systemd', { skip: why ?? false }, async (t
     await sleep(6500);
     t.equal(await mainPid(), m1, 'the first master pings: no watchdog timeout in two periods');
 
-    // The new master pings once it is main; the old one stays but must have stopped pinging,
-    // or the stopped new master below would not time out (NotifyAccess=all).
-    await ok(`kill -USR2 ${m1}`);
-    const m2 = await newMain(m1);
+    // The new master pings once it is main, after the old one has exited.
+    const m2 = await upgrade(t, port);
     await sleep(6500);
     t.equal(await mainPid(), m2, 'the new master pings: no watchdog timeout in two periods');
     t.equal(await c.prop('NRestarts'), '0');

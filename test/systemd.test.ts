@@ -36,7 +36,7 @@ async function notifiedMaster(t: Test, workers: number, env: NodeJS.ProcessEnv =
   return { sink, m };
 }
 
-t.test('READY, RELOADING with MONOTONIC_USEC, MAINPID on upgrade, STOPPING', async (t) => {
+t.test('READY, RELOADING with MONOTONIC_USEC, MAINPID handed over by the old master as it exits, STOPPING', async (t) => {
   const { sink, m } = await notifiedMaster(t, 2);
   const ready = await waitFor('READY=1', () => sink.got.find((r) => has(r, 'READY=1')));
   t.equal(ready.pid, m.masterPid, 'from the master');
@@ -56,29 +56,34 @@ t.test('READY, RELOADING with MONOTONIC_USEC, MAINPID on upgrade, STOPPING', asy
   const up = await m.cli(['-s', 'upgrade'], { timeoutMs: 60_000 });
   t.equal(up.code, 0, up.stderr);
   const newPid = Number(fs.readFileSync(m.pidFile, 'utf8'));
-  const mainpid = sink.got.find((x) => has(x, `MAINPID=${newPid}`));
-  t.ok(mainpid, 'the new master announced MAINPID=');
-  t.equal(mainpid?.pid, newPid, 'from the new master itself');
-  t.ok(mainpid && has(mainpid, 'READY=1'));
-  t.notOk(sink.got.some((x) => x.pid === m.masterPid && has(x, 'STOPPING=1')), 'the old master did not say STOPPING after handing over');
+  const handover = sink.got.findIndex((x) => has(x, `MAINPID=${newPid}`));
+  t.ok(handover >= 0, 'MAINPID= names the new master');
+  t.same(sink.got[handover], { pid: m.masterPid, fields: [`MAINPID=${newPid}`] }, 'sent by the old master, alone');
+  t.equal(sink.got.filter((x) => x.pid === m.masterPid).at(-1), sink.got[handover], 'as its last message');
+  t.notOk(sink.got.slice(0, handover).some((x) => x.pid === newPid), 'the new master said nothing before it was main');
+  t.notOk(sink.got.some((x) => x.pid === m.masterPid && has(x, 'STOPPING=1')), 'the old master did not say STOPPING: the service goes on');
+  const taken = await waitFor('READY=1 from the new master', () => sink.got.slice(handover).find((x) => x.pid === newPid && has(x, 'READY=1')));
+  t.ok(has(taken, /^STATUS=running, generation \d+, 2\/2 workers ready$/), 'with its STATUS line');
 
   process.kill(newPid, 'SIGQUIT');
   await waitFor('new master exit', () => isGone(newPid));
   t.ok(sink.got.some((x) => x.pid === newPid && has(x, 'STOPPING=1')), 'STOPPING=1 on shutdown');
 });
 
-t.test('rollback hands MAINPID back to the old master', async (t) => {
+t.test('a rollback needs no MAINPID=: the old master stayed main, the dead new one never spoke', async (t) => {
   const { sink, m } = await notifiedMaster(t, 1);
   m.signal('SIGUSR2');
   await m.waitEvent('upgrade-ready', {}, { pid: m.masterPid });
   const m2 = Number(fs.readFileSync(m.pidFile, 'utf8'));
   process.kill(m2, 'SIGKILL');
   await m.waitEvent('rolled-back', {}, { pid: m.masterPid });
-  const back = await waitFor('MAINPID back', () => sink.got.find((x) => x.pid === m.masterPid && has(x, `MAINPID=${m.masterPid}`)));
+  const back = await waitFor('READY=1 after the rollback', () => sink.got.find((x) => x.pid === m.masterPid && has(x, /upgrade rolled back$/)));
   t.ok(has(back, 'READY=1'));
+  t.notOk(sink.got.some((x) => x.fields.some((f) => f.startsWith('MAINPID='))), 'no MAINPID= from anyone');
+  t.notOk(sink.got.some((x) => x.pid === m2), 'nothing from the new master');
 });
 
-t.test('WATCHDOG=1 from the master that is main, handed over with MAINPID=', async (t) => {
+t.test('WATCHDOG=1 from the master that is main: the old one until it exits, then the new one', async (t) => {
   // 400 ms: a ping every 200 ms.
   const { sink, m } = await notifiedMaster(t, 1, { WATCHDOG_USEC: '400000' });
   const pings = (pid: number, from = 0) => sink.got.slice(from).filter((x) => x.pid === pid && has(x, 'WATCHDOG=1')).length;
@@ -86,16 +91,21 @@ t.test('WATCHDOG=1 from the master that is main, handed over with MAINPID=', asy
   m.signal('SIGUSR2');
   await m.waitEvent('upgrade-ready', {}, { pid: m.masterPid });
   const m2 = Number(fs.readFileSync(m.pidFile, 'utf8'));
-  const handedOver = sink.got.length;
-  await waitFor('pings from the new master', () => pings(m2, handedOver) >= 2);
-  const later = sink.got.length;
-  await sleep(600);
-  t.equal(pings(m.masterPid, later), 0, 'the old master stopped pinging');
-  t.ok(pings(m2, later) >= 2, 'the new one goes on');
+  const ready = sink.got.length;
+  await waitFor('pings from the old master while the new one is ready', () => pings(m.masterPid, ready) >= 3);
+  t.equal(pings(m2), 0, 'none from the new master: it is not main');
   process.kill(m2, 'SIGKILL');
   await m.waitEvent('rolled-back', {}, { pid: m.masterPid });
   const back = sink.got.length;
-  await waitFor('pings from the old master again', () => pings(m.masterPid, back) >= 2);
+  await waitFor('pings from the old master after the rollback', () => pings(m.masterPid, back) >= 2);
+
+  const up = await m.cli(['-s', 'upgrade'], { timeoutMs: 60_000 });
+  t.equal(up.code, 0, up.stderr);
+  const m3 = Number(fs.readFileSync(m.pidFile, 'utf8'));
+  const handover = sink.got.findIndex((x) => x.pid === m.masterPid && has(x, `MAINPID=${m3}`));
+  t.ok(handover >= 0, 'handed over at the old master exit');
+  t.equal(pings(m3, 0), pings(m3, handover), 'the new master pinged only once main');
+  await waitFor('pings from the new master', () => pings(m3, handover) >= 2);
 });
 
 t.test('no WATCHDOG=1 when WATCHDOG_PID names another process', async (t) => {

@@ -183,14 +183,14 @@ t.test('a generation is whole for the first time: a reload finishes, a first gen
     return planGenerationReady(m, m.generations[0]!);
   };
   t.same(kinds(whole('pending', false).slice(3)), ['set-generation', 'set-batches', 'set-current', 'set-phase', 'take-over-log', 'tell'], 'a reload finishes');
-  t.same(whole('active', true), [...ready, { do: 'serve-metrics', on: true }, { do: 'notify', fields: ['READY=1'], status: '' }, { do: 'tell-parent', msg: { t: 'ready', pid: 9 } }]);
+  t.same(whole('active', true), [...ready, { do: 'serve-metrics', on: true }, { do: 'set-ready' }, { do: 'notify', fields: ['READY=1'], status: '' }, { do: 'tell-parent', msg: { t: 'ready', pid: 9 } }]);
   t.same(whole('active', true, { oldMaster: { pid: 5, alive: true, forgotten: false } }).slice(3), [
     { do: 'serve-metrics', on: true },
+    { do: 'set-ready' },
     { do: 'pidfile', op: 'write' },
-    { do: 'notify', fields: ['MAINPID=9', 'READY=1'], status: '' },
-    { do: 'watchdog', main: true },
+    { do: 'notify', fields: ['READY=1'], status: '' },
     { do: 'tell-parent', msg: { t: 'ready', pid: 9 } },
-  ], 'a new master publishes its pid and becomes the main process');
+  ], 'a new master publishes its pid; systemd hears it once it is main (settle)');
   t.same(whole('active', false), ready, 'a TTIN/TTOU generation of reuseport: nothing more');
   const m = model({ generations: [generation({ everReady: false })], workers: [worker({ pid: 41 })] });
   t.same(planGenerationReady(m, m.generations[0]!), [], 'a worker missing');

@@ -98,7 +98,11 @@ async function main(argv: string[]): Promise<never> {
     // Run from elsewhere than the master's prefix, with neither -p nor -c: say how to point at it.
     if (o.prefix === null && o.configFile === null && !fs.existsSync(file)) error += `; give the master's prefix and configuration with -p PREFIX and -c FILE`;
   }
-  if (o.test) testConfig(o, file, config, error);
+  if (o.test) {
+    // Loaded only here: the app check spawns the workers' Node, which no other command needs.
+    if (config) error = await (await import('./app-check.js')).checkApp(config, o.globals);
+    testConfig(o, file, config, error);
+  }
   if (!config) return failToParent(error ?? 'no configuration');
 
   try {

@@ -267,7 +267,7 @@ export const app = single<WorkerSpec | null>({
   name: 'app',
   syntax: 'app path;',
   default: none,
-  doc: 'JavaScript module that a Node.js worker loads; exclusive with exec.',
+  doc: 'JavaScript module (or TypeScript where Node strips types) that a Node.js worker loads; exclusive with exec.',
   parse(d, prefix) {
     const file = path(d, d.args[0]!, prefix);
     let isDir: boolean;

@@ -75,8 +75,11 @@ export type Effect =
   /** The launcher or the old master waiting on the IPC channel. */
   | { do: 'tell-parent'; msg: ParentMessage }
   | { do: 'serve-metrics'; on: boolean }
-  /** Whether this master is the one systemd's watchdog watches. */
-  | { do: 'watchdog'; main: boolean }
+  /** systemd's main process (notify.ts): this master's last word makes `pid` main (handOver), or this master is main now and says so (takeOver). */
+  | { do: 'systemd-main'; handOver: number }
+  | { do: 'systemd-main'; takeOver: true }
+  /** The master has been ready once (its first generation whole). */
+  | { do: 'set-ready' }
   | { do: 'set-batches'; batches: Batches | null }
   /** USR1: the master's log and the generations' worker logs (workers are signalled apart). */
   | { do: 'reopen-logs' }

@@ -176,8 +176,13 @@ function apply(m: Master, e: Effect, back: MasterEvent[]): void {
       return m.tellParent(e.msg);
     case 'serve-metrics':
       return m.serveMetrics(e.on);
-    case 'watchdog':
-      return e.main ? m.watchdog.takeOver() : m.watchdog.handOver();
+    case 'systemd-main':
+      if ('handOver' in e) return m.notifier.handOver(e.handOver);
+      m.notifier.takeOver('READY=1', `STATUS=${m.statusLine()}`);
+      return m.watchdog.ping();
+    case 'set-ready':
+      m.ready = true;
+      return;
     case 'set-batches':
       m.batches = e.batches;
       return;

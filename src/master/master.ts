@@ -115,6 +115,8 @@ export class Master {
   /** The fds it was given to keep (inherited listeners, systemd's, the IPC channel): the others it closes when it runs. */
   private readonly inheritedFds: ReadonlySet<number>;
   private announced = false;
+  /** The first generation has been whole once: the master is ready (pidfile, READY=1, the launcher). */
+  ready = false;
 
   constructor(
     public config: Config,
@@ -132,9 +134,9 @@ export class Master {
     this.inheritedFds = new Set([...(parsed?.fds ?? []), ...activated].map((d) => d.fd).concat(channel ?? []));
     if (parsed) this.sockets.offer(parsed.fds);
     this.sockets.offer(activated);
-    this.notifier = new Notifier(process.env.NOTIFY_SOCKET, (m) => this.log.warn(m));
-    // A new master is systemd's main process only once it has sent MAINPID=.
-    this.watchdog = new Watchdog(this.notifier, this.oldMaster === null);
+    // A new master is systemd's main process only once its old master has exited (notify.ts).
+    this.notifier = new Notifier(process.env.NOTIFY_SOCKET, (m) => this.log.warn(m), this.oldMaster === null);
+    this.watchdog = new Watchdog(this.notifier);
   }
 
   /** Re-read the config the master was started with. Throws ConfigError. */
@@ -203,6 +205,8 @@ export class Master {
     }
     clearInterval(this.ticker);
     this.watchdog.stop();
+    // The handover to a new master (settle.ts) must reach systemd before we exit.
+    await this.notifier.flushed();
     this.queue.unsubscribeSignals();
     this.reaper.unsubscribe();
     this.groups.close();

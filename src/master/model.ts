@@ -73,6 +73,10 @@ export interface Model {
   oldMaster: { pid: number; alive: boolean; forgotten: boolean } | null;
   /** The launcher or the old master still listens on the IPC channel. */
   parentListens: boolean;
+  /** The master has been ready once. */
+  ready: boolean;
+  /** It is systemd's main process (notify.ts): the one whose messages systemd takes. */
+  systemdMain: boolean;
   /** Every socket group the master holds, and the metrics socket no generation may take. */
   socketGroups: Array<{ key: string; reuseport: boolean }>;
   metricsKey: string | null;
@@ -129,6 +133,8 @@ export function modelOf(m: Master): Model {
     batches: m.batches,
     oldMaster: m.oldMaster === null ? null : { pid: m.oldMaster, alive: m.oldMasterAlive(), forgotten: m.oldMasterForgotten },
     parentListens: m.parentListens(),
+    ready: m.ready,
+    systemdMain: m.notifier.main,
     socketGroups: m.sockets.groups().map((g) => ({ key: g.key, reuseport: g.spec.reuseport })),
     metricsKey: m.metricsKey,
     onTerminal: m.opts.onTerminal,

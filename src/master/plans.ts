@@ -129,8 +129,7 @@ export function planUpgrade(m: Model, ev: UpgradeEvent): Effect[] {
       return [
         { do: 'upgrade-progress', set: { ready: true } },
         { do: 'timer', timer, ms: null },
-        // The new master sent MAINPID=: systemd watches it now, and it answers scrapes.
-        { do: 'watchdog', main: false },
+        // The new master answers scrapes now. It is not systemd's main process until this one exits (notify.ts).
         { do: 'serve-metrics', on: false },
         { do: 'tell', outcome: { event: 'upgrade-ready', pid: ev.pid, self: m.pid } },
       ];
@@ -177,9 +176,8 @@ export function planUpgrade(m: Model, ev: UpgradeEvent): Effect[] {
         ...(gen?.slots ? [{ do: 'set-generation', generation: gen.id, set: { slots: null } } satisfies Effect] : []),
         ...back,
         { do: 'serve-metrics', on: true },
-        // MAINPID= (in rolled-back's notification) first: systemd takes WATCHDOG=1 from its main process only.
+        // This master stayed systemd's main process throughout: no word to systemd but READY=1 (tell.ts).
         { do: 'tell', outcome: { event: 'rolled-back', self: m.pid } },
-        { do: 'watchdog', main: true },
       ];
     }
   }

@@ -2,7 +2,8 @@
 // in a fixed order and does the first thing it finds to do; Master.handle makes it and asks
 // again, until there is nothing left. The order is the documentation:
 //
-//   1. the old master that started this one is gone: what it left behind goes
+//   1. the old master that started this one is gone: what it left behind goes, and this
+//      master, ready, is systemd's main process now
 //   2. the batches under way take their next step (batch-plans.ts)
 //   3. the old master of a batched upgrade: a batch it gave up has drained
 //   4. a retired generation without workers is forgotten, with its sockets
@@ -18,9 +19,12 @@ import { planGenerationReady } from './worker-plans.js';
 
 function oldMasterGone(m: Model): Effect[] {
   const old = m.oldMaster;
-  if (!old || old.alive || old.forgotten) return [];
+  if (!old || old.alive) return [];
   // What it could not remove itself (killed with SIGKILL), unless this master is in an upgrade of its own and uses those names.
-  return [{ do: 'forget-old-master', clean: m.upgrade === null }];
+  if (!old.forgotten) return [{ do: 'forget-old-master', clean: m.upgrade === null }];
+  // Its last word made this one systemd's main process (a ready new master only): it says so.
+  if (m.ready && !m.systemdMain) return [{ do: 'systemd-main', takeOver: true }];
+  return [];
 }
 
 function retired(m: Model): Effect[] {
@@ -80,6 +84,9 @@ function exitWhenEmpty(m: Model): Effect[] {
     { do: 'answer-reload', outcome: { event: 'reload-failed', reason: 'the master exited', serving: m.current } },
     { do: 'pidfile', op: 'remove' },
     { do: 'pidfile', op: 'remove-oldbin' },
+    // The old master of a finished upgrade stays systemd's main process to the end: its last
+    // word makes the new one main (notify.ts), the only MAINPID= NotifyAccess=main lets through.
+    ...(up?.ready ? [{ do: 'systemd-main', handOver: up.pid } satisfies Effect] : []),
     { do: 'log', level: 'notice', line: 'exit' },
     { do: 'exit', code: m.phase.code },
   ];

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import type { Config } from '../config/types.js';
 import type { OpenSocket } from '../sockets/listen.js';
 import { Channel } from '../channel.js';
-import { WORKER_ENV, isObject, type WorkerEnv, type WorkerMessage } from '../protocol.js';
+import { WORKER_ENV, WORKER_MESSAGE_BYTES, boundOf, type WorkerEnv, type WorkerMessage } from '../protocol.js';
 import * as native from '../native/index.js';
 import type { EventQueue } from './event-queue.js';
 
@@ -17,6 +17,9 @@ import type { EventQueue } from './event-queue.js';
  */
 const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => fs.existsSync(p)) ?? null;
 const PDEATHSIG = ['--pdeathsig', 'TERM', '--'];
+
+/** Only a metrics answer over its bound is dropped; any other line over its bound closes the channel. */
+const METRICS_ONLY: ReadonlySet<string> = new Set(['metrics']);
 
 const workerMain = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'worker', 'main.js');
 
@@ -42,6 +45,8 @@ export function spawnWorker(opts: {
   notifySocket?: string;
   /** Said of a worker that sends something other than messages on its channel. */
   warn: (msg: string) => void;
+  /** The longest metrics answer taken from worker `pid` now: 0 when no scrape waits for it. */
+  metricsBudget: (pid: number) => number;
 }): { child: ChildProcess; channel: Channel | null } {
   const { config, sockets } = opts;
   const listeners = sockets.map((s, i) => ({ fd: 3 + i, name: s.name, key: s.key }));
@@ -109,9 +114,8 @@ export function spawnWorker(opts: {
   if (fd !== undefined && fd >= 0) native.refuseFdPassing(fd);
   const channel = new Channel(
     end,
-    (msg) => {
-      if (isObject(msg) && typeof msg.t === 'string') opts.queue.push({ type: 'worker-message', pid, msg: msg as WorkerMessage });
-    },
+    (msg) => opts.queue.push({ type: 'worker-message', pid, msg: msg as WorkerMessage }),
+    { max: (type) => (type === 'metrics' ? opts.metricsBudget(pid) : boundOf(WORKER_MESSAGE_BYTES, type)), skip: METRICS_ONLY },
     (why) => opts.warn(`worker process ${pid}: ${why}`),
   );
   return { child, channel };

@@ -7,10 +7,14 @@ import type { Logger } from '../log/logger.js';
 import { logLoss } from '../log/loss.js';
 import type { Config } from '../config/types.js';
 import { asCount, isObject, type WorkerMessage } from '../protocol.js';
+import { rssBytes } from '../proc.js';
 import { socketsForSlot, type SocketGroup } from '../sockets/listen.js';
 import { openWorkerLog, type Generation, type GenerationRole } from './generation.js';
 import type { Master } from './master.js';
 import type { WorkerRecord } from './process-table.js';
+
+/** Faster than any worker serves (a million requests a second): the most a heartbeat may add to a worker's count. */
+const MAX_REQUESTS_PER_MS = 1000;
 
 /**
  * A generation runs the code its config named when it started: the app path is resolved
@@ -61,6 +65,7 @@ export function spawnOne(m: Master, gen: Generation, slot: number): string | nul
     queue: m.queue,
     ...(gen.config.worker.kind === 'exec' ? { notifySocket: m.workerNotifySocket(gen.config) } : {}),
     warn: (msg) => m.log.warn(msg),
+    metricsBudget: (pid) => m.metrics?.answerBudget(pid) ?? 0,
     });
   } catch (err) {
     // Thrown by spawn() itself (EPERM, E2BIG) or the channel's setup: no process to wait for.
@@ -135,15 +140,19 @@ export function recordWorkerMessage(m: Master, pid: number, msg: WorkerMessage):
   const w = m.table.get(pid);
   if (!w) return;
   if (msg.t === 'pong') {
-    w.lastPong = m.seam.now();
-    // A worker (its user may be hostile) reports these: only counts are taken, each on its own.
+    const now = m.seam.now();
+    // A worker (its user may be hostile) reports these: only counts are taken, each on its
+    // own, and its request count grows no faster than a worker can serve.
     const requests = asCount(msg.requests);
     if (requests !== null && requests >= w.requests) {
-      m.totals.requests += requests - w.requests;
-      w.requests = requests;
+      const counted = Math.min(requests, w.requests + Math.ceil(Math.max(0, now - w.lastPong) * MAX_REQUESTS_PER_MS));
+      m.totals.requests += counted - w.requests;
+      w.requests = counted;
     }
+    w.lastPong = now;
     w.connections = asCount(msg.connections) ?? w.connections;
-    w.rss = asCount(msg.rss) ?? w.rss;
+    // What the kernel says, not the worker: worker_max_memory decides on it.
+    w.rss = rssBytes(pid) ?? w.rss;
     w.heapUsed = asCount(msg.heapUsed) ?? w.heapUsed;
     const d = msg.loopDelay;
     if (isObject(d) && isSeconds(d.p50) && isSeconds(d.p99)) w.loopDelay = { p50: d.p50, p99: d.p99 };
@@ -155,8 +164,9 @@ export function recordWorkerMessage(m: Master, pid: number, msg: WorkerMessage):
     w.handlers = true;
     return;
   }
-  if (msg.t === 'metrics') return m.metrics?.onWorkerMetrics(pid, msg.seq, msg.metrics);
-  if (msg.t === 'ready') w.startRss = asCount(msg.rss);
+  if (msg.t === 'metrics') return m.metrics?.onWorkerMetrics(pid, msg.seq, msg.metrics, msg.over);
+  // What a fresh worker uses: read once, as it turns ready (a worker may say ready again later).
+  if (msg.t === 'ready' && w.state === 'starting') w.startRss = rssBytes(pid);
 }
 
 

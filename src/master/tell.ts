@@ -32,7 +32,8 @@ export function tell(m: Master, o: Outcome): void {
       m.lastRollback = { newPid: o.pid, reason: `new master process ${o.pid || '(not started)'} ${o.how}`, at: Date.now() };
       return tellUpgradeWaiters(m, o);
     case 'rolled-back':
-      m.notifier.send(`MAINPID=${process.pid}`, 'READY=1', `STATUS=${m.statusLine()}, upgrade rolled back`);
+      // No MAINPID=: this master stayed systemd's main process throughout (notify.ts).
+      m.notifier.send('READY=1', `STATUS=${m.statusLine()}, upgrade rolled back`);
       return answerUpgradeWaiters(m, o);
     case 'upgrade-finished':
       return answerUpgradeWaiters(m, o);

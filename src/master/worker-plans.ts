@@ -163,13 +163,10 @@ export function planWorkerReady(m: Model, pid: number): Effect[] {
 function planFirstReady(m: Model): Effect[] {
   return [
     { do: 'serve-metrics', on: true },
-    ...(m.oldMaster !== null
-      ? ([
-          { do: 'pidfile', op: 'write' },
-          { do: 'notify', fields: [`MAINPID=${m.pid}`, 'READY=1'], status: '' },
-          { do: 'watchdog', main: true },
-        ] satisfies Effect[])
-      : ([{ do: 'notify', fields: ['READY=1'], status: '' }] satisfies Effect[])),
+    { do: 'set-ready' },
+    // A new master publishes its pid only now; it says READY=1 to systemd once it is main (settle.ts).
+    ...(m.oldMaster !== null ? ([{ do: 'pidfile', op: 'write' }] satisfies Effect[]) : []),
+    { do: 'notify', fields: ['READY=1'], status: '' },
     { do: 'tell-parent', msg: { t: 'ready', pid: m.pid } },
   ];
 }

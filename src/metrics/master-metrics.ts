@@ -1,14 +1,13 @@
 // What the master knows, as Prometheus metrics (prom-client), plus the apps' own metrics
 // summed over the workers. Gauges read the master's state at scrape time; counters count
 // events as the loop handles them.
-import fs from 'node:fs';
 import { AggregatorRegistry, Counter, Gauge, Registry, type Metric } from 'prom-client';
 import type { Master } from '../master/master.js';
 import { logLoss } from '../log/loss.js';
 import { isLiveMaster } from '../master/pidfile.js';
 import { RESTART_REASONS, WORKER_STATES, type RestartReason, type WorkerRecord } from '../master/process-table.js';
 import { isObject } from '../protocol.js';
-import { cpuSeconds } from '../proc.js';
+import { cpuSeconds, rssBytes } from '../proc.js';
 import { version } from '../version.js';
 
 export const CHANGE_RESULTS = ['ok', 'failed', 'rolled_back'] as const;
@@ -16,19 +15,26 @@ export type ChangeResult = (typeof CHANGE_RESULTS)[number];
 
 /** How long a scrape waits for the workers' app metrics; a worker that is late is left out. */
 const WORKER_METRICS_MS = 1000;
-/** A worker's answer is hostile input: bounded, and only well-formed metric families. */
+/**
+ * A worker's answer is hostile input: bounded in bytes (its channel reads no more, see
+ * channel.ts) and in series, and only well-formed metric families. The bounds of a scrape
+ * are shared out among the workers it asks, each worker's share capped.
+ */
 const MAX_APP_FAMILIES = 1000;
 const MAX_APP_VALUES = 10_000;
+const MAX_ANSWER_BYTES = 1024 * 1024;
+const SCRAPE_BYTES = 4 * 1024 * 1024;
+const SCRAPE_VALUES = 40_000;
+/** Longest label value taken from an app (Prometheus sets none; a long one is a flood). */
+export const MAX_LABEL_VALUE = 256;
+/**
+ * Scrapes within this long after an exposition was rendered get that one: at most two
+ * rounds a second, whatever the number of clients, and still every heartbeat's figures
+ * (one a second) are seen.
+ */
+const REUSE_MS = 500;
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const METRIC_TYPES = new Set(['counter', 'gauge', 'histogram', 'summary']);
-
-function rssBytes(pid: number): number | null {
-  try {
-    return Number(fs.readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ')[1]) * 4096;
-  } catch {
-    return null;
-  }
-}
 
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 const AGGREGATORS = new Set(['sum', 'first', 'min', 'max', 'average', 'omit']);
@@ -53,6 +59,7 @@ function cleanFamily(f: unknown): Metric | null {
       for (const [k, l] of Object.entries(v.labels)) {
         if (!LABEL_NAME.test(k) || (typeof l !== 'string' && typeof l !== 'number')) return null;
         labels[k] = String(l);
+        if (labels[k]!.length > MAX_LABEL_VALUE) return null;
       }
     }
     const metricName = v.metricName === undefined ? undefined : SUFFIXES[f.type]!.map((s) => name + s).find((n) => n === v.metricName);
@@ -62,8 +69,8 @@ function cleanFamily(f: unknown): Metric | null {
   return { name, help: f.help.replace(/[\r\n]+/g, ' '), type: f.type, aggregator: (f.aggregator as string | undefined) ?? 'sum', values } as unknown as Metric;
 }
 
-/** The well-formed families of a worker's answer, bounded; null when it is not a list at all. */
-export function validAppFamilies(data: unknown): Metric[] | null {
+/** The well-formed families of a worker's answer, bounded; null when it is not a list at all, or over `maxValues` series. */
+export function validAppFamilies(data: unknown, maxValues = MAX_APP_VALUES): Metric[] | null {
   if (!Array.isArray(data) || data.length > MAX_APP_FAMILIES) return null;
   const out: Metric[] = [];
   let values = 0;
@@ -71,15 +78,19 @@ export function validAppFamilies(data: unknown): Metric[] | null {
     const clean = cleanFamily(f);
     if (!clean) continue;
     values += (clean as unknown as { values: unknown[] }).values.length;
-    if (values > MAX_APP_VALUES) return null;
+    if (values > maxValues) return null;
     out.push(clean);
   }
   return out;
 }
 
+/** One round of questions to the workers, shared by the scrapes that want it. */
 interface Scrape {
   waiting: Set<number>;
   got: Metric[][];
+  /** Each worker's share of the scrape's bounds. */
+  bytes: number;
+  values: number;
   done: () => void;
 }
 
@@ -91,7 +102,11 @@ export class MasterMetrics {
   private upgradeCounted = false;
   private seq = 0;
   private readonly scrapes = new Map<number, Scrape>();
-  private inflight: Promise<Metric[][]> | null = null;
+  /** The exposition being rendered, and the last one with when it was. */
+  private rendering: Promise<Buffer> | null = null;
+  private last: { at: number; body: Buffer } | null = null;
+  /** Workers whose answers were over their share: said once each. */
+  private readonly overTold = new Set<number>();
 
   constructor(private readonly m: Master) {
     const registers = [this.registry];
@@ -240,19 +255,54 @@ export class MasterMetrics {
     this.upgrades.inc({ result: 'ok' });
   }
 
-  /** A worker's answer to a scrape's request (an event of the loop). */
-  onWorkerMetrics(pid: number, seq: number, data: unknown): void {
+  /** The longest metrics answer the channel takes from worker `pid` now: its share while a scrape waits for it, else 0. */
+  answerBudget(pid: number): number {
+    for (const s of this.scrapes.values()) if (s.waiting.has(pid)) return s.bytes;
+    return 0;
+  }
+
+  /** A worker's answer to a scrape's request (an event of the loop); `over`: it had more than its share. */
+  onWorkerMetrics(pid: number, seq: number, data: unknown, over?: unknown): void {
     const scrape = this.scrapes.get(seq);
     if (!scrape || !scrape.waiting.delete(pid)) return;
-    const families = validAppFamilies(data);
+    const families = validAppFamilies(data, scrape.values);
     if (families) scrape.got.push(families);
+    else this.tellOver(pid, `its app metrics are malformed or over its share of a scrape (${scrape.values} series): left out`);
+    if (typeof over === 'number') this.tellOver(pid, `its app metrics (${over} bytes) are over its share of a scrape (${scrape.bytes} bytes): left out`);
     if (scrape.waiting.size === 0) scrape.done();
   }
 
-  /** The exposition: the master's metrics, then the apps' metrics summed over the workers. */
-  async exposition(): Promise<string> {
+  private tellOver(pid: number, why: string): void {
+    if (this.overTold.has(pid)) return;
+    for (const p of this.overTold) if (!this.m.table.get(p)) this.overTold.delete(p);
+    this.overTold.add(pid);
+    this.m.log.warn(`worker process ${pid}: ${why}`);
+  }
+
+  /**
+   * The exposition: the master's metrics, then the apps' metrics summed over the workers.
+   * Rendered once for all the scrapes that come while it is, and within REUSE_MS after; one
+   * buffer, which every connection writes without a copy of its own.
+   */
+  exposition(): Promise<Buffer> {
+    if (this.last && Date.now() - this.last.at < REUSE_MS) return Promise.resolve(this.last.body);
+    this.rendering ??= this.render().then(
+      (text) => {
+        this.rendering = null;
+        this.last = { at: Date.now(), body: Buffer.from(text) };
+        return this.last.body;
+      },
+      (err: unknown) => {
+        this.rendering = null;
+        throw err;
+      },
+    );
+    return this.rendering;
+  }
+
+  private async render(): Promise<string> {
     const own = await this.registry.metrics();
-    const app = await this.appMetrics();
+    const app = await this.askWorkers();
     if (app.length === 0) return own;
     try {
       return own + (await AggregatorRegistry.aggregate(app).metrics());
@@ -260,12 +310,6 @@ export class MasterMetrics {
       // Families that disagree between workers (a type, a label set): the master's own still go out.
       return own;
     }
-  }
-
-  /** Scrapes at the same time share one round of questions to the workers. */
-  private appMetrics(): Promise<Metric[][]> {
-    this.inflight ??= this.askWorkers().finally(() => (this.inflight = null));
-    return this.inflight;
   }
 
   private askWorkers(): Promise<Metric[][]> {
@@ -277,6 +321,8 @@ export class MasterMetrics {
       const scrape: Scrape = {
         waiting: new Set(workers.map((w) => w.pid)),
         got: [],
+        bytes: Math.min(MAX_ANSWER_BYTES, Math.floor(SCRAPE_BYTES / workers.length)),
+        values: Math.min(MAX_APP_VALUES, Math.floor(SCRAPE_VALUES / workers.length)),
         done: () => {
           clearTimeout(timer);
           this.scrapes.delete(seq);
@@ -285,7 +331,7 @@ export class MasterMetrics {
       };
       const timer = setTimeout(scrape.done, WORKER_METRICS_MS);
       this.scrapes.set(seq, scrape);
-      for (const w of workers) w.channel!.send({ t: 'metrics', seq });
+      for (const w of workers) w.channel!.send({ t: 'metrics', seq, max: scrape.bytes });
     });
   }
 }

@@ -1,20 +1,34 @@
 // metrics_listen: the master's own HTTP socket. /metrics for Prometheus, /healthz and
-// /readyz for probes and load balancers, 404 for anything else. Clients are bounded in
-// number and time, so a slow or hostile one cannot hold the master.
-import http from 'node:http';
-import type net from 'node:net';
+// /readyz for probes and load balancers, 404 for anything else.
+//
+// Its clients are hostile input, and so HTTP/1.1 is read here by hand, the small part of it
+// these endpoints need (GET and HEAD, no bodies): Node's http server parses every request of
+// a pipelined burst at once, and creates, then destroys, a request object for each. Here a
+// connection's requests are read one at a time: nothing more is read from it until the last
+// answer is written out. Clients are bounded in number and time, so a slow, pipelining or
+// hostile one cannot hold the master nor lock probes out.
+import net from 'node:net';
 import type { Master } from '../master/master.js';
 import * as native from '../native/index.js';
 import type { OpenSocket } from '../sockets/listen.js';
 import type { MasterMetrics } from './master-metrics.js';
 
-const MAX_CLIENTS = 32;
-/** Whole request, headers included, and idle keep-alive connections. */
+const MAX_CLIENTS = 64;
+/** A connection this old that has not sent a whole request yet is a slow client: the first to make room. */
+const SLOW_MS = 1000;
+/** Requests a client may send ahead of their answers (in one read); one more closes its connection. */
+const MAX_PIPELINED = 4;
+/** Request line and headers. */
+const MAX_HEAD_BYTES = 8192;
+/** A request, from the end of the last answer on its connection (or the connection's start) to its own answer written out. */
 const REQUEST_MS = 5000;
 /** The loop handles a tick every second; three missed ones mean it is stuck. */
 const LOOP_STALE_MS = 3000;
 /** At exit, how long the scrapes under way get to finish (one waits at most a second for the workers). */
 const CLOSE_MS = 2000;
+
+const REQUEST_LINE = /^([A-Z]+) (\S+) HTTP\/1\.([01])$/;
+const REASONS: Record<number, string> = { 200: 'OK', 400: 'Bad Request', 404: 'Not Found', 431: 'Request Header Fields Too Large', 500: 'Internal Server Error', 503: 'Service Unavailable' };
 
 /** Why the master is not ready for traffic, or null when it is. */
 export function notReady(m: Master): string | null {
@@ -25,76 +39,167 @@ export function notReady(m: Master): string | null {
   return ready ? null : 'no ready worker';
 }
 
+/** What a request head asks: its method, its path, and whether the connection stays open after the answer; null when it is no request. */
+export function parseHead(head: string): { method: string; path: string; keepAlive: boolean; body: boolean } | null {
+  const [line, ...fields] = head.split(/\r?\n/);
+  const req = REQUEST_LINE.exec(line ?? '');
+  if (!req) return null;
+  const headers = new Map<string, string>();
+  for (const f of fields) {
+    const colon = f.indexOf(':');
+    if (colon <= 0) return null;
+    headers.set(f.slice(0, colon).trim().toLowerCase(), f.slice(colon + 1).trim().toLowerCase());
+  }
+  const connection = headers.get('connection') ?? '';
+  const keepAlive = req[3] === '1' ? !/\bclose\b/.test(connection) : /\bkeep-alive\b/.test(connection);
+  // These endpoints take no body; one that comes is not read, and ends the connection.
+  const body = headers.has('transfer-encoding') || (headers.get('content-length') ?? '0') !== '0';
+  return { method: req[1]!, path: req[2]!.split('?')[0]!, keepAlive: keepAlive && !body, body };
+}
+
+interface Answer {
+  status: number;
+  body: string | Buffer;
+  type?: string;
+}
+
+/**
+ * One connection: since when, what it sent of its next requests, how many of them came in
+ * its last read, whether an answer is under way, and whether it was ever answered.
+ */
+interface Client {
+  since: number;
+  answered: boolean;
+  buf: string;
+  taken: number;
+  busy: boolean;
+  timer: NodeJS.Timeout;
+}
+
 export class MetricsServer {
-  private readonly server: http.Server;
-  /** Open connections, oldest first, and whether each has a request being answered. */
-  private readonly clients = new Map<net.Socket, { busy: boolean }>();
+  private readonly server: net.Server;
+  /** Open connections, oldest first. */
+  private readonly clients = new Map<net.Socket, Client>();
+  private closing = false;
 
   constructor(
     private readonly m: Master,
     socket: OpenSocket,
     private readonly metrics: MasterMetrics,
   ) {
-    const options = { requestTimeout: REQUEST_MS, headersTimeout: REQUEST_MS, keepAliveTimeout: REQUEST_MS, maxHeaderSize: 8192, connectionsCheckingInterval: 1000 };
-    this.server = http.createServer(options, (req, res) => {
-      void this.answer(req, res);
-    });
-    // Full: the oldest connection without a request being answered (idle, or still sending its
-    // headers: a slow client) makes room, so slow clients cannot lock probes out.
-    this.server.prependListener('connection', (s: net.Socket) => {
-      if (this.clients.size >= MAX_CLIENTS) {
-        const idle = [...this.clients].find(([, c]) => !c.busy)?.[0];
-        (idle ?? s).destroy();
-        if (!idle) return;
-      }
-      this.clients.set(s, { busy: false });
-      s.once('close', () => this.clients.delete(s));
-    });
-    this.server.prependListener('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
-      const c = this.clients.get(req.socket);
-      if (!c) return;
-      c.busy = true;
-      res.once('finish', () => (c.busy = false));
-    });
-    this.server.setTimeout(REQUEST_MS, (s) => s.destroy());
-    this.server.on('clientError', (_err, s) => s.destroy());
+    this.server = net.createServer((s) => this.onConnection(s));
     this.server.on('error', (err) => m.log.alert(`metrics_listen: ${err.message}`));
     // The socket set keeps its fd (for an upgrade, a rollback); the server owns, and closes, a copy.
     this.server.listen({ fd: native.dupCloexec(socket.fd), backlog: socket.spec.backlog });
   }
 
-  private async answer(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const path = (req.url ?? '/').split('?')[0];
-    const reply = (status: number, body: string, type = 'text/plain; charset=utf-8') => {
-      res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
-      res.end(req.method === 'HEAD' ? undefined : body);
-    };
-    if (req.method !== 'GET' && req.method !== 'HEAD') return reply(404, 'not found\n');
+  private onConnection(s: net.Socket): void {
+    // Full: the oldest slow client (a second and no whole request yet) makes room, or else
+    // the oldest connection of all: the newest, a probe, always gets in.
+    if (this.clients.size >= MAX_CLIENTS) {
+      const now = Date.now();
+      const slow = [...this.clients].find(([, c]) => !c.busy && now - c.since >= SLOW_MS)?.[0];
+      (slow ?? this.clients.keys().next().value)?.destroy();
+    }
+    const c: Client = { since: Date.now(), answered: false, buf: '', taken: 0, busy: false, timer: setTimeout(() => s.destroy(), REQUEST_MS) };
+    this.clients.set(s, c);
+    s.setEncoding('latin1');
+    s.on('error', () => undefined);
+    s.once('close', () => {
+      clearTimeout(c.timer);
+      this.clients.delete(s);
+    });
+    s.on('data', (chunk: string) => {
+      c.buf += chunk;
+      c.taken = 0;
+      this.next(s, c);
+    });
+  }
+
+  /** Take the next request of a connection, if its head is all there and no answer is under way. */
+  private next(s: net.Socket, c: Client): void {
+    if (c.busy || s.destroyed) return;
+    const end = /\r?\n\r?\n/.exec(c.buf);
+    if (!end) {
+      if (c.buf.length > MAX_HEAD_BYTES) this.send(s, c, { status: 431, body: 'request head too large\n' }, false, false);
+      return;
+    }
+    if (end.index > MAX_HEAD_BYTES) return this.send(s, c, { status: 431, body: 'request head too large\n' }, false, false);
+    if (++c.taken > MAX_PIPELINED) return void s.destroy();
+    const head = c.buf.slice(0, end.index);
+    c.buf = c.buf.slice(end.index + end[0].length);
+    const req = parseHead(head);
+    if (!req) return this.send(s, c, { status: 400, body: 'bad request\n' }, false, false);
+    // Nothing more is read from it until this answer is out.
+    c.busy = true;
+    s.pause();
+    void this.answer(req.method, req.path).then((a) => this.send(s, c, a, req.method === 'HEAD', req.keepAlive));
+  }
+
+  private send(s: net.Socket, c: Client, a: Answer, head: boolean, keepAlive: boolean): void {
+    if (s.destroyed) return;
+    c.busy = true;
+    const open = keepAlive && !this.closing;
+    const body = typeof a.body === 'string' ? Buffer.from(a.body) : a.body;
+    const lines = [
+      `HTTP/1.1 ${a.status} ${REASONS[a.status]}`,
+      `content-type: ${a.type ?? 'text/plain; charset=utf-8'}`,
+      `content-length: ${body.length}`,
+      'cache-control: no-store',
+      `connection: ${open ? 'keep-alive' : 'close'}`,
+    ];
+    s.write(`${lines.join('\r\n')}\r\n\r\n`, 'latin1');
+    if (!head) s.write(body);
+    if (!open) {
+      // The last answer: nothing more is read; a client that does not read it meets the timer.
+      c.buf = '';
+      s.pause();
+      s.end();
+      return;
+    }
+    s.write('', () => {
+      // Written out: the connection's next request gets the same time again.
+      c.busy = false;
+      c.answered = true;
+      c.since = Date.now();
+      c.timer.refresh();
+      s.resume();
+      this.next(s, c);
+    });
+  }
+
+  private async answer(method: string, path: string): Promise<Answer> {
+    if (method !== 'GET' && method !== 'HEAD') return { status: 404, body: 'not found\n' };
     if (path === '/metrics') {
       try {
-        return reply(200, await this.metrics.exposition(), this.metrics.registry.contentType);
+        return { status: 200, body: await this.metrics.exposition(), type: this.metrics.registry.contentType };
       } catch (err) {
-        return reply(500, `metrics failed: ${(err as Error).message}\n`);
+        return { status: 500, body: `metrics failed: ${(err as Error).message}\n` };
       }
     }
     if (path === '/healthz') {
       const stale = Date.now() - this.m.lastTickAt;
-      return stale > LOOP_STALE_MS ? reply(503, `loop stalled for ${stale}ms\n`) : reply(200, 'ok\n');
+      return stale > LOOP_STALE_MS ? { status: 503, body: `loop stalled for ${stale}ms\n` } : { status: 200, body: 'ok\n' };
     }
     if (path === '/readyz') {
       const why = notReady(this.m);
-      return why ? reply(503, `not ready: ${why}\n`) : reply(200, 'ready\n');
+      return why ? { status: 503, body: `not ready: ${why}\n` } : { status: 200, body: 'ready\n' };
     }
-    return reply(404, 'not found\n');
+    return { status: 404, body: 'not found\n' };
   }
 
-  /** Stop accepting (a new master may share the socket), finish the scrapes under way, bounded. */
+  /**
+   * Stop accepting (a new master may share the socket), finish the answers under way, and
+   * answer the connections just accepted that have not sent their request yet, bounded;
+   * idle keep-alive connections close now (their clients go on with the new master).
+   */
   async close(): Promise<void> {
+    this.closing = true;
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.server.closeIdleConnections();
+    for (const [s, c] of this.clients) if (!c.busy && c.answered) s.destroy();
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([closed, new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_MS)))]);
     clearTimeout(timer);
-    this.server.closeAllConnections();
+    for (const s of this.clients.keys()) s.destroy();
   }
 }

@@ -2,7 +2,7 @@ import type { Notifier } from './notify.js';
 
 /**
  * systemd's WatchdogSec=: WATCHDOG=1 every half WATCHDOG_USEC, sent by the master that is
- * systemd's main process.
+ * systemd's main process (the Notifier sends nothing for a master that is not).
  *
  * Healthy means the master's loop takes events from its queue and finishes its transitions.
  * So the timer only posts an event and the loop sends the ping when it handles it: a timer
@@ -12,13 +12,11 @@ import type { Notifier } from './notify.js';
 export class Watchdog {
   /** 0: no watchdog for us. */
   readonly intervalMs: number;
-  private main: boolean;
   private timer: NodeJS.Timeout | null = null;
   private posted = false;
 
   constructor(
     private readonly notifier: Notifier,
-    main: boolean,
     env: NodeJS.ProcessEnv = process.env,
   ) {
     const usec = Number(env.WATCHDOG_USEC);
@@ -27,7 +25,6 @@ export class Watchdog {
     // A new master started by USR2 inherits our environment: without our pid in it, it may
     // take the watchdog over once it is systemd's main process.
     if (this.intervalMs > 0) delete env.WATCHDOG_PID;
-    this.main = main;
   }
 
   /** `post` queues the event that calls onEvent(); one at a time, so a wedged loop gets no pile. */
@@ -47,21 +44,11 @@ export class Watchdog {
 
   onEvent(): void {
     this.posted = false;
-    if (this.main) this.ping();
-  }
-
-  /** We sent MAINPID=: ping at once, the master before us has stopped pinging. */
-  takeOver(): void {
-    this.main = true;
     this.ping();
   }
 
-  /** A new master sent MAINPID=: systemd watches it now. */
-  handOver(): void {
-    this.main = false;
-  }
-
-  private ping(): void {
+  /** Also at once when this master has just become main: the one before it pings no more. */
+  ping(): void {
     if (this.intervalMs > 0) this.notifier.send('WATCHDOG=1');
   }
 }

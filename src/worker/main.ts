@@ -5,10 +5,11 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Channel } from '../channel.js';
 import { formatLine } from '../log/logger.js';
 import * as native from '../native/index.js';
-import { WORKER_ENV, isObject, type MasterToWorker, type WorkerEnv, type WorkerMessage } from '../protocol.js';
+import { MASTER_MESSAGE_BYTES, WORKER_ENV, boundOf, type MasterToWorker, type WorkerEnv, type WorkerMessage } from '../protocol.js';
 import type { LogLevel } from '../config/types.js';
 import { ConnectionTracker } from './drain.js';
 import { appMetrics } from './app-metrics.js';
+import { lifecycle } from './lifecycle.js';
 import { guardOutput } from './output.js';
 import { startApp, stopListening, type Serving } from './runtime.js';
 
@@ -35,7 +36,7 @@ function log(level: LogLevel, message: string): void {
 }
 
 /** To the master; the same messages the master reads in channel.ts. */
-const channel = Channel.fromFd(env.channelFd, (msg) => onMessage(msg));
+const channel = Channel.fromFd(env.channelFd, (msg) => onMessage(msg as MasterToWorker), { max: (type) => boundOf(MASTER_MESSAGE_BYTES, type) });
 channel.socket.once('close', () => void stopGracefully(true));
 
 function send(msg: WorkerMessage, done?: () => void): boolean {
@@ -65,7 +66,6 @@ function heartbeat(seq: number): WorkerMessage {
     seq,
     connections: tracker.connections,
     requests: tracker.requests,
-    rss: mem.rss,
     heapUsed: mem.heapUsed,
     loopDelay: { p50: delaySeconds(50), p99: delaySeconds(99) },
     logLost: lost.lines,
@@ -87,12 +87,14 @@ async function stopGracefully(orphan: boolean): Promise<void> {
   // Drain handlers start at once, side by side with the drain: their connections are what it waits for.
   const timeoutMs = orphan ? ORPHAN_EXIT_MS : env!.shutdownTimeoutMs;
   const drain = { deadline: Date.now() + timeoutMs, timeoutMs };
-  for (const fn of serving.drainHooks) {
+  const hooks = lifecycle();
+  hooks.drainingSince = Date.now();
+  for (const fn of hooks.drainHooks) {
     Promise.resolve()
       .then(() => fn(drain))
       .catch((err: unknown) => log('error', `drain handler failed: ${String(err)}`));
   }
-  for (const hook of serving.hooks) {
+  for (const hook of hooks.shutdownHooks) {
     try {
       await hook();
     } catch (err) {
@@ -100,8 +102,15 @@ async function stopGracefully(orphan: boolean): Promise<void> {
     }
   }
   await tracker.drain(orphan ? ORPHAN_IDLE_MS : undefined);
+  for (const close of serving.closes) {
+    try {
+      await close();
+    } catch (err) {
+      log('error', `closing the app failed: ${String(err)}`);
+    }
+  }
   // The last counts, so the master's request total misses nothing this worker served.
-  if (!send({ t: 'pong', seq: 0, connections: 0, requests: tracker.requests, rss: process.memoryUsage.rss() }, () => process.exit(0))) process.exit(0);
+  if (!send({ t: 'pong', seq: 0, connections: 0, requests: tracker.requests }, () => process.exit(0))) process.exit(0);
 }
 
 function reopenLog(): void {
@@ -122,14 +131,16 @@ process.on('SIGTERM', () => process.exit(0));
 process.on('SIGINT', () => process.exit(0));
 process.on('SIGUSR1', reopenLog);
 send({ t: 'hello' });
-function onMessage(msg: unknown): void {
-  if (!isObject(msg)) return;
-  const m = msg as MasterToWorker;
+function onMessage(m: MasterToWorker): void {
   if (m.t === 'ping') send(heartbeat(m.seq));
   if (m.t === 'metrics') {
-    const seq = m.seq;
+    const { seq, max } = m;
     appMetrics().then(
-      (metrics) => send({ t: 'metrics', seq, metrics }),
+      (metrics) => {
+        // Over the share of the scrape the master gives this worker: it would drop the line, and wait for nothing.
+        const bytes = Buffer.byteLength(JSON.stringify(metrics)) + 64;
+        send(typeof max === 'number' && bytes > max ? { t: 'metrics', seq, metrics: [], over: bytes } : { t: 'metrics', seq, metrics });
+      },
       (err) => {
         log('error', `app metrics failed: ${String(err)}`);
         send({ t: 'metrics', seq, metrics: [] });
@@ -140,7 +151,7 @@ function onMessage(msg: unknown): void {
 
 try {
   serving = await startApp({ app: env.app, id: env.id, generation: env.generation, listeners: env.listeners, tracker, log });
-  send({ t: 'ready', rss: process.memoryUsage.rss() });
+  send({ t: 'ready' });
 } catch (err) {
   log('emerg', err instanceof Error ? err.message : String(err));
   process.exit(1);

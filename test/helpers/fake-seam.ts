@@ -157,7 +157,7 @@ export function fakeMaster(t: Teardown, directives: string): FakeMaster {
     workers,
     ready: (pid) => {
       send({ type: 'worker-message', pid, msg: { t: 'hello' } });
-      send({ type: 'worker-message', pid, msg: { t: 'ready', rss: 1 } });
+      send({ type: 'worker-message', pid, msg: { t: 'ready' } });
     },
     exit: (pid, code = 0, signal = null) => {
       const child = m.table.get(pid)?.child as unknown as FakeChild | undefined;

@@ -57,6 +57,8 @@ export function model(over: Partial<Model> = {}): Model {
     batches: null,
     oldMaster: null,
     parentListens: false,
+    ready: true,
+    systemdMain: true,
     socketGroups: [{ key: 'tcp:0.0.0.0:8080', reuseport: false }],
     metricsKey: null,
     onTerminal: false,

@@ -1,0 +1,3 @@
+export function greeting(worker: string | undefined): string {
+  return `hello from typescript, worker ${worker}\n`;
+}
