@@ -7,6 +7,9 @@ import path from 'node:path';
 import t, { type Test } from 'tap';
 import type { MasterStatus } from '../src/control/protocol.js';
 import { childrenOf } from '../src/proc.js';
+import { LogWatch } from '../src/cli/log-watch.js';
+import { LogLoss, REPORT_MS } from '../src/log/loss.js';
+import { LogSink, MAX_QUEUED_BYTES } from '../src/log/sink.js';
 import { startLoad } from './helpers/load.js';
 import { app, cli, freePort, get, killAll, runCli, sleep, startMaster, tempDir, waitFor, waitForAnswer, workersOf } from './helpers/master.js';
 
@@ -122,9 +125,75 @@ t.test('a FIFO whose reader stops reading: workers neither stall nor grow; when 
   t.equal((await status(mdir)).state, 'running', 'the master answers');
 
   reader.kill('SIGCONT');
-  await get({ port, path: '/?m=again' });
-  await waitFor('the app logs again', () => fs.readFileSync(out, 'utf8').includes('marker again out'));
+  // Until the reader has drained what was queued, a new line may still be dropped: ask again.
+  await waitFor('the app logs again', async () => {
+    await get({ port, path: '/?m=again' });
+    return fs.readFileSync(out, 'utf8').includes('marker again out');
+  });
   await get({ port, path: '/?m=again2' });
   const said = await waitFor('the loss said', () => LOST.exec(fs.readFileSync(out, 'utf8')), 20_000);
   t.match(said[2], /worker process \d+: EAGAIN/, `who and why: ${said[0]}`);
+});
+
+// ---- the decisions, in-process ---------------------------------------------------------
+
+t.test('LogSink on a full device (/dev/full): the write is dropped and counted, never thrown', async (t) => {
+  const fd = fs.openSync('/dev/full', 'w');
+  t.teardown(() => fs.closeSync(fd));
+  const sink = new LogSink(fd);
+  t.equal(sink.write('one\ntwo\n'), false);
+  t.equal(sink.write('three\n'), false);
+  t.same({ lost: sink.lost, lastError: sink.lastError }, { lost: 3, lastError: 'ENOSPC' });
+});
+
+t.test('LogSink on a pipe nobody reads: at most MAX_QUEUED_BYTES queued, the rest dropped; EPIPE drops all after', async (t) => {
+  const reader = spawn('/bin/sh', ['-c', 'exec sleep 30'], { stdio: ['pipe', 'ignore', 'ignore'] });
+  t.teardown(() => reader.kill('SIGKILL'));
+  const stdin = reader.stdin!;
+  const sink = new LogSink(-1, { writable: stdin, write: stdin.write });
+  const line = `${'x'.repeat(1023)}\n`;
+  for (let i = 0; i < 4096; i++) sink.write(line);
+  t.ok(stdin.writableLength <= MAX_QUEUED_BYTES + line.length, `queued ${stdin.writableLength} bytes`);
+  t.ok(sink.lost >= 4096 - (MAX_QUEUED_BYTES + 256 * 1024) / line.length, `${sink.lost} lines dropped`);
+  t.equal(sink.lastError, 'EAGAIN');
+  reader.kill('SIGKILL');
+  await new Promise((r) => stdin.once('close', r));
+  const lost = sink.lost;
+  t.equal(sink.write('after\n'), false, 'a broken pipe takes nothing more');
+  t.equal(sink.lost, lost + 1);
+});
+
+t.test('LogLoss: said at most once per REPORT_MS, only when lines were lost; a worker adds what it says, bounded', async (t) => {
+  const loss = new LogLoss();
+  t.equal(loss.due(0 + REPORT_MS), null, 'nothing lost, nothing said');
+  const w = {};
+  loss.fromWorker(w, 'worker process 7', 10, 'ENOSPC');
+  loss.fromWorker(w, 'worker process 7', 4, 'ENOSPC');
+  loss.fromWorker(w, 'worker process 7', 'many', 'ENOSPC');
+  loss.add(2, 'master', 'ENOSPC');
+  const now = 5 * REPORT_MS;
+  t.equal(loss.due(now), '12 log lines could not be written (worker process 7: ENOSPC, master: ENOSPC); dropped, 12 since start');
+  loss.said(now);
+  loss.fromWorker(w, 'worker process 7', 2 ** 52, 'bogus\nline');
+  t.equal(loss.due(now + 1), null, 'not again within REPORT_MS');
+  t.equal(loss.due(now + REPORT_MS), '10000000 log lines could not be written (worker process 7: unknown); dropped, 10000012 since start', 'clamped, the code checked');
+  t.equal(loss.total, 10_000_012);
+});
+
+t.test('LogWatch reads a huge sparse log in bounded chunks and never throws', async (t) => {
+  const dir = tempDir(t);
+  const file = path.join(dir, 'error.log');
+  fs.writeFileSync(file, '2026/12/04 01:00:00 [notice] 1#0: before\n');
+  const watch = new LogWatch(file);
+  fs.appendFileSync(file, '2026/12/04 01:00:01 [notice] 1#0: first\n');
+  t.same(watch.poll().map((l) => l.text), ['first']);
+  fs.truncateSync(file, 8 * 2 ** 30);
+  fs.appendFileSync(file, '\n2026/12/04 01:00:02 [alert] 2#0: after the hole\n');
+  const rss = process.memoryUsage.rss();
+  t.same(watch.poll().map((l) => l.text), ['after the hole'], 'the lines at the end, past 8 GiB of NULs');
+  t.ok(process.memoryUsage.rss() - rss < 64 * 2 ** 20, 'read in bounded memory');
+  fs.appendFileSync(file, `2026/12/04 01:00:03 [notice] 1#0: ${'y'.repeat(100_000)}\n2026/12/04 01:00:04 [notice] 1#0: short\n`);
+  t.same(watch.poll().map((l) => l.text), ['short'], 'an endless line is dropped, the next one read');
+  fs.rmSync(file);
+  t.same(watch.poll(), [], 'a log that is gone says nothing');
 });

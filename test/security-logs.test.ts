@@ -101,3 +101,14 @@ t.test('entries nobody plants at its worker_log are replaced: reload, reopen and
   t.same(secret.check(), UNTOUCHED);
   t.equal((await get({ port })).status, 200);
 });
+
+t.test("worker_log stderr with daemon on: the master's stderr is its error_log, and is not handed to the worker user", { skip: cannotAttack }, async (t) => {
+  const { dir } = arena(t);
+  const port = await freePort();
+  const m = await startMaster(t, { dir, daemon: true, conf: `user nobody;\nworker_processes 1;\nworker_log stderr;\nlisten 127.0.0.1:${port};\napp ${app('log-attack.mjs')};\n` });
+  await m.waitLog(/^worker_log stderr: the master's standard error is a file of uid 0, not the worker user's: workers' output is discarded/);
+  for (const w of workersOf(m.masterPid)) t.same(rootFilesWritable(w), [], `worker ${w} holds no writable file of root`);
+  const before = fs.readFileSync(m.log, 'utf8');
+  t.match((await get({ port })).body, /truncate 1: EINVAL; truncate 2: EINVAL/, 'what the app holds is /dev/null');
+  t.ok(fs.readFileSync(m.log, 'utf8').startsWith(before), "the master's history is all there");
+});

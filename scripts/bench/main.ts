@@ -15,7 +15,9 @@ import { cpuSeconds } from '../../src/proc.js';
 import { cli, root as repo } from '../../test/helpers/paths.js';
 import { rssKb, tcpTable } from '../../test/helpers/proc.js';
 import { sleep } from '../../test/helpers/wait.js';
+import { chattyApp } from './chatty.js';
 import { deployCost } from './deploy.js';
+import { installCost } from './install.js';
 import { pinnedKeepAlive } from './placement.js';
 import { autocannonVersion, probe, runAutocannon, runWrk, startNodeClient, startWrk, wrkVersion, type LoadResult } from './load.js';
 import { cleanup, installHandlers, onExitSync, run, tempRoot, wasInterrupted } from './procs.js';
@@ -23,6 +25,7 @@ import { writeReport } from './report.js';
 import type { DemoRun } from './reuseport-demo.js';
 import type { BenchResult, Change, Load, Options, Stall, Status, Throughput } from './result.js';
 import { getMetrics, makeConfigs, readCounts, Tsmaster, type Changeable, type ChangeKind, type Served } from './servers.js';
+import { startupCost } from './startup.js';
 import { cv, max, median, min, sum } from './stats.js';
 
 function knob(name: string, def: number): number {
@@ -355,7 +358,7 @@ async function upgradeTiming(tsm: Tsmaster, times: number): Promise<NonNullable<
   return { runs: ms.map((x) => Math.round(x)), median: median(ms), min: min(ms), max: max(ms) };
 }
 
-async function statusLatency(tsm: Tsmaster): Promise<Status> {
+async function statusLatency(tsm: Tsmaster, result: BenchResult): Promise<Status> {
   const probeRun = await tsm.tsm('-s', 'status');
   const said = `${probeRun.stdout}\n${probeRun.stderr}`.trim();
   if (probeRun.code !== 0) {
@@ -399,6 +402,12 @@ async function statusLatency(tsm: Tsmaster): Promise<Status> {
   }
   const bigMaster = big.managerPid();
   const masterRssKb = bigMaster ? rssKb(bigMaster) : null;
+  log(`CLI start against ${opts.statusWorkers} workers: node -e 0, -v, -s status on this Node, 24 and 26`);
+  try {
+    result.startup = await startupCost(big, log);
+  } catch (err) {
+    note(`CLI start not measured: ${firstLine(err)}`);
+  }
   await big.stop();
   return {
     skipped: false,
@@ -514,7 +523,7 @@ async function bench(): Promise<BenchResult> {
 
   log('-s status latency');
   try {
-    result.status = await statusLatency(tsm);
+    result.status = await statusLatency(tsm, result);
   } catch (err) {
     result.status = { skipped: true, reason: `failed: ${firstLine(err)}` };
   }
@@ -528,11 +537,25 @@ async function bench(): Promise<BenchResult> {
     note(`deploy cost not measured: ${firstLine(err)}`);
   }
 
+  log('log stage: a chatty app (100,000 lines/s) against the master\'s loop');
+  try {
+    result.chatty = await chattyApp(log);
+  } catch (err) {
+    note(`log stage not measured: ${firstLine(err)}`);
+  }
+
   log('keep-alive with one pinned worker (CPU 0) and wrk pinned to CPU 1: the worker runtime alone');
   try {
     result.pinned = await pinnedKeepAlive({ log });
   } catch (err) {
     note(`pinned keep-alive not measured: ${firstLine(err)}`);
+  }
+
+  log('install: npm pack, then npm, pnpm and yarn into fresh projects without a compiler');
+  try {
+    result.install = await installCost(log);
+  } catch (err) {
+    note(`install not measured: ${firstLine(err)}`);
   }
 
   log('reuseport kernel check in a private network namespace');

@@ -211,6 +211,26 @@ export function markdown(r: BenchResult): string {
       if (s.metricsMs) lines.push(`- \`GET /metrics\` (metrics_listen) with ${s.workers} workers: median ${fixed(s.metricsMs.median, 1)} ms, max ${fixed(s.metricsMs.max, 1)} ms (goal < 50 ms).`);
     }
   }
+  if (r.startup) {
+    const cells = r.startup.nodes.map((n) => `${n.node}: \`node -e 0\` ${int(n.nodeMs)} ms, \`-v\` +${int(n.versionOverMs)} ms, \`-s status\` +${int(n.statusOverMs)} ms`);
+    lines.push(`- CLI start over \`node -e 0\` on the same Node (medians of ${r.startup.rounds} interleaved runs, ${r.startup.workers} workers for status; goal +50 ms): ${cells.join('; ')}.`);
+  }
+  if (r.install) {
+    const i = r.install;
+    lines.push(
+      `- Install of the packed tarball (${i.tarballKb} kB, \`npm pack\` ${fixed(i.packMs / 1000, 1)} s) into a fresh project, no compiler on the PATH (goal < 5 s; c8f55d7 compiled the addon, 27 s): ` +
+        `${i.installs.map((x) => `${x.installer} ${fixed((x.medianMs ?? NaN) / 1000, 1)} s (${x.runs.map((ms) => fixed(ms / 1000, 1)).join(', ')})`).join('; ')}.`,
+    );
+  }
+  if (r.chatty) {
+    for (const c of r.chatty.runs) {
+      const h = c.healthzMs;
+      lines.push(
+        `- Log stage, ${c.label} (${c.rate.toLocaleString('en-US')} lines/s asked, ${r.chatty.seconds} s): master /healthz median ${fixed(h.p50, 1)} ms, p99 ${fixed(h.p99, 1)} ms, max ${fixed(h.max, 1)} ms (${h.probes} probes, ${h.failed} failed); master CPU ${fixed(c.masterCpuPct, 1)}%; ` +
+          `${c.writtenPerSec === null ? 'lines to a pipe nobody reads' : `${int(c.writtenPerSec)} lines/s reached the file`}; ${int(c.lost)} lines lost; workers RSS ${c.workersRssMb} MB.`,
+      );
+    }
+  }
   if (r.pm2InstallSeconds) lines.push(`- PM2 was installed by the benchmark into a temporary directory in ${r.pm2InstallSeconds.toFixed(0)} s, PM2_HOME isolated, and removed afterwards.`);
   if (lines.length) {
     out.push(...lines);

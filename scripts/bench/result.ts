@@ -1,5 +1,8 @@
 // The shape of one benchmark run: what main.ts measures, report.ts prints and
 // results/bench-<date>.json keeps.
+import type { Chatty } from './chatty.js';
+import type { InstallCost } from './install.js';
+import type { Startup } from './startup.js';
 import type { DeployCost } from './deploy.js';
 import type { Pinned } from './placement.js';
 import type { DemoRun } from './reuseport-demo.js';
@@ -114,7 +117,10 @@ export interface BenchResult {
   upgradeReady?: { runs: number[]; median: number | null; min: number | null; max: number | null };
   status?: Status;
   deploy?: DeployCost;
+  chatty?: Chatty;
   pinned?: Pinned;
+  startup?: Startup;
+  install?: InstallCost;
   reuseportDemo?: { skipped: true; reason: string } | { skipped: false; runs: DemoRun[] };
   loadAverageAtEnd?: number[];
   runSeconds?: number;

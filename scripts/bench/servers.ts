@@ -330,7 +330,12 @@ export class Tsmaster implements Served {
   }
 
   tsm(...args: string[]): Promise<Ran> {
-    return run(process.execPath, [cli, '-p', this.dir, '-c', this.conf, ...args], { timeoutMs: 90_000 });
+    return this.tsmOn(process.execPath, ...args);
+  }
+
+  /** The CLI for this master's config, run by the Node binary `node`. */
+  tsmOn(node: string, ...args: string[]): Promise<Ran> {
+    return run(node, [cli, '-p', this.dir, '-c', this.conf, ...args], { timeoutMs: 90_000 });
   }
 
   managerPid(): number | null {

@@ -1,22 +1,19 @@
 #!/usr/bin/env node
 // argv → command. The only place that calls process.exit.
+//
+// Start-up time is the CLI's whole cost for -v, -t and -s: only what every command needs is
+// imported statically here; each command imports its own modules when it runs, and those are
+// compiled through Node's module compile cache (compile-cache.ts).
 import fs from 'node:fs';
 import path from 'node:path';
-import { loadConfig } from '../config/index.js';
-import { missingDirectories } from '../config/missing-directories.js';
-import { readConfigFile } from '../config/parser.js';
-import { unsafeDirectories } from '../config/strict-modes.js';
 import type { Config } from '../config/types.js';
+import type { Master } from '../master/master.js';
 import { TsmError } from '../errors.js';
-import { MASTER_TITLE } from '../master/identity.js';
-import { Master } from '../master/master.js';
-import { INHERIT_ENV, type ParentMessage } from '../protocol.js';
+import type { ParentMessage } from '../protocol.js';
 import { version } from '../version.js';
 import { parseArgs, usage, type CliOptions } from './args.js';
-import { DAEMON_ENV, launchDaemon } from './launch.js';
-import { reload, reopen, stopMaster, type Outcome } from './signal.js';
-import { status } from './status.js';
-import { upgrade } from './upgrade.js';
+import { enableCompileCache } from './compile-cache.js';
+import type { Outcome } from './signal.js';
 
 function print(o: Outcome): never {
   for (const line of o.out) process.stdout.write(`${line}\n`);
@@ -63,7 +60,12 @@ function configPaths(o: CliOptions): { prefix: string; file: string } {
   return { prefix, file: path.resolve(prefix, o.configFile ?? 'tsmaster.conf') };
 }
 
-function testConfig(o: CliOptions, file: string, config: Config | null, error: string | null): never {
+async function testConfig(o: CliOptions, file: string, config: Config | null, error: string | null): Promise<never> {
+  const [{ missingDirectories }, { readConfigFile }, { unsafeDirectories }] = await Promise.all([
+    import('../config/missing-directories.js'),
+    import('../config/parser.js'),
+    import('../config/strict-modes.js'),
+  ]);
   const missing = config ? missingDirectories(config) : [];
   if (error === null && missing.length > 0) error = missing.join(`\ntsmaster: [emerg] `);
   if (error !== null) print({ code: 1, out: [], err: [`[emerg] ${error}`, `configuration file ${file} test failed`] });
@@ -88,6 +90,8 @@ async function main(argv: string[]): Promise<never> {
     process.exit(0);
   }
 
+  enableCompileCache();
+  const { loadConfig } = await import('../config/index.js');
   const { prefix, file } = configPaths(o);
   let config: Config | null = null;
   let error: string | null = null;
@@ -101,24 +105,24 @@ async function main(argv: string[]): Promise<never> {
   if (o.test) {
     // Loaded only here: the app check spawns the workers' Node, which no other command needs.
     if (config) error = await (await import('./app-check.js')).checkApp(config, o.globals);
-    testConfig(o, file, config, error);
+    await testConfig(o, file, config, error);
   }
   if (!config) return failToParent(error ?? 'no configuration');
 
   try {
     switch (o.signal) {
       case 'stop':
-        return print(await stopMaster(config, false));
+        return print(await (await import('./signal.js')).stopMaster(config, false));
       case 'quit':
-        return print(await stopMaster(config, true));
+        return print(await (await import('./signal.js')).stopMaster(config, true));
       case 'reopen':
-        return print(reopen(config));
+        return print((await import('./signal.js')).reopen(config));
       case 'reload':
-        return print(await reload(config));
+        return print(await (await import('./signal.js')).reload(config));
       case 'upgrade':
-        return print(await upgrade(config));
+        return print(await (await import('./upgrade.js')).upgrade(config));
       case 'status':
-        return print(await status(config, o.json));
+        return print(await (await import('./status.js')).status(config, o.json));
       case null:
         break;
     }
@@ -130,12 +134,14 @@ async function main(argv: string[]): Promise<never> {
   // The command line a USR2 starts again: the path we were started with, not its realpath,
   // so a deploy that switches a `current` symlink runs the new release.
   const command = [nodePath(), ...process.execArgv, path.resolve(process.argv[1]!), ...argv];
+  const [{ INHERIT_ENV }, { DAEMON_ENV, launchDaemon }] = await Promise.all([import('../protocol.js'), import('./launch.js')]);
   const inherited = process.env[INHERIT_ENV] !== undefined;
   const isDaemon = process.env[DAEMON_ENV] === '1';
   delete process.env[DAEMON_ENV];
   if (config.daemon && !inherited && !isDaemon) {
-    return print(await launchDaemon(command, config.readyTimeoutMs + 10_000));
+    return print(await launchDaemon(command, config.readyTimeoutMs + (await import('./signal.js')).CLI_GRACE_MS));
   }
+  const [{ Master }, { MASTER_TITLE }] = await Promise.all([import('../master/master.js'), import('../master/identity.js')]);
   let master: Master;
   try {
     master = new Master(config, {
