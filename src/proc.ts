@@ -58,6 +58,11 @@ export function childrenOf(pid: number): number[] {
   return kids;
 }
 
+/** How a process ended, as the log says it: `exited with code 1`, `exited on signal SIGKILL`. */
+export function describeExit(code: number | null, signal: NodeJS.Signals | null): string {
+  return signal ? `exited on signal ${signal}` : `exited with code ${code}`;
+}
+
 /** The real, effective, saved and filesystem uids (the Uid: line of /proc/PID/status), or null. */
 export function uidsOf(pid: number): number[] | null {
   try {
