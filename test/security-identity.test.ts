@@ -92,7 +92,7 @@ async function titledWorkers(t: Parameters<typeof tempDir>[0]) {
   const port = await freePort();
   const m = await startMaster(t, {
     dir,
-    conf: `user nobody;\nworker_processes 1;\nworker_shutdown_timeout 2s;\ncontrol_socket off;\nenv CLAIMS_SLOW_FILE={{dir}}/slow;\nlisten 127.0.0.1:${port};\napp ${app('claims-master.mjs')};\n`,
+    conf: `user nobody;\nworker_processes 1;\nworker_shutdown_timeout 1s;\ncontrol_socket off;\nenv CLAIMS_SLOW_FILE={{dir}}/slow;\nlisten 127.0.0.1:${port};\napp ${app('claims-master.mjs')};\n`,
   });
   // Its workers, by parentage: workersOf() goes by the title, which the app changed.
   const [worker] = childrenOf(m.masterPid);
@@ -118,7 +118,7 @@ t.test('title spoofing: the $MAINPID fallback and -s quit during an upgrade take
   const workers = [...childrenOf(m.masterPid).filter((p) => p !== newest), ...childrenOf(newest)];
   t.ok(workers.length >= 2 && workers.every((w) => cmdline(w).startsWith('tsmaster: master process')), 'the workers of both masters call themselves masters');
   const quit = await m.cli(['-s', 'quit']);
-  t.equal(quit.code, 0, `-s quit: ${quit.stderr.trim()}`);
+  t.equal(quit.code, 0, `-s quit (old master ${m.masterPid}, new ${newest}): ${quit.stderr.trim()}`);
   t.ok(isGone(newest) && isGone(m.masterPid), 'both masters are gone');
   await waitFor('their workers gone', () => workers.every(isGone), 10_000);
 });
