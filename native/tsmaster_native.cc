@@ -1,4 +1,4 @@
-// tsmaster native addon: only what Node cannot do itself (see DESIGN.md, "Native addon").
+// tsmaster native addon: only what Node cannot do itself.
 // Loaded solely by src/native/index.ts, which validates arguments before calling in.
 #include "tsmaster_native.h"
 

@@ -7,8 +7,6 @@ export type TsmErrorCode =
   | 'TSM_ERR_NO_MASTER'
   | 'TSM_ERR_LISTEN'
   | 'TSM_ERR_APP'
-  | 'TSM_ERR_NOT_READY'
-  | 'TSM_ERR_UPGRADE'
   | 'TSM_ERR_CONTROL'
   | 'TSM_ERR_CONTROL_PEER'
   | 'TSM_ERR_NATIVE_ARG'

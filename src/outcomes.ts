@@ -22,6 +22,8 @@ const TEMPLATES = {
   'upgrade-ready': { level: 'notice', text: 'new master process {pid} is ready; WINCH and QUIT to this master ({self}) complete the upgrade' },
   'upgrade-rolling-back': { level: 'alert', text: 'new master process {pid} {how}; rolling back' },
   'rolled-back': { level: 'notice', text: 'rollback finished: master process {self} serves' },
+  /** The upgrade a control client asked for is complete: the old master's workers are gone, and it exits now. */
+  'upgrade-finished': { level: 'notice', text: 'upgrade finished: master process {pid} serves; master process {self} exits' },
 } as const satisfies Record<string, { level: LogLevel; text: string }>;
 
 export type OutcomeEvent = keyof typeof TEMPLATES;
@@ -34,8 +36,18 @@ type Fields<S extends string> = S extends `${string}{${infer F}}${infer Rest}` ?
 const NUMERIC = new Set(['generation', 'workers', 'previous', 'serving', 'batch', 'pid', 'self']);
 type FieldValue<F extends string> = F extends 'generation' | 'workers' | 'previous' | 'serving' | 'batch' | 'pid' | 'self' ? number : string;
 
+/**
+ * What an outcome carries beyond its line, for those it concerns: whether the new master of
+ * a rollback had been ready (it had taken the service, so this is a rollback, not a failed
+ * upgrade). Not in the line, so not read back by parseOutcome.
+ */
+interface Extras {
+  'upgrade-rolling-back': { ready?: boolean };
+}
+type ExtraOf<E extends OutcomeEvent> = E extends keyof Extras ? Extras[E] : unknown;
+
 export type Outcome = {
-  [E in OutcomeEvent]: { event: E } & { [F in Fields<(typeof TEMPLATES)[E]['text']>]: FieldValue<F> };
+  [E in OutcomeEvent]: { event: E } & { [F in Fields<(typeof TEMPLATES)[E]['text']>]: FieldValue<F> } & ExtraOf<E>;
 }[OutcomeEvent];
 
 export type OutcomeOf<E extends OutcomeEvent> = Extract<Outcome, { event: E }>;
@@ -44,6 +56,16 @@ export type OutcomeOf<E extends OutcomeEvent> = Extract<Outcome, { event: E }>;
 export type ReloadOutcome = OutcomeOf<'reload-finished' | 'workers-restarted' | 'reload-failed' | 'reload-refused'>;
 export function reloadSucceeded(o: ReloadOutcome): boolean {
   return o.event === 'reload-finished' || o.event === 'workers-restarted';
+}
+
+/**
+ * The outcomes of an upgrade a control client waits for, as they happen: progress (started,
+ * ready, rolling back), then one that ends it: finished, or refused, failed, rolled back.
+ */
+export type UpgradeOutcome = OutcomeOf<'upgrade-started' | 'upgrade-ready' | 'upgrade-rolling-back' | UpgradeEnd['event']>;
+export type UpgradeEnd = OutcomeOf<'upgrade-finished' | 'upgrade-refused' | 'upgrade-failed' | 'rolled-back'>;
+export function endsUpgrade(o: UpgradeOutcome): o is UpgradeEnd {
+  return o.event === 'upgrade-finished' || o.event === 'upgrade-refused' || o.event === 'upgrade-failed' || o.event === 'rolled-back';
 }
 
 export function outcomeLevel(o: Outcome): LogLevel {

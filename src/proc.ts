@@ -12,14 +12,22 @@ function statFields(pid: number): string[] | null {
   }
 }
 
-/** State letter, parent pid and process group from /proc/PID/stat, or null when there is no such process. */
-export function procStat(pid: number): { state: string; ppid: number; pgrp: number } | null {
+/**
+ * State letter, parent pid, process group, session and start time (clock ticks after boot)
+ * from /proc/PID/stat, or null when there is no such process.
+ */
+export function procStat(pid: number): { state: string; ppid: number; pgrp: number; session: number; start: number } | null {
   const fields = statFields(pid);
-  return fields ? { state: fields[0]!, ppid: Number(fields[1]), pgrp: Number(fields[2]) } : null;
+  return fields ? { state: fields[0]!, ppid: Number(fields[1]), pgrp: Number(fields[2]), session: Number(fields[3]), start: Number(fields[19]) } : null;
 }
 
 /** Kernel clock ticks per second for /proc/PID/stat times (USER_HZ, 100 on Linux). */
 const CLK_TCK = 100;
+
+/** Now, in the clock ticks after boot of procStat's `start`. */
+export function uptimeTicks(): number {
+  return Math.ceil(Number(fs.readFileSync('/proc/uptime', 'utf8').split(' ')[0]) * CLK_TCK);
+}
 
 /** User plus system CPU time of a process in seconds (utime and stime, fields 14 and 15), or null. */
 export function cpuSeconds(pid: number): number | null {
@@ -56,6 +64,11 @@ export function childrenOf(pid: number): number[] {
     if (st && st.ppid === pid && st.state !== 'Z') kids.push(child);
   }
   return kids;
+}
+
+/** How a process ended, as the log says it: `exited with code 1`, `exited on signal SIGKILL`. */
+export function describeExit(code: number | null, signal: NodeJS.Signals | null): string {
+  return signal ? `exited on signal ${signal}` : `exited with code ${code}`;
 }
 
 /** The real, effective, saved and filesystem uids (the Uid: line of /proc/PID/status), or null. */

@@ -104,3 +104,8 @@ export type ParentMessage =
 export function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null;
 }
+
+/** The slots of a batch-ready message from the new master, as numbers that can be slots. */
+export function batchSlots(msg: Extract<ParentMessage, { t: 'batch-ready' }>): number[] {
+  return Array.isArray(msg.slots) ? msg.slots.filter((s): s is number => Number.isInteger(s) && s >= 0 && s < 1024) : [];
+}

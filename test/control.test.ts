@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import t, { type Test } from 'tap';
-import { ask, askStatus } from '../src/control/client.js';
+import { ask, askFollowing, askStatus } from '../src/control/client.js';
 import { parseOutcome } from '../src/outcomes.js';
 import { app, freePort, get, type Instance, isGone, readLog, socketInodes, startMaster, waitFor, workersOf } from './helpers/master.js';
 
@@ -262,4 +262,22 @@ t.test('-s upgrade with no log to follow (error_log stderr) sees a rollback on t
   const st = await askStatus(sock);
   t.equal(st.pid, m.masterPid);
   t.equal((await get({ port })).status, 200);
+});
+
+t.test('the upgrade command: each outcome a line as it happens, then the old master finishes the upgrade itself and exits', async (t) => {
+  const port = await freePort();
+  const m = await startMaster(t, { conf: hello(port) });
+  const sock = `${m.pidFile}.sock`;
+  const lines: unknown[] = [];
+  const end = await askFollowing(sock, { cmd: 'upgrade' }, (res) => lines.push(res), 60_000);
+  t.match(lines, [
+    { ok: true, more: true, outcome: { event: 'upgrade-started' } },
+    { ok: true, more: true, outcome: { event: 'upgrade-ready', self: m.masterPid } },
+  ]);
+  const newPid = (lines[0] as { outcome: { pid: number } }).outcome.pid;
+  t.same(end, { ok: true, upgrade: 'finished', outcome: { event: 'upgrade-finished', pid: newPid, self: m.masterPid } }, 'finished: the old workers are gone');
+  await waitFor('the old master gone', () => isGone(m.masterPid) || undefined);
+  t.equal((await askStatus(sock)).pid, newPid, 'the new master answers on PATH');
+  t.equal((await get({ port })).status, 200);
+  t.equal(Number(fs.readFileSync(m.pidFile, 'utf8')), newPid);
 });

@@ -18,6 +18,7 @@ const SAMPLES: Outcome[] = [
   { event: 'upgrade-ready', pid: 4242, self: 4100 },
   { event: 'upgrade-rolling-back', pid: 4242, how: 'exited on signal SIGKILL' },
   { event: 'rolled-back', self: 4100 },
+  { event: 'upgrade-finished', pid: 4242, self: 4100 },
 ];
 
 t.test('every event has a sample here, and its line reads back as itself', async (t) => {

@@ -3,6 +3,7 @@
 import t from 'tap';
 import { COMMANDS, PID1_REFUSAL, decide, type Command, type MasterPhase, type UpgradePhase } from '../src/master/phase.js';
 import { planCommand } from '../src/master/plans.js';
+import { model, phase as phaseOf } from './helpers/model.js';
 import { formatOutcome, parseOutcome } from '../src/outcomes.js';
 
 const PHASES: MasterPhase[] = ['starting', 'running', 'reloading', 'draining', 'stopping-graceful', 'stopping-fast'];
@@ -68,7 +69,8 @@ t.test('every transition the table can choose has a plan that does something', a
   for (const phase of PHASES) for (const upgrade of UPGRADES) for (const cmd of COMMANDS) {
     const d = decide({ phase, upgrade, partner: 1, pid1: false }, cmd);
     if (!('go' in d)) continue;
-    const up = upgrade === 'none' || upgrade === 'new' ? null : { pid: 1, ready: upgrade === 'ready', killing: upgrade === 'killing' };
-    t.ok(planCommand({ phase, upgrade: up, current: 1, readyTimeoutMs: 1000, pid: 9 }, d.go).length > 0, `${phase}/${upgrade}/${cmd}: ${d.go}`);
+    const up = upgrade === 'none' || upgrade === 'new' ? null : { pid: 1, ready: upgrade === 'ready', killing: upgrade === 'killing', draining: null };
+    const prepared = d.go === 'reload' ? { reload: { error: 'x', bound: false } } : d.go === 'upgrade' ? { upgrade: { error: 'x' } } : null;
+    t.ok(planCommand(model({ phase: phaseOf(phase), upgrade: up }), d.go, 0, prepared).length > 0, `${phase}/${upgrade}/${cmd}: ${d.go}`);
   }
 });

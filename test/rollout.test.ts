@@ -1,13 +1,12 @@
-// worker_reload_batch: reloads that replace workers a few at a time. The rollout's decisions
-// in-process first, then real masters under load that never retries.
+// worker_reload_batch: reloads that replace workers a few at a time, with real masters under
+// load that never retries (the batch machine's steps in-process are in step.test.ts).
 import fs from 'node:fs';
 import t, { type Test } from 'tap';
 import { askStatus } from '../src/control/client.js';
 import { isAlive } from '../src/proc.js';
 import { parseText } from '../src/config/parser.js';
 import { buildConfig } from '../src/config/build.js';
-import type { Generation } from '../src/master/generation.js';
-import { advanceRollout, batchSize, startRollout, type Rollout, type RolloutEffects } from '../src/master/rollout.js';
+import { batchSize } from '../src/master/batches.js';
 import { startLoad, type Load } from './helpers/load.js';
 import { app, childrenOf, freePort, startMaster, waitFor, workersOf, type Instance } from './helpers/master.js';
 
@@ -35,90 +34,6 @@ t.test('batchSize: a count, a share of the workers (rounded up), or all at once'
   for (const bad of ['0', '101%', 'x', '%', '-1']) {
     t.throws(() => config(`worker_reload_batch ${bad};`), /invalid value/, `refused: ${bad}`);
   }
-});
-
-/** Two generations and the workers in their slots, as the master's table would have them. */
-function world(fromTarget: number, toTarget: number) {
-  const gen = (id: number, target: number) => ({ id, target, slots: null }) as unknown as Generation;
-  const from = gen(1, fromTarget);
-  const to = gen(2, toTarget);
-  const workers = new Map<string, 'ready' | 'other'>();
-  for (let s = 0; s < fromTarget; s++) workers.set(`1/${s}`, 'ready');
-  const calls: string[] = [];
-  let finished: Rollout | null = null;
-  const fx: RolloutEffects = {
-    spawn: (g) => {
-      for (let s = 0; s < g.target; s++) if (g.slots!.has(s) && !workers.has(`${g.id}/${s}`)) workers.set(`${g.id}/${s}`, 'other');
-      calls.push(`spawn ${g.id}`);
-    },
-    drain: (g, slots) => calls.push(`drain ${g.id} ${slots.join(',')}`),
-    armReadyTimer: (g) => calls.push(`timer ${g.id}`),
-    log: () => undefined,
-    finished: (r) => (finished = r),
-  };
-  const alive = (g: number, s: number) => workers.get(`${g}/${s}`) ?? 'none';
-  return { from, to, workers, calls, fx, alive, finished: () => finished };
-}
-
-t.test('a rollout moves slots a batch at a time: start, ready, drain, exit, next', async (t) => {
-  const w = world(4, 4);
-  let r: Rollout | null = null;
-  startRollout(w.from, w.to, 1, w.fx, (x) => (r = x));
-  t.same([...w.to.slots!], [0], 'batch 1: the new generation may run slot 0 only');
-  t.same(w.calls, ['timer 2', 'spawn 2']);
-  const step = () => advanceRollout(r!, w.from, w.to, w.alive, w.fx);
-  step();
-  t.same(w.calls.length, 2, 'nothing drains before the new worker is ready');
-  w.workers.set('2/0', 'ready');
-  step();
-  t.same(w.calls.slice(2), ['drain 1 0'], 'ready: the old slot 0 drains');
-  t.notOk(w.from.slots!.has(0), 'and is no longer the old generation\'s to respawn');
-  step();
-  t.same(w.calls.length, 3, 'the next batch waits until the old worker has exited');
-  w.workers.delete('1/0');
-  step();
-  t.same(w.calls.slice(3), ['timer 2', 'spawn 2'], 'batch 2 starts');
-  t.same([...w.to.slots!].sort(), [0, 1]);
-  for (const s of [1, 2]) {
-    w.workers.set(`2/${s}`, 'ready');
-    step();
-    w.workers.delete(`1/${s}`);
-    step();
-  }
-  t.equal(r!.step, 4, 'batch 4 of 4 under way');
-  w.workers.set('2/3', 'ready');
-  step();
-  t.notOk(w.calls.includes('drain 1 3'), 'the last batch of a reload is left to the reload\'s own finish');
-});
-
-t.test('a rollback moves the slots back the same way, and says when it is done', async (t) => {
-  const w = world(4, 4);
-  // Slots 0 and 1 moved, the new generation's slot 2 failed: the old one holds 2 and 3.
-  w.from.slots = new Set([2, 3]);
-  for (const s of [0, 1]) w.workers.delete(`1/${s}`);
-  let r: Rollout | null = null;
-  startRollout(w.to, w.from, 1, w.fx, (x) => (r = x), true, 'why');
-  t.same(r!.left, [1], 'batch 1 of 2 takes slot 0 back; slot 1 is left');
-  t.same([...w.from.slots].sort(), [0, 2, 3]);
-  t.notOk(w.calls.includes('timer 1'), 'no ready timeout for the old generation');
-  const step = () => advanceRollout(r!, w.to, w.from, w.alive, w.fx);
-  w.workers.set('1/0', 'ready');
-  step();
-  t.ok(w.calls.includes('drain 2 0'), 'the new worker of slot 0 drains once the old one is ready');
-  w.workers.delete('2/0');
-  step();
-  w.workers.set('1/1', 'ready');
-  step();
-  w.workers.delete('2/1');
-  step();
-  t.equal(w.finished(), r, 'finished: every slot is the old generation\'s again');
-});
-
-t.test('a rollback with nothing to move back finishes at once', async (t) => {
-  const w = world(2, 2);
-  w.from.slots = new Set([0, 1]);
-  startRollout(w.to, w.from, 1, w.fx, () => undefined, true, 'why');
-  t.ok(w.finished(), 'finished without a batch');
 });
 
 /**

@@ -312,6 +312,24 @@ t.test('tsmaster.service under a real systemd', { skip: why ?? false }, async (t
     t.equal(await c.prop('Result'), 'success');
   });
 
+  t.test('Delegate=yes: an exec worker is in a cgroup of its own below the unit, which holds its setsid() child', async (t) => {
+    const port = await freePort();
+    await fresh(port);
+    const gcPid = '/run/tsmaster/grandchild.pid';
+    write(CONF, conf(port).replace(`app ${slowApp};`, `exec /usr/bin/python3 ${MOUNT}/test/fixtures/exec/setsid_grandchild.py ${gcPid};`).replace('worker_processes 2;', 'worker_processes 1;'));
+    await ok('systemctl start tsmaster');
+    const gc = Number(await until('the grandchild', async () => (await c.sh(`cat ${gcPid}`)).out));
+    const cgroup = (await ok(`cat /proc/${gc}/cgroup`)).split('\n').find((l) => l.startsWith('0::'));
+    t.match(cgroup, /^0::\/system\.slice\/tsmaster\.service\/tsmaster-worker-\d+$/, "the grandchild is in its worker's cgroup, below the unit's");
+    const worker = Number(/tsmaster-worker-(\d+)$/.exec(cgroup!)![1]);
+    await ok(`rm ${gcPid}; kill -9 ${worker}`);
+    await until('the grandchild gone with its worker', async () => (await c.sh(`kill -0 ${gc}`)).code !== 0);
+    t.pass('gone with its worker');
+    await until('a new grandchild', async () => (await c.sh(`cat ${gcPid}`)).out);
+    await ok('systemctl stop tsmaster');
+    t.equal(await c.prop('Result'), 'success');
+  });
+
   t.test('stop and restart after an upgrade are graceful', async (t) => {
     const port = await freePort();
     await started(t, port);
@@ -432,6 +450,48 @@ t.test('tsmaster.service under a real systemd', { skip: why ?? false }, async (t
     t.match((await c.sh('journalctl -u tsmaster --no-pager')).out, /Watchdog timeout \(limit 3s\)/, 'systemd saw the watchdog timeout');
     t.not(await mainPid(), m2);
     t.equal((await get({ port, path: '/?ms=1' })).status, 200, 'serving again');
+    await ok('systemctl stop tsmaster');
+  });
+  t.test('systemctl restart systemd-journald under load with StandardOutput=journal: no request fails, no worker restarts', async (t) => {
+    const port = await freePort();
+    await fresh(port, { dropin: '[Service]\nStandardOutput=journal\nStandardError=journal\n' });
+    // Master and workers write to the journal's stream socket; the app logs each request.
+    write(CONF, `pid ${PIDFILE};\nerror_log stderr info;\nworker_log stderr;\nworker_processes 2;\nlisten 127.0.0.1:${port};\napp ${MOUNT}/test/fixtures/apps/log-per-request.mjs;\n`);
+    await ok('systemctl start tsmaster');
+    const workers = async () => (await ok("pgrep -f '^tsmaster: worker process' | sort")).split('\n');
+    const before = await workers();
+    t.equal(before.length, 2, 'two workers');
+    let stop = false;
+    let answered = 0;
+    const failures: string[] = [];
+    const client = async () => {
+      while (!stop) {
+        try {
+          const r = await get({ port, path: '/?kb=4' });
+          if (r.status === 200) answered++;
+          else failures.push(`status ${r.status}`);
+        } catch (err) {
+          failures.push((err as Error).message);
+        }
+      }
+    };
+    const clients = [client(), client(), client(), client()];
+    await sleep(500);
+    for (let i = 0; i < 2; i++) {
+      await ok('systemctl restart systemd-journald');
+      await sleep(700);
+    }
+    stop = true;
+    await Promise.all(clients);
+    t.same(failures, [], `no request failed across two journald restarts (${answered} answered)`);
+    t.ok(answered > 0);
+    t.same(await workers(), before, 'the same workers: none died');
+    t.equal(await c.prop('NRestarts'), '0', 'the service was not restarted');
+    t.equal(await c.prop('ActiveState'), 'active');
+    // Logging goes on after the restarts.
+    await get({ port, path: '/?m=after-journald' });
+    // Lines from the streams journald took back from its fd store carry no unit: by content.
+    await until('the app still logs to the journal', async () => (await c.sh("journalctl --no-pager -o cat | grep -c 'marker after-journald out'")).out !== '0');
     await ok('systemctl stop tsmaster');
   });
 });

@@ -218,7 +218,7 @@ export function markdown(r: BenchResult): string {
   if (r.install) {
     const i = r.install;
     lines.push(
-      `- Install of the packed tarball (${i.tarballKb} kB, \`npm pack\` ${fixed(i.packMs / 1000, 1)} s) into a fresh project, no compiler on the PATH (goal < 5 s; c8f55d7 compiled the addon, 27 s): ` +
+      `- Install of the packed tarball (${i.tarballKb} kB, \`npm pack\` ${fixed(i.packMs / 1000, 1)} s) into a fresh project on ${i.node}, no compiler on the PATH (goal < 5 s; c8f55d7 compiled the addon, 27 s): ` +
         `${i.installs.map((x) => `${x.installer} ${fixed((x.medianMs ?? NaN) / 1000, 1)} s (${x.runs.map((ms) => fixed(ms / 1000, 1)).join(', ')})`).join('; ')}.`,
     );
   }

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { isObject, type ParentMessage } from '../protocol.js';
+import { describeExit } from '../proc.js';
 import type { Outcome } from './signal.js';
 
 export const DAEMON_ENV = 'TSMASTER_DAEMON';
@@ -50,7 +51,7 @@ export function launchDaemon(argv: readonly string[], waitMs: number): Promise<O
     });
     child.on('exit', (code, signal) => {
       err.push(...stderr.split('\n').filter(Boolean));
-      if (!settled) err.push(`[emerg] master process ${child.pid} ${signal ? `exited on signal ${signal}` : `exited with code ${code}`}`);
+      if (!settled) err.push(`[emerg] master process ${child.pid} ${describeExit(code, signal)}`);
       finish(1);
     });
   });

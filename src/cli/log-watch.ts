@@ -31,7 +31,12 @@ export class LogWatch {
   readonly lines: LogLine[] = [];
 
   constructor(readonly path: string) {
-    const st = fs.statSync(path, { throwIfNoEntry: false });
+    let st: fs.Stats | undefined;
+    try {
+      st = fs.statSync(path, { throwIfNoEntry: false });
+    } catch {
+      // Unreadable now (EACCES, ELOOP): followed from its start once it can be read.
+    }
     this.offset = st?.size ?? 0;
     this.ino = st?.ino ?? 0;
   }

@@ -139,7 +139,7 @@ async function main(argv: string[]): Promise<never> {
   const isDaemon = process.env[DAEMON_ENV] === '1';
   delete process.env[DAEMON_ENV];
   if (config.daemon && !inherited && !isDaemon) {
-    return print(await launchDaemon(command, config.readyTimeoutMs + 10_000));
+    return print(await launchDaemon(command, config.readyTimeoutMs + (await import('./signal.js')).CLI_GRACE_MS));
   }
   const [{ Master }, { MASTER_TITLE }] = await Promise.all([import('../master/master.js'), import('../master/identity.js')]);
   let master: Master;

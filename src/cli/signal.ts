@@ -2,11 +2,17 @@ import os from 'node:os';
 import { LOG_LEVELS, type Config } from '../config/types.js';
 import { TsmError } from '../errors.js';
 import { isAlive, isLiveMaster, readPid, readPidFile } from '../master/pidfile.js';
-import { childrenOf } from '../proc.js';
+import { childrenOf, procStat } from '../proc.js';
 import { oldbinPath } from '../protocol.js';
 import { answers, ask } from '../control/client.js';
 import { formatOutcome } from '../outcomes.js';
 import { LogWatch, waitFor, type LogLine } from './log-watch.js';
+
+/**
+ * How long past the master's own bound for a step (ready_timeout, worker_shutdown_timeout)
+ * the CLI waits before it calls the step failed: the master decides, this only waits.
+ */
+export const CLI_GRACE_MS = 10_000;
 
 /** Output of a command: lines for stdout and stderr, and the exit code. */
 export interface Outcome {
@@ -87,10 +93,15 @@ export function mastersToStop(config: Config): number[] {
  * `stop` sends INT, still the fast one.
  */
 export async function stopMaster(config: Config, graceful: boolean): Promise<Outcome> {
-  const bound = (graceful ? config.workerShutdownTimeoutMs : 0) + 10_000;
-  for (const pid of mastersToStop(config)) {
+  const bound = (graceful ? config.workerShutdownTimeoutMs : 0) + CLI_GRACE_MS;
+  const masters = mastersToStop(config);
+  for (const [i, pid] of masters.entries()) {
     signalMaster(pid, graceful ? 'SIGQUIT' : config.termShutdown === 'graceful' ? 'SIGINT' : 'SIGTERM');
-    const gone = await waitFor(() => (isAlive(pid) ? undefined : true), bound);
+    // A new master is the old one's child: once it is reaped (not only a zombie) the old master
+    // has seen it go and rolled back, so it takes the signal that follows as a stop, not as one
+    // to cancel because no new master took over.
+    const last = i === masters.length - 1;
+    const gone = await waitFor(() => (last ? !isAlive(pid) : procStat(pid) === null) || undefined, bound);
     if (!gone) return { code: 1, out: [], err: [`master process ${pid} is still running after ${bound}ms`] };
   }
   return { code: 0, out: [], err: [] };
@@ -108,7 +119,7 @@ export function reopen(config: Config): Outcome {
 export async function reload(config: Config): Promise<Outcome> {
   const pid = masterPid(config.pid);
   if (config.controlSocket && (await answers(config.controlSocket, pid))) {
-    const res = await ask(config.controlSocket, { cmd: 'reload' }, config.readyTimeoutMs + 10_000);
+    const res = await ask(config.controlSocket, { cmd: 'reload' }, config.readyTimeoutMs + CLI_GRACE_MS);
     if (res.ok) return { code: 0, out: [], err: [] };
     // The master's own line for the outcome; an error before any (a busy socket) is said as a failed reload.
     return { code: 1, out: [], err: [`[error] ${res.outcome ? formatOutcome(res.outcome) : `reload failed: ${res.error}`}`] };

@@ -2,7 +2,7 @@ import { Chalk, type ChalkInstance } from 'chalk';
 import type { Config } from '../config/types.js';
 import { askStatus, isSocket } from '../control/client.js';
 import type { MasterStatus, UpgradeStatus } from '../control/protocol.js';
-import { rolloutText } from '../master/rollout.js';
+import { rolloutText } from '../master/batches.js';
 import { oldbinPath } from '../protocol.js';
 import { TsmError } from '../errors.js';
 import type { Outcome } from './signal.js';

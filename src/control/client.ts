@@ -29,6 +29,22 @@ function distrust(socket: net.Socket, master: number | undefined): string | null
  * given, the one with that pid).
  */
 export function ask(path: string, req: ControlRequest, timeoutMs = 10_000, master?: number): Promise<ControlResponse> {
+  return askFollowing(path, req, () => undefined, timeoutMs, master, 'idle');
+}
+
+/**
+ * A request whose answer comes after lines of progress (`more`: an upgrade's outcomes),
+ * each given to `progress` as it comes; resolves with the last line. `timeoutMs` bounds the
+ * whole exchange (`idle`: each wait for data), `master` as for ask.
+ */
+export function askFollowing(
+  path: string,
+  req: ControlRequest,
+  progress: (res: ControlResponse) => void,
+  timeoutMs: number,
+  master?: number,
+  bound: 'idle' | 'whole' = 'whole',
+): Promise<ControlResponse> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(path);
     let buf = '';
@@ -39,7 +55,9 @@ export function ask(path: string, req: ControlRequest, timeoutMs = 10_000, maste
       settled = true;
       reject(new TsmError(code, `control socket "${path}": ${why}`, cause === undefined ? undefined : { cause }));
     };
-    socket.setTimeout(timeoutMs, () => fail(`no answer within ${timeoutMs}ms`));
+    const late = () => fail(`no answer within ${timeoutMs}ms`);
+    if (bound === 'idle') socket.setTimeout(timeoutMs, late);
+    else setTimeout(late, timeoutMs).unref();
     socket.setEncoding('utf8');
     socket.on('connect', () => {
       const why = distrust(socket, master);
@@ -48,17 +66,22 @@ export function ask(path: string, req: ControlRequest, timeoutMs = 10_000, maste
     });
     socket.on('data', (d: string) => {
       buf += d;
-      const nl = buf.indexOf('\n');
-      if (nl < 0) return;
-      let res: ControlResponse;
-      try {
-        res = JSON.parse(buf.slice(0, nl)) as ControlResponse;
-      } catch (err) {
-        return fail('malformed answer', err);
+      for (let nl = buf.indexOf('\n'); nl >= 0 && !settled; nl = buf.indexOf('\n')) {
+        let res: ControlResponse;
+        try {
+          res = JSON.parse(buf.slice(0, nl)) as ControlResponse;
+        } catch (err) {
+          return fail('malformed answer', err);
+        }
+        buf = buf.slice(nl + 1);
+        if (res.ok && 'more' in res) {
+          progress(res);
+          continue;
+        }
+        settled = true;
+        socket.end();
+        resolve(res);
       }
-      settled = true;
-      socket.end();
-      resolve(res);
     });
     socket.on('end', () => fail('closed without an answer'));
     let connected = false;

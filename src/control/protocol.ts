@@ -2,7 +2,7 @@
 // request, in order. Kept apart from the server so the CLI can share the types.
 
 import type { WorkerState } from '../master/process-table.js';
-import type { ReloadOutcome } from '../outcomes.js';
+import type { ReloadOutcome, UpgradeEnd, UpgradeOutcome } from '../outcomes.js';
 import { asCount, type Totals } from '../protocol.js';
 
 export type { Totals, WorkerState };
@@ -10,6 +10,8 @@ export type { Totals, WorkerState };
 export type ControlRequest =
   | { cmd: 'status' }
   | { cmd: 'reload' }
+  /** The whole binary upgrade, done by the master itself; answered with each outcome as it happens. */
+  | { cmd: 'upgrade' }
   | { cmd: 'ping' }
   /** From the old master of an upgrade, as it exits: what its workers did after USR2. */
   | { cmd: 'handover'; totals: Totals };
@@ -71,9 +73,12 @@ export type ControlResponse =
   | { ok: true; status: MasterStatus }
   /** A reload's answer carries its outcome (outcomes.ts); `error` is the outcome's log line. */
   | { ok: true; reload: 'finished'; outcome: ReloadOutcome }
+  /** An upgrade under way: one line per outcome (`more`), then one line with the outcome that ends it. */
+  | { ok: true; more: true; outcome: UpgradeOutcome }
+  | { ok: true; upgrade: 'finished'; outcome: UpgradeEnd }
   | { ok: true; pong: number }
   | { ok: true; handover: 'accepted' }
-  | { ok: false; error: string; outcome?: ReloadOutcome };
+  | { ok: false; error: string; outcome?: ReloadOutcome | UpgradeEnd };
 
 /** Longest request line accepted; a longer one is answered with an error and the connection closed. */
 export const MAX_LINE = 64 * 1024;
@@ -91,6 +96,7 @@ export function parseRequest(line: string): ControlRequest | string {
   switch (req.cmd) {
     case 'status':
     case 'reload':
+    case 'upgrade':
     case 'ping':
       return { cmd: req.cmd };
     case 'handover': {

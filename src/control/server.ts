@@ -5,7 +5,7 @@ import type { Master } from '../master/master.js';
 import * as native from '../native/index.js';
 import { MAX_LINE, parseRequest, type ControlRequest, type ControlResponse } from './protocol.js';
 import { snapshot } from './snapshot.js';
-import { formatOutcome, reloadSucceeded, type ReloadOutcome } from '../outcomes.js';
+import { endsUpgrade, formatOutcome, reloadSucceeded, type ReloadOutcome, type UpgradeEnd } from '../outcomes.js';
 
 /**
  * A client must complete each request line within this long after connecting or after its
@@ -108,7 +108,7 @@ export class ControlServer {
       this.clients.delete(idlest);
     }
     const peer = peerOf(socket);
-    const conn = new Connection(socket, (req) => this.answer(req, peer));
+    const conn = new Connection(socket, (req, progress) => this.answer(req, peer, progress));
     this.clients.add(conn);
     socket.once('close', () => this.clients.delete(conn));
     if (peer.uid !== 0 && peer.uid !== process.getuid?.()) {
@@ -117,7 +117,7 @@ export class ControlServer {
     }
   }
 
-  private async answer(req: ControlRequest, peer: Peer): Promise<ControlResponse> {
+  private async answer(req: ControlRequest, peer: Peer, progress: (res: ControlResponse) => void): Promise<ControlResponse> {
     switch (req.cmd) {
       case 'ping':
         return { ok: true, pong: process.pid };
@@ -127,6 +127,16 @@ export class ControlServer {
         // Decided in the loop like a HUP; the answer comes when the reload has an outcome.
         const outcome = await new Promise<ReloadOutcome>((done) => this.m.queue.push({ type: 'control-reload', done }));
         return reloadSucceeded(outcome) ? { ok: true, reload: 'finished', outcome } : { ok: false, error: formatOutcome(outcome), outcome };
+      }
+      case 'upgrade': {
+        // Decided in the loop like a USR2; each outcome is a line, the one that ends it the answer.
+        const end = await new Promise<UpgradeEnd>((done) =>
+          this.m.queue.push({
+            type: 'control-upgrade',
+            waiter: (o) => (endsUpgrade(o) ? done(o) : progress({ ok: true, more: true, outcome: o })),
+          }),
+        );
+        return end.event === 'upgrade-finished' ? { ok: true, upgrade: 'finished', outcome: end } : { ok: false, error: formatOutcome(end), outcome: end };
       }
       case 'handover':
         // Only the old master that started this one, and only once.
@@ -161,7 +171,8 @@ class Connection {
 
   constructor(
     readonly socket: net.Socket,
-    private readonly answer: (req: ControlRequest) => Promise<ControlResponse>,
+    /** The answer to a request; `progress` writes a line before it (an upgrade's outcomes). */
+    private readonly answer: (req: ControlRequest, progress: (res: ControlResponse) => void) => Promise<ControlResponse>,
   ) {
     this.armDeadline();
     socket.once('close', () => this.clearDeadline());
@@ -203,7 +214,7 @@ class Connection {
     this.socket.pause();
     this.clearDeadline();
     const req = parseRequest(line);
-    const res = typeof req === 'string' ? Promise.resolve<ControlResponse>({ ok: false, error: req }) : this.answer(req);
+    const res = typeof req === 'string' ? Promise.resolve<ControlResponse>({ ok: false, error: req }) : this.answer(req, (r) => this.reply(r));
     res
       .catch((err: unknown): ControlResponse => ({ ok: false, error: err instanceof Error ? err.message : String(err) }))
       .then((r) => {

@@ -1,6 +1,6 @@
 import pidusage from 'pidusage';
 import type { Master } from '../master/master.js';
-import { rolloutStatus } from '../master/rollout.js';
+import { batchesStatus } from '../master/batches.js';
 import type { MasterStatus, UpgradeStatus } from './protocol.js';
 
 /**
@@ -49,7 +49,7 @@ async function usageOf(pids: number[]): Promise<Map<number, Usage>> {
 
 function upgradeOf(m: Master): UpgradeStatus {
   if (m.upgrade) return { role: 'old', newPid: m.upgrade.pid, newReady: m.upgrade.ready };
-  if (m.oldMaster !== null && !m.oldMasterGone()) return { role: 'new', oldPid: m.oldMaster };
+  if (m.oldMaster !== null && m.oldMasterAlive()) return { role: 'new', oldPid: m.oldMaster };
   return {
     role: 'none',
     ...(m.lastRollback ? { lastRollback: { ...m.lastRollback } } : {}),
@@ -67,7 +67,7 @@ export async function snapshot(m: Master): Promise<MasterStatus> {
     pid: process.pid,
     generation: m.current,
     state: m.state,
-    rollout: m.rollout ? rolloutStatus(m.rollout) : null,
+    rollout: m.batches && m.batches.giver !== 'old-master' ? batchesStatus(m.batches) : null,
     uptimeMs: now - m.startedAt,
     upgrade: upgradeOf(m),
     totals: { requests: m.totals.requests, restarts: m.totals.restarts },

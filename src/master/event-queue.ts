@@ -1,11 +1,16 @@
 import type { ParentMessage, Totals, WorkerMessage } from '../protocol.js';
-import type { ReloadOutcome } from '../outcomes.js';
+import type { ReloadOutcome, UpgradeOutcome } from '../outcomes.js';
+import type { Generation } from './generation.js';
 
 /** Every signal the master reacts to. */
 export const MASTER_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH', 'SIGTTIN', 'SIGTTOU'] as const;
 export type MasterSignal = (typeof MASTER_SIGNALS)[number];
 
 export type MasterEvent =
+  /** The master's first generation, prepared before the loop. */
+  | { type: 'start'; gen: Generation }
+  /** A worker could not be started (the executor's spawn). */
+  | { type: 'spawn-failed'; generation: number; why: string }
   | { type: 'signal'; signal: MasterSignal }
   | { type: 'worker-exit'; pid: number; code: number | null; signal: NodeJS.Signals | null }
   | { type: 'worker-message'; pid: number; msg: WorkerMessage }
@@ -15,6 +20,7 @@ export type MasterEvent =
   | { type: 'watchdog' }
   | { type: 'respawn'; generation: number }
   | { type: 'control-reload'; done: (o: ReloadOutcome) => void }
+  | { type: 'control-upgrade'; waiter: UpgradeWaiter }
   | { type: 'control-handover'; pid: number; totals: Totals; done: () => void }
   | { type: 'ready-timeout'; generation: number }
   | { type: 'kill-timeout'; pid: number }
@@ -24,6 +30,9 @@ export type MasterEvent =
   /** A batched upgrade: the new master has a batch ready (old master), the old one drained it (new master). */
   | { type: 'upgrade-batch'; msg: Extract<ParentMessage, { t: 'batch-ready' }> }
   | { type: 'batch-drained' };
+
+/** A control client waiting for the whole upgrade: each outcome as it happens; the last ends it. */
+export type UpgradeWaiter = (o: UpgradeOutcome) => void;
 
 /**
  * The master's only inbox. Signal handlers, child exits, IPC and timers push here and do
@@ -49,11 +58,6 @@ export class EventQueue {
     return new Promise((resolve) => {
       this.waiter = resolve;
     });
-  }
-
-  /** Timers post events too, so that all decisions stay in the loop. */
-  after(ms: number, ev: MasterEvent): NodeJS.Timeout {
-    return setTimeout(() => this.push(ev), ms);
   }
 
   subscribeSignals(): void {

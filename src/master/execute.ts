@@ -1,174 +1,278 @@
-// The one executor of plans.ts: each effect a decision returned, made in order. An effect
-// that fails (a rename, a signal) is said and the plan goes on: the others do not depend on
-// it, and a plan left half-made would leave the master in no phase of the table.
+// The one executor: each effect a plan returned, made in order, none of which decides. An
+// effect that fails (a rename, a signal) is said and the plan goes on: the others do not
+// depend on it, and a plan left half-made would leave the master in no phase of the table.
+// Called by Master.handle only; what comes back (a worker that could not be started) is an
+// event for the next step.
+import fs from 'node:fs';
+import { oldbinPath } from '../protocol.js';
+import { closeGenerationLogs, reopenWorkerLog } from './generation.js';
+import type { Effect, TimerKey } from './effects.js';
+import { timerName } from './effects.js';
+import type { MasterEvent } from './event-queue.js';
 import type { Master } from './master.js';
-import type { Effect } from './plans.js';
-import { reopenLogs, checkExit, drainWorkers, restartWorkers, stopAllWorkers } from './shutdown.js';
-import { activateGeneration, failReload, finishReload, rollBack, startReload, takeOverLog } from './reload.js';
-import {
-  afterWorkerExit,
-  afterWorkerReady,
-  changeWorkerCount,
-  countRestart,
-  killWorker,
-  markReady,
-  ping,
-  recycle,
-  releaseUnservedSockets,
-  scheduleRespawn,
-  stopGeneration,
-  stopSlots,
-  stopWorker,
-} from './supervise.js';
-import { tell } from './tell.js';
-import { armUpgradeTimer, endUpgrade, startUpgrade } from './upgrade.js';
-import { checkBatchDrained, giveUpSlots, restoreAllSlots } from './upgrade-batches.js';
+import { signalWorker, spawnOne } from './supervise.js';
+import { answerReloadWaiters, answerUpgradeWaiters, tell } from './tell.js';
 
-type WorkerEffect = Extract<Effect, { do: 'ping' | 'worker-ready' | 'kill-worker' | 'recycle' | 'mark-ready' | 'stop-worker' }>;
-
-/** An effect on one worker: none when it is gone meanwhile. */
-function applyToWorker(m: Master, e: WorkerEffect): void {
-  const w = m.table.get(e.pid);
-  if (!w) return;
-  switch (e.do) {
-    case 'ping':
-      return ping(w);
-    case 'worker-ready':
-      return markReady(m, w);
-    case 'kill-worker':
-      return killWorker(m, w, e.why, e.reason);
-    case 'recycle':
-      return recycle(m, w);
-    case 'mark-ready':
-      w.state = 'ready';
-      w.readyAt = w.lastPong = Date.now();
-      return;
-    case 'stop-worker':
-      return stopWorker(m, w, true);
-  }
-}
-
-export function execute(m: Master, effects: readonly Effect[]): void {
+export function execute(m: Master, effects: readonly Effect[]): MasterEvent[] {
+  const back: MasterEvent[] = [];
   for (const e of effects) {
     try {
-      apply(m, e);
+      apply(m, e, back);
     } catch (err) {
       m.log.alert(`${e.do} failed: ${err instanceof Error ? err.message : String(err)}`);
     }
   }
+  return back;
 }
 
-function apply(m: Master, e: Effect): void {
+/** The event a timer posts when it fires. */
+function timerEvent(k: TimerKey): MasterEvent {
+  switch (k.kind) {
+    case 'respawn':
+      return { type: 'respawn', generation: k.generation };
+    case 'ready':
+      return { type: 'ready-timeout', generation: k.generation };
+    case 'kill':
+      return { type: 'kill-timeout', pid: k.pid };
+    case 'upgrade':
+      return { type: 'upgrade-timeout', pid: k.pid };
+  }
+}
+
+function setTimer(m: Master, k: TimerKey, ms: number | null): void {
+  const name = timerName(k);
+  m.timers.get(name)?.cancel();
+  m.timers.delete(name);
+  if (ms === null) return;
+  const ev = timerEvent(k);
+  m.timers.set(
+    name,
+    m.seam.after(ms, () => {
+      m.timers.delete(name);
+      m.queue.push(ev);
+    }),
+  );
+}
+
+/** Make one effect; what the world answers (a worker that could not start) goes to `back`. */
+function apply(m: Master, e: Effect, back: MasterEvent[]): void {
   switch (e.do) {
     case 'log':
       return m.log.log(e.level, e.line);
     case 'tell':
       return tell(m, e.outcome);
     case 'notify':
-      return m.notifier.send(...e.fields);
+      return m.notifier.send(...e.fields, ...(e.status === undefined ? [] : [`STATUS=${m.statusLine()}${e.status}`]));
+    case 'notify-reloading':
+      return m.notifier.reloading(e.status);
     case 'set-phase':
       m.phase = e.phase;
-      // Nothing of a batched reload or upgrade goes on once the master stops.
-      if (e.phase.name === 'stopping') m.rollout = m.incoming = null;
       return;
-    case 'stop-workers':
-      return stopAllWorkers(m, e.graceful);
-    case 'drain-workers':
-      return drainWorkers(m);
-    case 'restart-workers':
-      return restartWorkers(m);
-    case 'check-exit':
-      return checkExit(m);
-    case 'reload':
-      return startReload(m);
-    case 'reopen-logs':
-      return reopenLogs(m);
-    case 'worker-count':
-      return changeWorkerCount(m, e.delta);
-    case 'start-upgrade':
-      return startUpgrade(m);
-    case 'upgrade-progress':
-      if (!m.upgrade) return;
-      if (e.ready) m.upgrade.ready = true;
-      if (e.killing) m.upgrade.killing = true;
-      return;
-    case 'upgrade-timer':
-      return armUpgradeTimer(m, e.ms);
-    case 'signal-new-master':
-      m.upgrade?.child.kill(e.signal);
-      return;
-    case 'end-upgrade':
-      return endUpgrade(m);
-    case 'restore-slots':
-      return restoreAllSlots(m);
-    case 'give-up-slots':
-      return giveUpSlots(m, e.slots);
-    case 'drain-slots': {
-      const gen = m.generations.get(m.current);
-      return gen ? stopSlots(m, gen, e.slots) : undefined;
-    }
-    case 'check-batch-drained':
-      return checkBatchDrained(m);
-    case 'serve-metrics':
-      return m.serveMetrics(e.on);
-    case 'fail-reload': {
+    case 'spawn': {
       const gen = m.generations.get(e.generation);
-      return gen ? failReload(m, gen, e.reason) : undefined;
-    }
-    case 'tell-parent-failed':
-      return m.tellParent({ t: 'failed', pid: process.pid, lines: e.lines });
-    case 'command':
-      m.command(e.command, undefined, e.code);
+      const why = gen ? spawnOne(m, gen, e.slot) : null;
+      if (why !== null) back.push({ type: 'spawn-failed', generation: e.generation, why });
       return;
-    case 'count-restart':
-      return countRestart(m, e.generation, e.slot, e.reason);
-    case 'respawn': {
-      const gen = m.generations.get(e.generation);
-      return gen ? scheduleRespawn(m, gen, e.stable, e.why) : undefined;
     }
-    case 'after-worker-exit':
-      return afterWorkerExit(m, e.generation);
-    case 'memory-warned': {
-      const gen = m.generations.get(e.generation);
-      if (gen) gen.memoryWarned = true;
+    case 'signal': {
+      const w = m.table.get(e.pid);
+      if (w) signalWorker(m, w, e.signal);
+      return;
+    }
+    case 'stop-worker': {
+      const w = m.table.get(e.pid);
+      if (!w) return;
+      w.state = 'draining';
+      signalWorker(m, w, e.signal);
+      setTimer(m, { kind: 'kill', pid: w.pid }, e.ms);
+      w.stopDeadline = m.seam.now() + e.ms;
+      return;
+    }
+    case 'set-worker': {
+      const w = m.table.get(e.pid);
+      if (w) Object.assign(w, e.set);
       return;
     }
     case 'ping':
-    case 'worker-ready':
-    case 'kill-worker':
-    case 'recycle':
-    case 'mark-ready':
-    case 'stop-worker':
-      return applyToWorker(m, e);
-    case 'after-worker-ready':
-      return afterWorkerReady(m, e.generation);
-    case 'generation-ever-ready': {
-      const gen = m.generations.get(e.generation);
-      if (!gen) return;
-      gen.everReady = true;
-      if (gen.readyTimer) clearTimeout(gen.readyTimer);
-      gen.readyTimer = null;
+      m.table.get(e.pid)?.channel?.send({ t: 'ping', seq: m.seam.now() });
+      return;
+    case 'forget-worker': {
+      m.table.remove(e.pid);
+      setTimer(m, { kind: 'kill', pid: e.pid }, null);
+      if (e.groupMs !== null) m.groups.end(e.pid, e.groupMs);
       return;
     }
-    case 'finish-reload': {
-      const gen = m.generations.get(e.generation);
-      return gen ? finishReload(m, gen) : undefined;
+    case 'add-generation': {
+      const gen = { ...e.gen, id: e.id, role: e.role, slots: e.slots === null ? null : new Set(e.slots) };
+      m.nextGeneration = Math.max(m.nextGeneration, e.id + 1);
+      m.generations.set(e.id, gen);
+      if (e.role === 'active') m.current = e.id;
+      return;
     }
-    case 'first-ready':
-      return m.onFirstReady();
-    case 'activate-generation':
-    case 'stop-generation':
-    case 'take-over-log':
-    case 'roll-back': {
+    case 'set-generation': {
       const gen = m.generations.get(e.generation);
       if (!gen) return;
-      if (e.do === 'activate-generation') return activateGeneration(m, gen);
-      if (e.do === 'stop-generation') return stopGeneration(m, gen);
-      if (e.do === 'take-over-log') return takeOverLog(m, gen);
-      const r = m.rollout;
-      return r ? rollBack(m, gen, r, e.reason) : undefined;
+      const { slots, ...rest } = e.set;
+      Object.assign(gen, rest);
+      if (slots !== undefined) gen.slots = slots === null ? null : new Set(slots);
+      return;
     }
-    case 'release-unserved':
-      return releaseUnservedSockets(m, e.generation === null ? null : (m.generations.get(e.generation) ?? null));
+    case 'forget-generation': {
+      const gen = m.generations.get(e.generation);
+      if (!gen) return;
+      m.generations.delete(e.generation);
+      setTimer(m, { kind: 'respawn', generation: e.generation }, null);
+      setTimer(m, { kind: 'ready', generation: e.generation }, null);
+      closeGenerationLogs(gen);
+      return;
+    }
+    case 'set-current': {
+      const gen = m.generations.get(e.generation);
+      if (!gen) return;
+      m.current = gen.id;
+      m.config = gen.config;
+      return;
+    }
+    case 'take-over-log':
+      return takeOverLog(m, e.generation);
+    case 'timer':
+      return setTimer(m, e.timer, e.ms);
+    case 'count-restart': {
+      if (e.restart) {
+        m.totals.restarts++;
+        const gen = m.generations.get(e.restart.generation);
+        if (gen) gen.slotRestarts[e.restart.slot] = (gen.slotRestarts[e.restart.slot] ?? 0) + 1;
+      }
+      if (e.metric) m.metrics?.restarted(e.metric);
+      return;
+    }
+    case 'trim-sockets':
+      return m.sockets.trim(e.key, e.keep);
+    case 'close-unused-sockets':
+      return m.sockets.closeUnused(new Set(e.keep));
+    case 'close-all-sockets':
+      return m.sockets.closeAll(e.unlink);
+    case 'pidfile':
+      return pidfileOp(m, e.op);
+    case 'move-control':
+      return m.moveControl(e.toOldbin);
+    case 'forget-old-master':
+      return forgetOldMaster(m, e.clean);
+    case 'set-upgrade':
+      m.upgrade = e.upgrade;
+      return;
+    case 'upgrade-progress':
+      if (m.upgrade) Object.assign(m.upgrade, e.set);
+      return;
+    case 'signal-new-master':
+      m.upgrade?.child.kill(e.signal);
+      return;
+    case 'tell-new-master': {
+      const child = m.upgrade?.child;
+      if (child?.connected) child.send(e.msg, () => undefined);
+      return;
+    }
+    case 'tell-parent':
+      return m.tellParent(e.msg);
+    case 'serve-metrics':
+      return m.serveMetrics(e.on);
+    case 'systemd-main':
+      if ('handOver' in e) return m.notifier.handOver(e.handOver);
+      m.notifier.takeOver('READY=1', `STATUS=${m.statusLine()}`);
+      return m.watchdog.ping();
+    case 'set-ready':
+      m.ready = true;
+      return;
+    case 'set-batches':
+      m.batches = e.batches;
+      return;
+    case 'reopen-logs':
+      return reopenLogs(m);
+    case 'await-reload':
+      m.reloadWaiters.push(e.done);
+      return;
+    case 'answer-reload':
+      if (e.done) e.done(e.outcome);
+      else answerReloadWaiters(m, e.outcome);
+      return;
+    case 'await-upgrade':
+      m.upgradeWaiters.push(e.waiter);
+      return;
+    case 'answer-upgrade':
+      if (e.waiter) e.waiter(e.outcome);
+      else answerUpgradeWaiters(m, e.outcome);
+      return;
+    case 'exit':
+      return m.exit(e.code);
+  }
+}
+
+function pidfileOp(m: Master, op: Extract<Effect, { do: 'pidfile' }>['op']): void {
+  const p = m.seam.pidfile;
+  const file = m.config.pid;
+  switch (op) {
+    case 'write':
+      return p.writePid(file);
+    case 'to-oldbin':
+      return p.moveToOldbin(file);
+    case 'from-oldbin':
+      try {
+        return p.restoreFromOldbin(file);
+      } catch (err) {
+        return m.log.alert(`rollback: ${(err as Error).message}`);
+      }
+    case 'remove':
+      return p.removeIfOurs(file);
+    case 'remove-oldbin':
+      return p.removeIfOurs(oldbinPath(file));
+  }
+}
+
+/** The old master is gone: its .oldbin pidfile and control socket, if it could not remove them (killed with SIGKILL). */
+function forgetOldMaster(m: Master, clean: boolean): void {
+  m.oldMasterForgotten = true;
+  if (!clean || m.oldMaster === null) return;
+  try {
+    m.seam.pidfile.removeIfOurs(oldbinPath(m.config.pid), m.oldMaster);
+    if (m.control) fs.rmSync(oldbinPath(m.control.home), { force: true });
+  } catch (err) {
+    // Not ours to fix (a directory where the socket was): said once, the master goes on.
+    m.log.warn(`the old master's .oldbin files stay: ${(err as Error).message}`);
+  }
+}
+
+/** The master writes to the error_log the reload prepared (already open), its stdio too. */
+function takeOverLog(m: Master, generation: number): void {
+  const gen = m.generations.get(generation);
+  const log = gen?.masterLog;
+  if (!gen || !log) return;
+  gen.masterLog = null;
+  m.log.close();
+  m.log = log;
+  try {
+    m.redirectStdio();
+  } catch (err) {
+    m.log.alert(`stdout and stderr stay where they were: ${(err as Error).message}`);
+  }
+}
+
+/** USR1: the master's log and the workers' log files; a log that cannot be opened now (a symlink or a FIFO planted there) keeps the old file. */
+function reopenLogs(m: Master): void {
+  const attempt = (fn: () => void) => {
+    try {
+      fn();
+    } catch (err) {
+      m.log.alert(`reopen failed: ${(err as Error).message}`);
+    }
+  };
+  attempt(() => {
+    m.log.reopen();
+    m.redirectStdio();
+  });
+  for (const gen of m.generations.values()) {
+    attempt(() => {
+      const alert = reopenWorkerLog(gen);
+      if (alert) m.log.alert(alert);
+    });
   }
 }

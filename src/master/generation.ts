@@ -17,7 +17,7 @@ export interface Generation {
   role: GenerationRole;
   /** worker_processes, changed by TTIN/TTOU; 0 after WINCH. */
   target: number;
-  /** During a batched reload (rollout.ts), the slots below `target` it may run; null: all. */
+  /** During batches (batches.ts), the slots below `target` it may run; null: all. */
   slots: Set<number> | null;
   /**
    * A reload that changes error_log: the master's new log, opened before anything started,
@@ -29,8 +29,6 @@ export interface Generation {
   /** Said when the generation starts: see openWorkerLog. */
   logAlert: string | null;
   backoffMs: number;
-  respawnTimer: NodeJS.Timeout | null;
-  readyTimer: NodeJS.Timeout | null;
   /** All its workers have been ready at least once. */
   everReady: boolean;
   /** Members of each reuseport group when it started: what its workers accept on. */

@@ -1,12 +1,11 @@
 import fs from 'node:fs';
-import os from 'node:os';
 import { loadConfig } from '../config/index.js';
 import { unsafeDirectories } from '../config/strict-modes.js';
 import type { Config } from '../config/types.js';
 import { Logger } from '../log/logger.js';
 import { version } from '../version.js';
 import * as native from '../native/index.js';
-import { oldbinPath, type InheritEnv, type ParentMessage } from '../protocol.js';
+import { isObject, oldbinPath, type InheritEnv, type ParentMessage } from '../protocol.js';
 import { ControlServer } from '../control/server.js';
 import { addHandedOver, handOverTotals } from '../control/handover.js';
 import { activatedSockets } from '../sockets/activation.js';
@@ -16,24 +15,25 @@ import { Watchdog } from '../systemd/watchdog.js';
 import { WorkerNotifySockets } from '../systemd/worker-notify.js';
 import type { MasterMetrics } from '../metrics/master-metrics.js';
 import { MetricsServer } from '../metrics/server.js';
-import { EventQueue, type MasterEvent, type MasterSignal } from './event-queue.js';
+import { EventQueue, type MasterEvent, type UpgradeWaiter } from './event-queue.js';
+import type { Batches } from './batches.js';
 import type { Generation } from './generation.js';
+import { batchesStatus, rolloutText } from './batches.js';
 import { closeStrayFds, takeInheritEnv } from './inherited.js';
 import * as pidfile from './pidfile.js';
 import { ProcessTable } from './process-table.js';
 import { ProcessGroups } from './process-groups.js';
 import { Reaper } from './reap.js';
-import { rolloutStatus, rolloutText, type Rollout } from './rollout.js';
-import { decide, phaseKey, type Command, type Decision, type MasterState, type Phase, type Situation } from './phase.js';
+import type { Phase, MasterState } from './phase.js';
 import type { ReloadOutcome } from '../outcomes.js';
-import { tell } from './tell.js';
-import { meaningOf } from './signals.js';
 import { execute } from './execute.js';
-import { planCommand, planUpgrade, type View } from './plans.js';
-import { checkWorkers, onReadyTimeout, onRespawn, onWorkerExit, onWorkerMessage, onWorkerNotify, prepareGeneration, signalWorker, startGeneration } from './supervise.js';
-import { howItExited, type Upgrade } from './upgrade.js';
-import { batchSlots, firstBatch, onBatchDrained, type IncomingBatches } from './upgrade-batches.js';
-
+import { modelOf } from './model.js';
+import { prepare } from './prepare.js';
+import { realSeam, type Seam } from './seam.js';
+import { settle } from './settle.js';
+import { step } from './step.js';
+import { prepareGeneration, recordWorkerMessage, recordWorkerNotify } from './supervise.js';
+import type { Upgrade } from './upgrade.js';
 
 export interface MasterOptions {
   configFile: string;
@@ -47,21 +47,24 @@ export interface MasterOptions {
   onTerminal: boolean;
   /** Daemonized: point stdout/stderr at the error log once it is open. */
   daemon: boolean;
+  /** What the master does to the world through (seam.ts); the real one unless a test swaps it. */
+  seam?: Seam;
 }
+
+/** More passes of settle for one event than any master needs: one settles a worker start at most. */
+const MAX_PASSES = 10_000;
 
 const TICK_MS = 1000;
 
 /**
- * The master: one loop takes events from the queue and makes one transition each. What an
- * operator's command (a signal, a control reload) may do in the master's phase is decided
- * by the table of phase.ts, refusals included (signals.ts maps signals to commands); what an
- * allowed command and each event of an upgrade then do is a plan of effects (plans.ts) that
- * execute.ts makes; an outcome's consequences are tell.ts's. Single workers are decided by
- * worker-plans.ts, how a reload ends by reload-plans.ts, a batched reload's steps by
- * rollout.ts; supervise.ts and reload.ts hold the effects those plans name.
+ * The master: one loop takes events from the queue, and each event is one step: the model of
+ * the master (model.ts) and the event make a plan (step.ts: through the table of phase.ts for
+ * an operator's command, after preparing what a reload or an upgrade needs, prepare.ts), the
+ * executor makes its effects (execute.ts), then settle.ts looks at the master in a fixed order
+ * until there is nothing left to do. handle() is the executor's only caller.
  */
 export class Master {
-  /** The one value that says where the master is (phase.ts); set by plans and reloads only. */
+  /** The one value that says where the master is (phase.ts); set by plans only. */
   phase: Phase = { name: 'starting' };
   readonly queue = new EventQueue();
   readonly table = new ProcessTable();
@@ -74,18 +77,19 @@ export class Master {
   nextGeneration: number;
   readonly firstGeneration: number;
   upgrade: Upgrade | null = null;
-  /** A batched reload (worker_reload_batch) under way, or its rollback. */
-  rollout: Rollout | null = null;
-  /** A new master of a batched upgrade: the batches of its first generation still to come. */
-  incoming: IncomingBatches | null = null;
+  /** Batches under way (worker_reload_batch): a reload's, its rollback's, or a new master's upgrade. */
+  batches: Batches | null = null;
+  /** The timers of effects.ts, by name: each posts its event when it fires. */
+  readonly timers = new Map<string, { cancel(): void }>();
+  readonly seam: Seam;
   /** The last upgrade that rolled back, for status. */
   lastRollback: { newPid: number; reason: string; at: number } | null = null;
   /** The last USR2 this master ignored, and why, for status. */
   lastRefusal: { reason: string; at: number } | null = null;
   /** Set when this master was started by USR2: the old master's pid. */
   readonly oldMaster: number | null;
-  /** The old master has exited (remembered: its pid may be reused later). */
-  private oldMasterExited = false;
+  /** The old master was seen gone and what it left was seen to (remembered: its pid may be reused later). */
+  oldMasterForgotten = false;
   readonly totals: InheritEnv['totals'];
   exitCode: number | null = null;
   readonly startedAt = Date.now();
@@ -100,20 +104,25 @@ export class Master {
   lastTickAt = Date.now();
   /** Control clients waiting for the outcome of a reload. */
   reloadWaiters: Array<(o: ReloadOutcome) => void> = [];
+  /** Control clients waiting for the whole upgrade. */
+  upgradeWaiters: UpgradeWaiter[] = [];
   /** Where exec workers send sd_notify datagrams; opened on first use. */
   private readonly workerNotify = new WorkerNotifySockets((msg, pid) => this.queue.push({ type: 'worker-notify', pid, msg }));
   private readonly reaper = new Reaper();
   /** Exec workers' process groups, and the keeper that ends them if the master is killed. */
   readonly groups = new ProcessGroups((msg) => this.log.warn(msg));
   private ticker: NodeJS.Timeout | null = null;
+  /** The fds it was given to keep (inherited listeners, systemd's, the IPC channel): the others it closes when it runs. */
+  private readonly inheritedFds: ReadonlySet<number>;
   private announced = false;
-  /** The first generation has been ready (onFirstReady). */
-  private firstReady = false;
+  /** The first generation has been whole once: the master is ready (pidfile, READY=1, the launcher). */
+  ready = false;
 
   constructor(
     public config: Config,
     readonly opts: MasterOptions,
   ) {
+    this.seam = opts.seam ?? realSeam;
     this.log = new Logger(config.errorLog.path, config.errorLog.level);
     const warn = (m: string) => this.log.warn(m);
     const parsed = takeInheritEnv(warn);
@@ -122,8 +131,7 @@ export class Master {
     this.nextGeneration = this.firstGeneration = parsed?.generation ?? 1;
     this.totals = parsed?.totals ?? { requests: 0, restarts: 0 };
     const channel = (process.channel as { fd?: number } | undefined)?.fd;
-    const keep = new Set([...(parsed?.fds ?? []), ...activated].map((d) => d.fd).concat(channel ?? []));
-    for (const what of closeStrayFds(keep)) this.log.info(`closed ${what}, inherited but not ours to pass on`);
+    this.inheritedFds = new Set([...(parsed?.fds ?? []), ...activated].map((d) => d.fd).concat(channel ?? []));
     if (parsed) this.sockets.offer(parsed.fds);
     this.sockets.offer(activated);
     // A new master is systemd's main process only once its old master has exited (notify.ts).
@@ -139,6 +147,7 @@ export class Master {
   /** Bind, publish the pid, start the first workers, then run the loop until exit. */
   async run(): Promise<number> {
     process.title = this.opts.title;
+    for (const what of closeStrayFds(this.inheritedFds)) this.log.info(`closed ${what}, inherited but not ours to pass on`);
     this.redirectStdio();
     this.queue.subscribeSignals();
     this.reaper.subscribe(() => this.queue.push({ type: 'reap' }));
@@ -150,7 +159,7 @@ export class Master {
       this.sockets.dropInherited();
       for (const s of this.sockets.all()) this.log.notice(`listening on ${describe(s)} (fd ${s.fd})`);
       // A new master publishes its pid only once its workers are ready.
-      if (this.oldMaster === null) pidfile.writePid(this.config.pid);
+      if (this.oldMaster === null) this.seam.pidfile.writePid(this.config.pid);
       if (this.config.controlSocket) this.control = new ControlServer(this, this.config.controlSocket);
       if (metricsSocket) {
         // Loaded only when asked for: prom-client takes ~100 ms to load.
@@ -163,21 +172,26 @@ export class Master {
       }
       this.log.notice(`tsmaster/${version} master process started, ${this.config.workerProcesses} worker(s)`);
       this.tellParent({ t: 'started', pid: process.pid });
-      startGeneration(this, prepareGeneration(this.config, sockets, 'active', firstBatch(this)));
+      // A batched upgrade: the old master says when it has drained each batch.
+      if (this.oldMaster !== null && this.seam.parent.connected()) {
+        process.on('message', (msg: unknown) => {
+          if (isObject(msg) && msg.t === 'batch-drained') this.queue.push({ type: 'batch-drained' });
+        });
+      }
+      this.handle({ type: 'start', gen: prepareGeneration(this.config, sockets, 'active') });
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       this.log.emerg(message);
-      if (process.connected) this.tellParent({ t: 'failed', pid: process.pid, lines: [message] });
+      if (this.seam.parent.connected()) this.tellParent({ t: 'failed', pid: process.pid, lines: [message] });
       else if (this.log.path !== 'stderr') process.stderr.write(`tsmaster: [emerg] ${message}\n`);
       await this.closeMetrics();
       this.sockets.closeAll(true);
       this.control?.close(true);
-      pidfile.removeIfOurs(this.config.pid);
+      this.seam.pidfile.removeIfOurs(this.config.pid);
       this.queue.unsubscribeSignals();
       this.reaper.unsubscribe();
       return 1;
     }
-    this.phase = { name: 'running' };
     this.ticker = setInterval(() => this.queue.push({ type: 'tick' }), TICK_MS);
     this.watchdog.start(() => this.queue.push({ type: 'watchdog' }));
     while (this.exitCode === null) {
@@ -191,7 +205,7 @@ export class Master {
     }
     clearInterval(this.ticker);
     this.watchdog.stop();
-    // The handover to a new master (shutdown.ts) must reach systemd before we exit.
+    // The handover to a new master (settle.ts) must reach systemd before we exit.
     await this.notifier.flushed();
     this.queue.unsubscribeSignals();
     this.reaper.unsubscribe();
@@ -201,58 +215,47 @@ export class Master {
     return this.exitCode;
   }
 
-  private handle(ev: MasterEvent): void {
+  /**
+   * One event: what it records is written down, then its step is planned and made, then the
+   * master settles. Events that effects give back (a worker that could not start) are steps
+   * of the same event, made before the next settle pass.
+   */
+  handle(ev: MasterEvent): void {
+    this.record(ev);
+    const pending: MasterEvent[] = [ev];
+    for (let pass = 0; ; pass++) {
+      while (pending.length > 0) {
+        const e = pending.shift()!;
+        const prepared = prepare(this, () => modelOf(this), e);
+        pending.push(...execute(this, step(modelOf(this), e, prepared)));
+      }
+      const fx = settle(modelOf(this));
+      if (fx.length === 0) return;
+      if (pass >= MAX_PASSES) {
+        this.log.alert(`${ev.type}: the master did not settle after ${MAX_PASSES} passes; next: ${fx.map((e) => e.do).join(', ')}`);
+        return;
+      }
+      pending.push(...execute(this, fx));
+    }
+  }
+
+  /** The facts an event carries, written down before its step: heartbeats, a handover's counts; and what a tick does every time. */
+  private record(ev: MasterEvent): void {
     switch (ev.type) {
-      case 'signal':
-        return this.onSignal(ev.signal);
-      case 'worker-exit':
-        return onWorkerExit(this, ev);
-      case 'worker-message':
-        return onWorkerMessage(this, ev.pid, ev.msg);
-      case 'worker-notify':
-        return onWorkerNotify(this, ev.pid, ev.msg);
       case 'tick':
         this.lastTickAt = Date.now();
-        this.oldMasterGone();
         // A sweep per tick too: SIGCHLDs that arrive together are delivered as one.
-        this.reap();
-        return checkWorkers(this);
+        return this.reap();
       case 'reap':
         return this.reap();
       case 'watchdog':
         return this.watchdog.onEvent();
-      case 'control-reload': {
-        // The client waits for the reload it started; an ignored one answers only its own client.
-        const d = this.command('reload', () => this.reloadWaiters.push(ev.done));
-        if ('refuse' in d && d.refuse.outcome?.event === 'reload-refused') ev.done(d.refuse.outcome);
-        return;
-      }
+      case 'worker-message':
+        return recordWorkerMessage(this, ev.pid, ev.msg);
+      case 'worker-notify':
+        return recordWorkerNotify(this, ev.pid);
       case 'control-handover':
         return addHandedOver(this, ev);
-      case 'respawn':
-        return onRespawn(this, ev.generation);
-      case 'ready-timeout':
-        return onReadyTimeout(this, ev.generation);
-      case 'kill-timeout': {
-        const w = this.table.get(ev.pid);
-        if (w) {
-          this.log.warn(`worker process ${ev.pid} did not exit in time, killing it`);
-          signalWorker(this, w, 'SIGKILL');
-        }
-        return;
-      }
-      case 'upgrade-ready':
-        return execute(this, planUpgrade(this.view(), { type: 'ready', pid: ev.pid }));
-      case 'upgrade-exit':
-        return execute(this, planUpgrade(this.view(), { type: 'exit', pid: ev.pid, how: howItExited(ev) }));
-      case 'upgrade-timeout':
-        return execute(this, planUpgrade(this.view(), { type: 'timeout', pid: ev.pid }));
-      case 'upgrade-batch': {
-        const { pid, step, steps } = ev.msg;
-        return execute(this, planUpgrade(this.view(), { type: 'batch-ready', pid, slots: batchSlots(ev.msg), step: Number(step) || 0, steps: Number(steps) || 0 }));
-      }
-      case 'batch-drained':
-        return onBatchDrained(this);
     }
   }
 
@@ -260,111 +263,29 @@ export class Master {
     for (const r of this.reaper.sweep()) this.log.debug(`reaped orphan process ${r.pid}: ${r.how}`);
   }
 
-  private onSignal(signal: MasterSignal): void {
-    const number = os.constants.signals[signal];
-    if (signal === 'SIGWINCH' && this.opts.onTerminal) {
-      this.log.info(`signal ${number} (${signal}) received, ignored: the master runs in the foreground on a terminal`);
-      return;
-    }
-    const meaning = meaningOf(signal, this.config.termShutdown);
-    this.log.notice(`signal ${number} (${signal}) received, ${meaning.action}`);
-    this.command(meaning.command);
-  }
-
-  /** Where the master is now, as the table of phase.ts reads it. */
-  situation(): Situation {
-    const phase = phaseKey(this.phase);
-    if (this.upgrade) return { phase, upgrade: this.upgrade.killing ? 'killing' : this.upgrade.ready ? 'ready' : 'starting', partner: this.upgrade.pid, pid1: process.pid === 1 };
-    if (this.oldMaster !== null && !this.oldMasterGone()) return { phase, upgrade: 'new', partner: this.oldMaster, pid1: process.pid === 1 };
-    return { phase, upgrade: 'none', pid1: process.pid === 1 };
-  }
-
   get state(): MasterState {
     return this.phase.name;
   }
 
-  /** What the plans of plans.ts read. */
-  view(): View {
-    const up = this.upgrade;
-    return {
-      phase: phaseKey(this.phase),
-      upgrade: up ? { pid: up.pid, ready: up.ready, killing: up.killing } : null,
-      current: this.current,
-      readyTimeoutMs: this.config.readyTimeoutMs,
-      pid: process.pid,
-    };
+  /** Whether the old master that started this one still lives (asked of /proc until it is seen gone). */
+  oldMasterAlive(): boolean {
+    if (this.oldMaster === null || this.oldMasterForgotten) return false;
+    return this.seam.pidfile.isLiveMaster(this.oldMaster);
   }
 
-  /**
-   * One command, decided by the table; a refusal is logged there and then, once. `accepted`
-   * runs just before the plan is made (which may settle at once, a config error); `code` is
-   * the exit code of a fast stop.
-   */
-  command(cmd: Command, accepted?: () => void, code = 0): Decision {
-    const d = decide(this.situation(), cmd);
-    if ('go' in d) {
-      accepted?.();
-      execute(this, planCommand(this.view(), d.go, code));
-      return d;
-    }
-    if (d.refuse.outcome) tell(this, d.refuse.outcome);
-    else if (!d.quiet) this.log.notice(d.refuse.line);
-    return d;
-  }
-
-  /**
-   * Whether the old master that started this one is gone. The first time it is seen gone,
-   * what it could not remove itself (killed with SIGKILL) goes: its .oldbin pidfile and
-   * control socket, unless this master is in an upgrade of its own and uses those names.
-   */
-  oldMasterGone(): boolean {
-    if (this.oldMaster === null || this.oldMasterExited) return true;
-    if (pidfile.isLiveMaster(this.oldMaster)) return false;
-    this.oldMasterExited = true;
-    this.takeOverSystemd();
-    if (!this.upgrade) {
-      try {
-        pidfile.removeIfOurs(oldbinPath(this.config.pid), this.oldMaster);
-        if (this.control) fs.rmSync(oldbinPath(this.control.home), { force: true });
-      } catch (err) {
-        // Not ours to fix (a directory where the socket was): said once, the master goes on.
-        this.log.warn(`the old master's .oldbin files stay: ${(err as Error).message}`);
-      }
-    }
-    return true;
+  /** The launcher or the old master still listens for our outcome on the IPC channel. */
+  parentListens(): boolean {
+    return !this.announced && this.seam.parent.connected();
   }
 
   /** The launcher or the old master waits for our outcome on the IPC channel. */
   tellParent(msg: ParentMessage): void {
-    if (this.announced || !process.connected || !process.send) return;
-    process.send(msg);
+    if (this.announced || !this.seam.parent.connected()) return;
+    this.seam.parent.send(msg);
     if (msg.t !== 'started' && msg.t !== 'batch-ready') {
       this.announced = true;
-      process.disconnect();
+      this.seam.parent.disconnect();
     }
-  }
-
-  /** The first generation is ready: publish the pid (new master) and tell whoever waits. */
-  onFirstReady(): void {
-    this.serveMetrics(true);
-    this.firstReady = true;
-    if (this.oldMaster !== null) pidfile.writePid(this.config.pid);
-    // Said only by the master systemd started; a new master says it when it takes over.
-    this.notifier.send('READY=1', `STATUS=${this.statusLine()}`);
-    this.takeOverSystemd();
-    this.tellParent({ t: 'ready', pid: process.pid });
-  }
-
-  /**
-   * A new master whose old master has exited is systemd's main process: the old one sent
-   * MAINPID= for it as its last message (checkExit), and stayed main until then so that a
-   * rollback never needed a word to systemd (notify.ts). Until its first workers are ready
-   * the old one cannot have handed over (it hands over to a ready new master only).
-   */
-  private takeOverSystemd(): void {
-    if (this.notifier.main || !this.firstReady || !this.oldMasterExited) return;
-    this.notifier.takeOver('READY=1', `STATUS=${this.statusLine()}`);
-    this.watchdog.ping();
   }
 
   /**
@@ -383,7 +304,8 @@ export class Master {
   statusLine(): string {
     const gen = this.generations.get(this.current);
     const ready = this.table.serving(this.current).filter((w) => w.state === 'ready').length;
-    const batch = this.rollout ? ` (${rolloutText(rolloutStatus(this.rollout))})` : '';
+    const b = this.batches;
+    const batch = b && b.giver !== 'old-master' ? ` (${rolloutText(batchesStatus(b))})` : '';
     return `${this.state}${batch}, generation ${this.current}, ${ready}/${gen?.target ?? 0} workers ready`;
   }
 

@@ -1,133 +1,113 @@
 // What the master does for each command the table of phase.ts lets through, and for each
-// event of an upgrade: decisions only. A plan reads a snapshot of the master (View) and
-// returns the effects to make, in order; execute.ts makes them. No plan touches a process,
-// a file or a timer, so every (phase, event) pair is tested in-process (test/plans.test.ts).
-// The effects below are also those of worker-plans.ts (single workers) and reload-plans.ts
-// (how a reload ends); a batched reload's steps are rollout.ts's, with effects passed in.
-import type { LogLevel } from '../config/types.js';
-import type { Outcome } from '../outcomes.js';
-import type { Command, MasterPhase, Phase, Transition } from './phase.js';
-import type { RestartReason } from './process-table.js';
+// event of an upgrade: decisions only. A plan reads the model (model.ts) and returns the
+// primitive effects to make, in order (effects.ts); execute.ts makes them, then settle.ts
+// looks again. No plan touches a process, a file or a timer, so every (phase, event) pair is
+// tested in-process (test/plans.test.ts). A reload's start and end are reload-plans.ts's,
+// single workers' worker-plans.ts's.
+import type { Effect } from './effects.js';
+import type { UpgradeWaiter } from './event-queue.js';
+import { FAST_KILL_MS, clearTimers, stopWorker } from './stops.js';
+import { generationOf, servingOf, situationOf, workersOf, type Model } from './model.js';
+import type { ReloadOutcome } from '../outcomes.js';
+import { decide, type Command, type Phase, type Transition } from './phase.js';
+import { planReloadStart, type PreparedReload } from './reload-plans.js';
+import type { PreparedUpgrade } from './prepare.js';
 
 /** How long a new master gets to exit after TERM before KILL. */
 export const UPGRADE_KILL_MS = 5000;
 
-/** What a plan reads: the master's phase and its upgrade, nothing that can change under it. */
-export interface View {
-  phase: MasterPhase;
-  /** This master's upgrade as the old master: the new one's pid and how far it got. */
-  upgrade: { pid: number; ready: boolean; killing: boolean } | null;
-  /** The serving generation. */
-  current: number;
-  readyTimeoutMs: number;
-  pid: number;
-}
-
-export type Effect =
-  | { do: 'log'; level: LogLevel; line: string }
-  | { do: 'tell'; outcome: Outcome }
-  | { do: 'notify'; fields: string[] }
-  | { do: 'set-phase'; phase: Phase }
-  /** Every worker: QUIT (graceful, each with its generation's timeout) or TERM, then KILL. */
-  | { do: 'stop-workers'; graceful: boolean }
-  /** WINCH: no generation keeps a worker count; every worker drains. */
-  | { do: 'drain-workers' }
-  /** The serving generation's workers again, with its own config. */
-  | { do: 'restart-workers' }
-  | { do: 'check-exit' }
-  | { do: 'reload' }
-  | { do: 'reopen-logs' }
-  | { do: 'worker-count'; delta: 1 | -1 }
-  | { do: 'start-upgrade' }
-  | { do: 'upgrade-progress'; ready?: true; killing?: true }
-  /** Arm the upgrade's timer (ready_timeout, or the time a stopping new master gets), or clear it. */
-  | { do: 'upgrade-timer'; ms: number | null }
-  | { do: 'signal-new-master'; signal: 'SIGTERM' | 'SIGKILL' }
-  /** The new master is gone: forget it, and take the pidfile and control socket names back. */
-  | { do: 'end-upgrade' }
-  | { do: 'restore-slots' }
-  /** A batched upgrade: the serving generation no longer fills these slots; the upgrade waits for them to empty. */
-  | { do: 'give-up-slots'; slots: number[] }
-  /** Gracefully stop the serving generation's workers in these slots. */
-  | { do: 'drain-slots'; slots: number[] }
-  /** Tell the new master once the slots given up are empty. */
-  | { do: 'check-batch-drained' }
-  | { do: 'serve-metrics'; on: boolean }
-  // Of single workers (worker-plans.ts):
-  | { do: 'fail-reload'; generation: number; reason: string }
-  /** The launcher or the old master waiting for this (new) master hears it failed. */
-  | { do: 'tell-parent-failed'; lines: string[] }
-  /** A command through the table, as if an operator had sent it (a new master that cannot start stops). */
-  | { do: 'command'; command: Command; code: number }
-  /** An unexpected exit: the totals, the slot's restarts and (unless `reason` is null: a replacement) the metric. */
-  | { do: 'count-restart'; generation: number; slot: number; reason: RestartReason | null }
-  /** Start the generation's missing workers, now or after its next backoff step. */
-  | { do: 'respawn'; generation: number; stable: boolean; why?: string }
-  | { do: 'after-worker-exit'; generation: number | null }
-  | { do: 'ping'; pid: number }
-  /** An exec worker alive long enough without NOTIFY_SOCKET is ready. */
-  | { do: 'worker-ready'; pid: number }
-  /** KILL, once, saying why; `reason` is the metric's label of the restart that follows. */
-  | { do: 'kill-worker'; pid: number; why: string; reason: RestartReason }
-  | { do: 'memory-warned'; generation: number }
-  /** Over worker_max_memory: a replacement starts in its slot, and it goes once that is ready. */
-  | { do: 'recycle'; pid: number }
-  | { do: 'mark-ready'; pid: number }
-  /** Gracefully, with its generation's worker_shutdown_timeout. */
-  | { do: 'stop-worker'; pid: number }
-  /** A batched reload or upgrade may move on, and the generation may be whole now. */
-  | { do: 'after-worker-ready'; generation: number }
-  /** All its workers have been ready once: its ready_timeout is over. */
-  | { do: 'generation-ever-ready'; generation: number }
-  /** A reload's generation is whole: it serves, the others stop. */
-  | { do: 'finish-reload'; generation: number }
-  /** The master's first generation is whole: the master is ready (pidfile, READY=1, the launcher). */
-  | { do: 'first-ready' }
-  // Of a reload (reload-plans.ts):
-  /** The generation serves: it is the current one, its config the master's. */
-  | { do: 'activate-generation'; generation: number }
-  /** Its workers stop gracefully, and no respawn or ready timeout of it is left. */
-  | { do: 'stop-generation'; generation: number }
-  /** The master writes to the error_log the generation's reload prepared, if it changed. */
-  | { do: 'take-over-log'; generation: number }
-  /** Close reuseport members that only this failed generation (null: a count change) was to serve. */
-  | { do: 'release-unserved'; generation: number | null }
-  /** A batched reload failed part-way: the old generation takes its slots back (rollout.ts). */
-  | { do: 'roll-back'; generation: number; reason: string };
-
-/** Tell systemd we stop, unless a new master has taken over as its main process. */
-function stopping(v: View, mode: 'fast' | 'graceful', code: number): Effect[] {
+/** Tell systemd we stop, unless a new master has taken over as its main process; nothing of a batched reload or upgrade goes on. */
+function stopping(m: Model, mode: 'fast' | 'graceful', code: number): Effect[] {
+  const graceful = mode === 'graceful';
   return [
-    ...(v.upgrade?.ready ? [] : [{ do: 'notify', fields: ['STOPPING=1'] } satisfies Effect]),
+    ...(m.upgrade?.ready ? [] : [{ do: 'notify', fields: ['STOPPING=1'] } satisfies Effect]),
     { do: 'set-phase', phase: { name: 'stopping', mode, code } },
-    { do: 'stop-workers', graceful: mode === 'graceful' },
-    { do: 'check-exit' },
+    { do: 'set-batches', batches: null },
+    ...m.generations.flatMap((g) => clearTimers(g.id)),
+    ...m.workers.flatMap((w) => stopWorker(m, w, mode, graceful ? undefined : FAST_KILL_MS)),
   ];
 }
 
+const RUNNING: Phase = { name: 'running' };
+
+/** After WINCH: the serving generation's workers again, with its own config (settle starts them). */
+function restartWorkers(m: Model): Effect[] {
+  const gen = generationOf(m, m.current);
+  return gen ? [{ do: 'set-generation', generation: gen.id, set: { target: gen.config.workerProcesses } }] : [];
+}
+
+/** TTIN / TTOU: the serving generation's new worker count (at least one), and whether that needs a new generation. */
+export function countChange(m: Model, delta: 1 | -1): { target: number; reuseport: boolean } | null {
+  const gen = generationOf(m, m.current);
+  if (!gen) return null;
+  // A worker's share of a reuseport group is fixed when it starts: a new count is a new generation.
+  return { target: Math.max(1, gen.target + delta), reuseport: gen.sockets.some((s) => s.reuseport) };
+}
+
+function changeWorkerCount(m: Model, delta: 1 | -1, prepared: PreparedReload | null): Effect[] {
+  const gen = generationOf(m, m.current);
+  const c = countChange(m, delta);
+  if (!gen || !c) return [];
+  if (c.target === gen.target) return [{ do: 'log', level: 'notice', line: `worker count stays ${c.target}: at least one worker serves` }];
+  if (c.reuseport) {
+    return [{ do: 'log', level: 'notice', line: `worker count becomes ${c.target}: starting a new generation (reuseport)` }, ...(prepared ? planReloadStart(m, prepared) : [])];
+  }
+  return [
+    { do: 'set-generation', generation: gen.id, set: { target: c.target } },
+    { do: 'log', level: 'notice', line: `worker count of generation ${gen.id} is now ${c.target}` },
+    ...servingOf(m, gen.id)
+      .filter((w) => w.slot >= c.target)
+      .flatMap((w) => stopWorker(m, w, 'graceful')),
+  ];
+}
+
+/** What preparing a command gave (prepare.ts): a reload's generation, or the new master of an upgrade. */
+export type Prepared = { reload: PreparedReload } | { upgrade: PreparedUpgrade };
+
 /** The effects of a command the table let through. `code`: a fast stop's exit code. */
-export function planCommand(v: View, go: Transition, code = 0): Effect[] {
+export function planCommand(m: Model, go: Transition, code = 0, prepared: Prepared | null = null): Effect[] {
+  const reload = prepared && 'reload' in prepared ? prepared.reload : null;
   switch (go) {
     case 'reload':
-      return [{ do: 'reload' }];
+      return [{ do: 'notify-reloading', status: 'reloading configuration' }, ...(reload ? planReloadStart(m, reload) : [])];
     case 'restart-workers':
       // nginx's manual rollback: the old master serves again with the config it has.
-      return [{ do: 'set-phase', phase: { name: 'running' } }, { do: 'restart-workers' }, { do: 'tell', outcome: { event: 'workers-restarted', generation: v.current } }];
+      return [{ do: 'set-phase', phase: RUNNING }, ...restartWorkers(m), { do: 'tell', outcome: { event: 'workers-restarted', generation: m.current } }];
     case 'upgrade':
-      return [{ do: 'start-upgrade' }];
+      return prepared && 'upgrade' in prepared ? planUpgradeStart(m, prepared.upgrade) : [];
     case 'drain':
-      return [{ do: 'set-phase', phase: { name: 'draining' } }, { do: 'drain-workers' }];
+      return [
+        { do: 'set-phase', phase: { name: 'draining' } },
+        ...m.generations.flatMap((g): Effect[] => [
+          { do: 'set-generation', generation: g.id, set: { target: 0 } },
+          { do: 'timer', timer: { kind: 'respawn', generation: g.id }, ms: null },
+        ]),
+        ...m.workers.flatMap((w) => stopWorker(m, w, 'graceful')),
+      ];
     case 'graceful-stop':
-      return stopping(v, 'graceful', 0);
+      return stopping(m, 'graceful', 0);
     case 'fast-stop':
-      return stopping(v, 'fast', code);
+      return stopping(m, 'fast', code);
     case 'reopen':
-      return [{ do: 'reopen-logs' }];
+      // A Node worker without its handlers yet would take USR1 as Node's own (the inspector).
+      return [
+        { do: 'reopen-logs' },
+        ...m.workers.filter((w) => w.handlers && generationOf(m, w.generation)?.config.worker.kind === 'app').map((w): Effect => ({ do: 'signal', pid: w.pid, signal: 'SIGUSR1' })),
+      ];
     case 'add-worker':
-      return [{ do: 'worker-count', delta: 1 }];
+      return changeWorkerCount(m, 1, reload);
     case 'remove-worker':
-      return [{ do: 'worker-count', delta: -1 }];
+      return changeWorkerCount(m, -1, reload);
   }
+}
+
+/** USR2, prepared: the new master started (our child), or why not. */
+function planUpgradeStart(m: Model, p: PreparedUpgrade): Effect[] {
+  if ('error' in p) return [{ do: 'tell', outcome: { event: 'upgrade-failed', reason: p.error } }];
+  const upgrade = { pid: p.pid, child: p.child, ready: false, killing: false, draining: null, totalsAtStart: p.totalsAtStart };
+  // Not started at all (spawn's 'error' comes as the new master's exit): a rollback at once.
+  if (p.pid === 0) return [{ do: 'set-upgrade', upgrade }];
+  return [{ do: 'set-upgrade', upgrade }, { do: 'timer', timer: { kind: 'upgrade', pid: p.pid }, ms: m.config.readyTimeoutMs }, { do: 'tell', outcome: { event: 'upgrade-started', pid: p.pid } }];
 }
 
 /** An event of the upgrade this master started: what the new master said or did. */
@@ -139,59 +119,99 @@ export type UpgradeEvent =
   | { type: 'exit'; pid: number; how: string };
 
 /** The effects of an upgrade event; none when it is not about this master's upgrade (any more). */
-export function planUpgrade(v: View, ev: UpgradeEvent): Effect[] {
-  const up = v.upgrade;
+export function planUpgrade(m: Model, ev: UpgradeEvent): Effect[] {
+  const up = m.upgrade;
   if (!up || up.pid !== ev.pid) return [];
+  const timer = { kind: 'upgrade', pid: up.pid } as const;
   switch (ev.type) {
     case 'ready':
       if (up.ready) return [];
       return [
-        { do: 'upgrade-progress', ready: true },
-        { do: 'upgrade-timer', ms: null },
+        { do: 'upgrade-progress', set: { ready: true } },
+        { do: 'timer', timer, ms: null },
         // The new master answers scrapes now. It is not systemd's main process until this one exits (notify.ts).
         { do: 'serve-metrics', on: false },
-        { do: 'tell', outcome: { event: 'upgrade-ready', pid: ev.pid, self: v.pid } },
+        { do: 'tell', outcome: { event: 'upgrade-ready', pid: ev.pid, self: m.pid } },
       ];
-    case 'batch-ready':
+    case 'batch-ready': {
       if (up.ready) return [];
+      // The serving generation no longer fills these slots; the upgrade waits for them to empty (settle.ts).
+      const gen = generationOf(m, m.current);
+      const kept = (gen?.slots ?? Array.from({ length: gen?.target ?? 0 }, (_, i) => i)).filter((s) => !ev.slots.includes(s));
       return [
-        { do: 'give-up-slots', slots: ev.slots },
+        ...(gen ? [{ do: 'set-generation', generation: gen.id, set: { slots: kept } } satisfies Effect] : []),
+        { do: 'upgrade-progress', set: { draining: ev.slots } },
         // Each batch gets ready_timeout of its own.
-        { do: 'upgrade-timer', ms: v.readyTimeoutMs },
+        { do: 'timer', timer, ms: m.config.readyTimeoutMs },
         { do: 'log', level: 'notice', line: `upgrade: new master process ${ev.pid} has batch ${ev.step} of ${ev.steps} ready; draining slot(s) ${ev.slots.join(', ')}` },
-        { do: 'drain-slots', slots: ev.slots },
-        // Already none there (a slot whose worker had crashed): the new master goes on at once.
-        { do: 'check-batch-drained' },
+        ...(gen ? workersOf(m, gen.id).filter((w) => ev.slots.includes(w.slot)).flatMap((w) => stopWorker(m, w, 'graceful')) : []),
       ];
+    }
     case 'timeout':
       if (up.ready) return [];
       if (up.killing) return [{ do: 'signal-new-master', signal: 'SIGKILL' }];
       return [
-        { do: 'log', level: 'alert', line: `new master process ${ev.pid} was not ready within ${v.readyTimeoutMs}ms, stopping it` },
-        { do: 'upgrade-progress', killing: true },
+        { do: 'log', level: 'alert', line: `new master process ${ev.pid} was not ready within ${m.config.readyTimeoutMs}ms, stopping it` },
+        { do: 'upgrade-progress', set: { killing: true } },
         { do: 'signal-new-master', signal: 'SIGTERM' },
-        { do: 'upgrade-timer', ms: UPGRADE_KILL_MS },
+        { do: 'timer', timer, ms: UPGRADE_KILL_MS },
       ];
     case 'exit': {
       // The new master is gone before this one quit: this master takes the service back.
+      const gen = generationOf(m, m.current);
       const back: Effect[] =
-        v.phase === 'stopping-graceful'
-          ? [
-              { do: 'log', level: 'alert', line: 'graceful shutdown cancelled: no new master took over' },
-              { do: 'set-phase', phase: { name: 'running' } },
-              { do: 'restart-workers' },
-            ]
-          : v.phase === 'draining'
-            ? [{ do: 'set-phase', phase: { name: 'running' } }, { do: 'restart-workers' }]
+        m.phase.name === 'stopping' && m.phase.mode === 'graceful'
+          ? [{ do: 'log', level: 'alert', line: 'graceful shutdown cancelled: no new master took over' }, { do: 'set-phase', phase: RUNNING }, ...restartWorkers(m)]
+          : m.phase.name === 'draining'
+            ? [{ do: 'set-phase', phase: RUNNING }, ...restartWorkers(m)]
             : [];
       return [
-        { do: 'tell', outcome: { event: 'upgrade-rolling-back', pid: ev.pid, how: ev.how } },
-        { do: 'end-upgrade' },
-        { do: 'restore-slots' },
+        { do: 'tell', outcome: { event: 'upgrade-rolling-back', pid: ev.pid, how: ev.how, ready: up.ready } },
+        // Forget it, and take the pidfile and control socket names back.
+        { do: 'timer', timer, ms: null },
+        { do: 'set-upgrade', upgrade: null },
+        { do: 'pidfile', op: 'from-oldbin' },
+        { do: 'move-control', toOldbin: false },
+        // Every slot is this master's again (a batched upgrade gave some up).
+        ...(gen?.slots ? [{ do: 'set-generation', generation: gen.id, set: { slots: null } } satisfies Effect] : []),
         ...back,
         { do: 'serve-metrics', on: true },
-        { do: 'tell', outcome: { event: 'rolled-back', self: v.pid } },
+        // This master stayed systemd's main process throughout: no word to systemd but READY=1 (tell.ts).
+        { do: 'tell', outcome: { event: 'rolled-back', self: m.pid } },
       ];
     }
   }
+}
+
+/**
+ * A command, as an operator (a signal, the control socket) or the master itself asks it:
+ * decided by the table, a refusal said once; `waiter`: a control client waiting for the
+ * reload's outcome, `upgradeWaiter` for the whole upgrade's (a refused one answers only
+ * its own client).
+ */
+export function planAsked(
+  m: Model,
+  cmd: Command,
+  opts: { code?: number; prepared?: Prepared | null; waiter?: (o: ReloadOutcome) => void; upgradeWaiter?: UpgradeWaiter } = {},
+): Effect[] {
+  const { waiter, upgradeWaiter } = opts;
+  const d = decide(situationOf(m), cmd);
+  if ('refuse' in d) {
+    const o = d.refuse.outcome;
+    if (!o) return d.quiet ? [] : [{ do: 'log', level: 'notice', line: d.refuse.line }];
+    const answer: Effect[] =
+      waiter && o.event === 'reload-refused' ? [{ do: 'answer-reload', outcome: o, done: waiter }] : upgradeWaiter && o.event === 'upgrade-refused' ? [{ do: 'answer-upgrade', outcome: o, waiter: upgradeWaiter }] : [];
+    return [{ do: 'tell', outcome: o }, ...answer];
+  }
+  return [
+    ...(waiter ? [{ do: 'await-reload', done: waiter } satisfies Effect] : []),
+    ...(upgradeWaiter ? [{ do: 'await-upgrade', waiter: upgradeWaiter } satisfies Effect] : []),
+    ...planCommand(m, d.go, opts.code ?? 0, opts.prepared ?? null),
+  ];
+}
+
+/** The transition a command would start now, if the table lets it through (what prepare.ts prepares for). */
+export function transitionOf(m: Model, cmd: Command): Transition | null {
+  const d = decide(situationOf(m), cmd);
+  return 'go' in d ? d.go : null;
 }

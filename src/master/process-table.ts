@@ -45,7 +45,6 @@ export interface WorkerRecord {
   killedFor: string | null;
   /** What killedFor counts as, when the master killed it. */
   killReason: RestartReason | null;
-  killTimer: NodeJS.Timeout | null;
   /** When a stop that was asked for becomes a KILL (ms since the epoch). */
   stopDeadline: number | null;
 }
@@ -64,7 +63,6 @@ export class ProcessTable {
   remove(pid: number): WorkerRecord | undefined {
     const w = this.byPid.get(pid);
     this.byPid.delete(pid);
-    if (w?.killTimer) clearTimeout(w.killTimer);
     w?.channel?.close();
     return w;
   }

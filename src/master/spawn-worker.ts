@@ -43,6 +43,8 @@ export function spawnWorker(opts: {
   queue: EventQueue;
   /** NOTIFY_SOCKET for exec workers. */
   notifySocket?: string;
+  /** An exec worker waits, before its command runs, for releaseWorker() (its cgroup is made meanwhile). */
+  hold?: boolean;
   /** Said of a worker that sends something other than messages on its channel. */
   warn: (msg: string) => void;
   /** The longest metrics answer taken from worker `pid` now: 0 when no scrape waits for it. */
@@ -79,11 +81,15 @@ export function spawnWorker(opts: {
   } else {
     // systemd's socket activation protocol wants LISTEN_PID to be the worker's own pid,
     // known only after fork: a shell sets it and execs the command in the same process.
-    const stdio: StdioOptions = ['ignore', opts.logFd, opts.logFd, ...fds];
+    // Held: the shell reads a line from the master first (EOF: the master is gone), so that
+    // the command and whatever it starts are born in the worker's cgroup.
+    const stdio: StdioOptions = [opts.hold ? 'pipe' : 'ignore', opts.logFd, opts.logFd, ...fds];
     const wrap = setpriv ? `exec ${setpriv} ${PDEATHSIG.join(' ')}` : 'exec';
+    const run = `LISTEN_PID=$$ ${wrap} "$@"`;
     // SIGPIPE ignored (kept across exec): a log pipe whose reader died is an EPIPE the
     // program may ignore, not a death (as Node does for itself).
-    child = spawn('/bin/sh', ['-c', `trap '' PIPE; LISTEN_PID=$$ ${wrap} "$@"`, 'tsmaster-exec', ...config.worker.argv], {
+    const script = `trap '' PIPE; ${opts.hold ? `read -r _ || exit 1; ${run} </dev/null` : run}`;
+    child = spawn('/bin/sh', ['-c', script, 'tsmaster-exec', ...config.worker.argv], {
       ...common,
       stdio,
       // setsid: its own process group, which the master signals and ends as one.
@@ -98,6 +104,7 @@ export function spawnWorker(opts: {
       },
     });
   }
+  child.stdin?.on('error', () => undefined);
   const pid = child.pid;
   if (pid === undefined) {
     // spawn() failed (ENOENT, EACCES): the 'error' event says why; report it as an exit.
@@ -119,4 +126,9 @@ export function spawnWorker(opts: {
     (why) => opts.warn(`worker process ${pid}: ${why}`),
   );
   return { child, channel };
+}
+
+/** Let a worker started with `hold` run its command. */
+export function releaseWorker(child: ChildProcess): void {
+  child.stdin?.end('\n');
 }

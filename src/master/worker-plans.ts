@@ -1,40 +1,23 @@
 // What the master does about one worker: when it exits, cannot even be started, is ready,
 // or is looked at by the periodic check (readiness by age, ready_timeout, heartbeat,
 // worker_max_memory), and when a generation is whole. Decisions only, as plans.ts's, read
-// from a snapshot of the worker and its generation and made by execute.ts; tested
-// in-process for every kind of worker and generation (test/worker-plans.test.ts).
-import type { Effect } from './plans.js';
-import type { GenerationRole } from './generation.js';
-import type { RestartReason, WorkerState } from './process-table.js';
+// from the model and made by execute.ts; tested in-process for every kind of worker and
+// generation (test/worker-plans.test.ts).
+import { describeExit } from '../proc.js';
+import type { Effect } from './effects.js';
+import { generationOf, servingOf, workerOf, workersOf, type GenerationModel, type Model, type WorkerModel } from './model.js';
+import { planAsked } from './plans.js';
+import { planReloadFailed, planReloadFinished } from './reload-plans.js';
+import { stopWorker } from './stops.js';
 
 /** A worker that served this long was healthy: its crash starts the backoff anew. */
 export const STABLE_MS = 10_000;
+const BACKOFF_MIN_MS = 100;
+const BACKOFF_MAX_MS = 30_000;
 
-export interface GenerationView {
-  id: number;
-  role: GenerationRole;
-  /** All its workers have been ready at least once. */
-  everReady: boolean;
-}
-
-export interface ExitView {
-  worker: {
-    pid: number;
-    slot: number;
-    state: WorkerState;
-    /** Being replaced (worker_max_memory): its replacement is already starting. */
-    recycling: boolean;
-    readyAt: number | null;
-    killedFor: string | null;
-    killReason: RestartReason | null;
-  };
-  /** Its generation; null when that is gone already. */
-  gen: GenerationView | null;
-  /** `exited with code 1`, `exited on signal SIGKILL`. */
-  how: string;
-  /** This master was started by USR2 and its old master still waits for it. */
-  newMaster: boolean;
-  now: number;
+/** The model without a worker that has exited. */
+function without(m: Model, pid: number): Model {
+  return { ...m, workers: m.workers.filter((w) => w.pid !== pid) };
 }
 
 /**
@@ -42,111 +25,114 @@ export interface ExitView {
  * once, and so does a new master of an upgrade (so that the old one rolls back now). Null
  * when the generation is to retry instead.
  */
-export function planFailedStart(gen: GenerationView, newMaster: boolean, reason: string): Effect[] | null {
+function planFailedStart(m: Model, gen: GenerationModel, reason: string): Effect[] | null {
   if (gen.everReady) return null;
-  if (gen.role === 'pending') return [{ do: 'fail-reload', generation: gen.id, reason }];
-  if (!newMaster) return null;
-  return [
-    { do: 'log', level: 'emerg', line: reason },
-    { do: 'tell-parent-failed', lines: [reason] },
-    { do: 'command', command: 'fast-stop', code: 1 },
-  ];
+  if (gen.role === 'pending') return planReloadFailed(m, gen.id, reason);
+  if (m.oldMaster === null) return null;
+  return [{ do: 'log', level: 'emerg', line: reason }, { do: 'tell-parent', msg: { t: 'failed', pid: m.pid, lines: [reason] } }, ...planAsked(m, 'fast-stop', { code: 1 })];
+}
+
+/**
+ * Exponential backoff per generation: crashes while a respawn is already scheduled join
+ * that step, so a crash loop logs one line per step, not one per crash. No step (a stable
+ * worker's crash): settle starts the missing workers at once.
+ */
+function planRespawn(m: Model, gen: GenerationModel, stable: boolean, why?: string): Effect[] {
+  const fx: Effect[] = [];
+  let backoff = gen.backoffMs;
+  if (gen.respawning) {
+    if (why) fx.push({ do: 'log', level: 'debug', line: `${why}; respawn already scheduled` });
+  } else {
+    backoff = stable ? 0 : Math.min(Math.max(gen.backoffMs * 2, BACKOFF_MIN_MS), BACKOFF_MAX_MS);
+    fx.push({ do: 'set-generation', generation: gen.id, set: { backoffMs: backoff } });
+    if (why) fx.push({ do: 'log', level: 'alert', line: `${why}; respawning in ${backoff}ms` });
+  }
+  // Also when the last one died after the step was scheduled (several workers crashing).
+  if (servingOf(m, gen.id).length === 0) fx.push({ do: 'log', level: 'alert', line: `no worker process of generation ${gen.id} is running; the listening sockets stay open` });
+  if (!gen.respawning && backoff > 0) fx.push({ do: 'timer', timer: { kind: 'respawn', generation: gen.id }, ms: backoff });
+  return fx;
 }
 
 /** A worker that could not be started (spawn failed): fail as above, or retry after a backoff step. */
-export function planNotStarted(gen: GenerationView, newMaster: boolean, why: string): Effect[] {
-  return planFailedStart(gen, newMaster, why) ?? [{ do: 'log', level: 'alert', line: why }, { do: 'respawn', generation: gen.id, stable: false }];
+export function planNotStarted(m: Model, generation: number, why: string): Effect[] {
+  const gen = generationOf(m, generation);
+  if (!gen || gen.role === 'retiring') return [{ do: 'log', level: 'alert', line: why }];
+  return planFailedStart(m, gen, why) ?? [{ do: 'log', level: 'alert', line: why }, ...planRespawn(m, gen, false)];
 }
 
-export function planWorkerExit(x: ExitView): Effect[] {
-  const { worker: w, gen, how } = x;
+/** A worker exited: out of the table, and what its exit means. */
+export function planWorkerExit(model: Model, pid: number, code: number | null, signal: NodeJS.Signals | null): Effect[] {
+  const w = workerOf(model, pid);
+  if (!w) return [];
+  // A shell that left on its stop signal may have children still finishing: they keep the stop's deadline.
+  const groupMs = w.group ? (w.state === 'draining' && w.stopDeadline !== null ? w.stopDeadline - model.now : 0) : null;
+  const m = without(model, pid);
+  return [{ do: 'forget-worker', pid, groupMs }, ...meaningOfExit(m, w, describeExit(code, signal))];
+}
+
+function meaningOfExit(m: Model, w: WorkerModel, how: string): Effect[] {
+  const gen = generationOf(m, w.generation);
   const killed = w.killedFor ? ` (${w.killedFor})` : '';
-  // Whatever the exit meant, the generation may be gone now, a batch may move on, a stop may end.
-  const after: Effect = { do: 'after-worker-exit', generation: gen?.id ?? null };
-  if (w.state === 'draining' || !gen || gen.role === 'retiring') {
-    return [{ do: 'log', level: 'notice', line: `worker process ${w.pid} ${how}` }, after];
-  }
+  if (w.state === 'draining' || !gen || gen.role === 'retiring') return [{ do: 'log', level: 'notice', line: `worker process ${w.pid} ${how}` }];
   if (gen.role === 'pending' && !gen.everReady) {
-    return [
-      { do: 'log', level: 'alert', line: `worker process ${w.pid} ${how}${killed}` },
-      ...planFailedStart(gen, x.newMaster, `worker process ${w.pid} of generation ${gen.id} ${how} before it was ready`)!,
-      after,
-    ];
+    return [{ do: 'log', level: 'alert', line: `worker process ${w.pid} ${how}${killed}` }, ...planFailedStart(m, gen, `worker process ${w.pid} of generation ${gen.id} ${how} before it was ready`)!];
   }
-  const failed = planFailedStart(gen, x.newMaster, `worker process ${w.pid} ${how} before it was ready`);
-  if (failed) return [...failed, after];
+  const failed = planFailedStart(m, gen, `worker process ${w.pid} ${how} before it was ready`);
+  if (failed) return failed;
   // A serving generation's worker died: count it, say it, and start another in its slot.
-  const plan: Effect[] = [{ do: 'count-restart', generation: gen.id, slot: w.slot, reason: w.recycling ? null : (w.killReason ?? 'crash') }];
-  if (!gen.everReady) plan.push({ do: 'tell-parent-failed', lines: [`worker process ${w.pid} ${how} before it was ready; the master keeps its sockets and retries`] });
-  if (w.recycling) {
-    plan.push({ do: 'log', level: 'alert', line: `worker process ${w.pid} ${how} while being replaced` });
-  } else {
-    const stable = w.readyAt !== null && x.now - w.readyAt >= STABLE_MS;
-    plan.push({ do: 'respawn', generation: gen.id, stable, why: `worker process ${w.pid} ${how}${killed}` });
-  }
-  plan.push(after);
-  return plan;
+  const plan: Effect[] = [{ do: 'count-restart', restart: { generation: gen.id, slot: w.slot }, metric: w.recycling ? null : (w.killReason ?? 'crash') }];
+  if (!gen.everReady) plan.push({ do: 'tell-parent', msg: { t: 'failed', pid: m.pid, lines: [`worker process ${w.pid} ${how} before it was ready; the master keeps its sockets and retries`] } });
+  if (w.recycling) return [...plan, { do: 'log', level: 'alert', line: `worker process ${w.pid} ${how} while being replaced` }];
+  const stable = w.readyAt !== null && m.now - w.readyAt >= STABLE_MS;
+  return [...plan, ...planRespawn(m, gen, stable, `worker process ${w.pid} ${how}${killed}`)];
 }
 
 /** An exec worker that never uses NOTIFY_SOCKET is taken as ready after this long alive. */
 export const EXEC_ALIVE_READY_MS = 2000;
 
-/** One worker, as the master's periodic check reads it. */
-export interface CheckView {
-  worker: {
-    pid: number;
-    state: WorkerState;
-    exec: boolean;
-    /** An exec worker has used NOTIFY_SOCKET (it will say READY=1 itself). */
-    notified: boolean;
-    startedAt: number;
-    lastPong: number;
-    /** A Node worker's channel is open (heartbeats come and go on it). */
-    connected: boolean;
-    rss: number;
-    /** Its RSS when it became ready. */
-    startRss: number | null;
-    recycling: boolean;
-  };
-  gen: {
-    id: number;
-    role: GenerationRole;
-    memoryWarned: boolean;
-    readyTimeoutMs: number;
-    heartbeatTimeoutMs: number | null;
-    maxMemory: number | null;
-  };
-  now: number;
+/** KILL, once, saying why; `reason` is the metric's label of the restart that follows. */
+function killWorker(w: WorkerModel, why: string, reason: WorkerModel['killReason'] & string): Effect[] {
+  if (w.killedFor) return [];
+  return [
+    { do: 'set-worker', pid: w.pid, set: { killedFor: why, killReason: reason } },
+    { do: 'log', level: 'alert', line: `worker process ${w.pid}: ${why}, killing it` },
+    { do: 'signal', pid: w.pid, signal: 'SIGKILL' },
+  ];
 }
 
 /** The periodic verdict on one worker: readiness by age, ready_timeout, heartbeat, memory; then a ping. */
-export function planCheck(x: CheckView): Effect[] {
-  const { worker: w, gen: g, now } = x;
+export function planCheck(m: Model, w: WorkerModel): Effect[] {
+  const g = generationOf(m, w.generation);
+  if (!g) return [];
+  const cfg = g.config;
+  const now = m.now;
   // No verdicts on a worker that is leaving; its heartbeats say what it still holds.
   if (w.state === 'draining') return [{ do: 'ping', pid: w.pid }];
   if (w.state === 'starting') {
-    if (w.exec && !w.notified && now - w.startedAt >= EXEC_ALIVE_READY_MS) return [{ do: 'worker-ready', pid: w.pid }];
-    if (now - w.startedAt > g.readyTimeoutMs) return [{ do: 'kill-worker', pid: w.pid, why: `not ready within ${g.readyTimeoutMs}ms`, reason: 'ready_timeout' }];
+    if (cfg.worker.kind === 'exec' && !w.notified && now - w.startedAt >= EXEC_ALIVE_READY_MS) return planWorkerReady(m, w.pid);
+    if (now - w.startedAt > cfg.readyTimeoutMs) return killWorker(w, `not ready within ${cfg.readyTimeoutMs}ms`, 'ready_timeout');
     return [];
   }
   if (!w.connected) return [];
-  if (g.heartbeatTimeoutMs !== null && now - w.lastPong > g.heartbeatTimeoutMs) {
-    return [{ do: 'kill-worker', pid: w.pid, why: `no heartbeat for ${now - w.lastPong}ms`, reason: 'heartbeat' }];
-  }
+  const heartbeat = cfg.workerHeartbeatTimeoutMs;
+  if (heartbeat !== null && now - w.lastPong > heartbeat) return killWorker(w, `no heartbeat for ${now - w.lastPong}ms`, 'heartbeat');
   const plan: Effect[] = [];
-  if (g.maxMemory !== null && w.rss > g.maxMemory && !w.recycling && g.role === 'active') {
-    if (w.startRss !== null && w.startRss > g.maxMemory) {
+  const max = cfg.workerMaxMemory;
+  if (max !== null && w.rss > max && !w.recycling && g.role === 'active') {
+    if (w.startRss !== null && w.startRss > max) {
       // A replacement would be over the limit at once: recycling would never end.
       if (!g.memoryWarned) {
         plan.push(
-          { do: 'log', level: 'warn', line: `worker_max_memory ${g.maxMemory} is below what a fresh worker uses (${w.startRss} bytes): not replacing workers for memory` },
-          { do: 'memory-warned', generation: g.id },
+          { do: 'log', level: 'warn', line: `worker_max_memory ${max} is below what a fresh worker uses (${w.startRss} bytes): not replacing workers for memory` },
+          { do: 'set-generation', generation: g.id, set: { memoryWarned: true } },
         );
       }
     } else {
+      // Replaced by a new worker in its slot (settle starts it; it goes once that is ready).
       plan.push(
-        { do: 'log', level: 'warn', line: `worker process ${w.pid} uses ${w.rss} bytes, over worker_max_memory ${g.maxMemory}: replacing it` },
-        { do: 'recycle', pid: w.pid },
+        { do: 'log', level: 'warn', line: `worker process ${w.pid} uses ${w.rss} bytes, over worker_max_memory ${max}: replacing it` },
+        { do: 'set-worker', pid: w.pid, set: { recycling: true } },
+        { do: 'count-restart', restart: null, metric: 'memory' },
       );
     }
   }
@@ -154,17 +140,34 @@ export function planCheck(x: CheckView): Effect[] {
   return plan;
 }
 
+/** The tick: every worker looked at. */
+export function planChecks(m: Model): Effect[] {
+  return m.workers.flatMap((w) => planCheck(m, w));
+}
+
 /** A worker said it is ready (or was taken as ready): what follows, in order. */
-export function planWorkerReady(x: { worker: { pid: number; generation: number; state: WorkerState }; replaced: number[] }): Effect[] {
-  const w = x.worker;
+export function planWorkerReady(m: Model, pid: number): Effect[] {
+  const w = workerOf(m, pid);
   // Said twice, or after it was told to go: nothing changes.
-  if (w.state !== 'starting') return [];
+  if (!w || w.state !== 'starting') return [];
+  const replaced = workersOf(m, w.generation).filter((o) => o.recycling && o.slot === w.slot);
   return [
-    { do: 'mark-ready', pid: w.pid },
-    { do: 'log', level: 'notice', line: `worker process ${w.pid} is ready (generation ${w.generation})` },
+    { do: 'set-worker', pid, set: { state: 'ready', readyAt: m.now, lastPong: m.now } },
+    { do: 'log', level: 'notice', line: `worker process ${pid} is ready (generation ${w.generation})` },
     // A replacement is ready: the worker it replaces (worker_max_memory) may go.
-    ...x.replaced.map((pid): Effect => ({ do: 'stop-worker', pid })),
-    { do: 'after-worker-ready', generation: w.generation },
+    ...replaced.flatMap((o) => stopWorker(m, o, 'graceful')),
+  ];
+}
+
+/** The master's first generation is whole: the master is ready (pidfile, READY=1, the launcher). */
+function planFirstReady(m: Model): Effect[] {
+  return [
+    { do: 'serve-metrics', on: true },
+    { do: 'set-ready' },
+    // A new master publishes its pid only now; it says READY=1 to systemd once it is main (settle.ts).
+    ...(m.oldMaster !== null ? ([{ do: 'pidfile', op: 'write' }] satisfies Effect[]) : []),
+    { do: 'notify', fields: ['READY=1'], status: '' },
+    { do: 'tell-parent', msg: { t: 'ready', pid: m.pid } },
   ];
 }
 
@@ -172,12 +175,13 @@ export function planWorkerReady(x: { worker: { pid: number; generation: number; 
  * Whether every worker of a generation is ready for the first time: a reload's generation
  * then takes over, and a master's first one says the master is ready.
  */
-export function planGenerationReady(x: { gen: GenerationView & { target: number }; serving: WorkerState[]; first: boolean }): Effect[] {
-  const g = x.gen;
-  if (g.everReady || x.serving.length < g.target || x.serving.some((s) => s !== 'ready')) return [];
+export function planGenerationReady(m: Model, g: GenerationModel): Effect[] {
+  const serving = servingOf(m, g.id);
+  if (g.everReady || g.role === 'retiring' || g.target === 0 || serving.length < g.target || serving.some((w) => w.state !== 'ready')) return [];
   return [
-    { do: 'generation-ever-ready', generation: g.id },
+    { do: 'set-generation', generation: g.id, set: { everReady: true } },
+    { do: 'timer', timer: { kind: 'ready', generation: g.id }, ms: null },
     { do: 'tell', outcome: { event: 'generation-ready', generation: g.id, workers: g.target } },
-    ...(g.role === 'pending' ? [{ do: 'finish-reload', generation: g.id } satisfies Effect] : x.first ? [{ do: 'first-ready' } satisfies Effect] : []),
+    ...(g.role === 'pending' ? planReloadFinished(m, g.id) : g.id === m.firstGeneration ? planFirstReady(m) : []),
   ];
 }

@@ -2,6 +2,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as native from '../native/index.js';
+import { isAlive } from '../proc.js';
+
+/** tsmaster-notify-<master pid>-<random>: the pid tells a next master whose it was. */
+const PREFIX = 'tsmaster-notify-';
 
 /**
  * The NOTIFY_SOCKET exec workers get, one per worker user. It lives in a directory of its
@@ -22,7 +26,8 @@ export class WorkerNotifySockets {
     const uid = user?.uid ?? process.geteuid?.() ?? 0;
     let entry = this.byUid.get(uid);
     if (!entry) {
-      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsmaster-notify-'));
+      if (this.byUid.size === 0) removeStale();
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${PREFIX}${process.pid}-`));
       try {
         const file = path.join(dir, 'notify');
         if (user) fs.chmodSync(dir, 0o711);
@@ -44,5 +49,33 @@ export class WorkerNotifySockets {
       fs.rmSync(dir, { recursive: true, force: true });
     }
     this.byUid.clear();
+  }
+}
+
+/**
+ * What masters killed with SIGKILL left: directories of ours, by name, owner and type, whose
+ * master's pid runs no more. lstat, so a planted symlink is never followed; in a sticky temp
+ * directory no other user can swap our directory for something else after the check.
+ */
+function removeStale(): void {
+  const tmp = os.tmpdir();
+  let names: string[];
+  try {
+    names = fs.readdirSync(tmp);
+  } catch {
+    return;
+  }
+  const uid = process.geteuid?.() ?? 0;
+  for (const name of names) {
+    const m = name.startsWith(PREFIX) ? /^(\d+)-./.exec(name.slice(PREFIX.length)) : null;
+    const pid = Number(m?.[1]);
+    if (!m || !(pid > 0) || pid === process.pid || isAlive(pid)) continue;
+    const dir = path.join(tmp, name);
+    try {
+      const st = fs.lstatSync(dir);
+      if (st.isDirectory() && st.uid === uid) fs.rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // gone meanwhile, or not ours to remove
+    }
   }
 }

@@ -53,13 +53,13 @@ export async function packTarball(t: Teardown): Promise<string> {
 }
 
 /**
- * A bin dir with node, npm, pnpm and yarn, and the few shell tools pnpm's bin shims use
+ * A bin dir with node (this process's unless given), npm, pnpm and yarn, and the few shell tools pnpm's bin shims use
  * (sh, dirname, sed, uname): no g++, cc, make or python3.
  */
-export function bareBin(t: Teardown): string {
+export function bareBin(t: Teardown, node = process.execPath): string {
   const bin = tempDir(t, 'tsm-bin-');
   const links: Record<string, string> = {
-    node: process.execPath,
+    node,
     npm: which('npm'),
     pnpm: path.join(root, 'node_modules/pnpm/bin/pnpm.cjs'),
     yarn: path.join(root, 'node_modules/yarn/bin/yarn.js'),
