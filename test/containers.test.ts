@@ -220,7 +220,8 @@ t.test('the shipped Dockerfile and container config, with the master as PID 1', 
   const stopSignal = /^STOPSIGNAL (SIG[A-Z]+)$/m.exec(dockerfile)?.[1] as NodeJS.Signals | undefined;
   t.equal(stopSignal, 'SIGQUIT', 'the image stops with QUIT, as nginx\'s');
   t.match(dockerfile, /^HEALTHCHECK .* CMD \["tsmaster", "-p", "\/srv\/app", "-s", "status"\]$/m, 'health from -s status');
-  t.match(dockerfile, /^FROM node:20/m);
+  t.match(dockerfile, /^ARG BUILD_BASE=node:24-bookworm$/m, 'built on Node 24 (LTS)');
+  t.match(dockerfile, /^ARG BASE=node:24-bookworm-slim$/m, 'and run on it');
   t.match(dockerfile, /npm ci/);
 
   // The config as shipped, with the address and the log moved into the test's reach.
