@@ -41,9 +41,12 @@ export async function packTarball(t: Teardown): Promise<string> {
     fs.copyFileSync(path.join(root, f), path.join(copy, f));
     fs.chmodSync(path.join(copy, f), fs.statSync(path.join(root, f)).mode & 0o7777);
   }
-  // With their times, so make and scripts/prebuild.sh rebuild only what changed.
-  for (const d of ['native/build', 'native/prebuilds']) {
-    if (fs.existsSync(path.join(root, d))) fs.cpSync(path.join(root, d), path.join(copy, d), { recursive: true, preserveTimestamps: true });
+  // The dev build linked, not copied: its Makefile names the Node headers and the sources by
+  // paths relative to where it was made, which a copy at another depth would get wrong.
+  if (fs.existsSync(path.join(root, 'native/build'))) fs.symlinkSync(path.join(root, 'native/build'), path.join(copy, 'native/build'));
+  // With their times, so scripts/prebuild.sh rebuilds only what changed.
+  if (fs.existsSync(path.join(root, 'native/prebuilds'))) {
+    fs.cpSync(path.join(root, 'native/prebuilds'), path.join(copy, 'native/prebuilds'), { recursive: true, preserveTimestamps: true });
   }
   fs.symlinkSync(path.join(root, 'node_modules'), path.join(copy, 'node_modules'));
   const r = await run('npm', ['pack', '--pack-destination', dir, '--loglevel=error'], { cwd: copy, timeoutMs: 300_000 });
