@@ -2,7 +2,6 @@
 // workers' notify socket, control-socket clients, inherited fds and environment, forged log
 // lines, a NOTIFY_SOCKET that never reads, signals without permission. Attacks run as nobody.
 import { spawn, spawnSync } from 'node:child_process';
-import dgram from 'node:dgram';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -248,14 +247,21 @@ t.test('a failed reload is reported as failed, whatever the app writes (control 
 t.test('inherited sockets are checked: a UDP socket in LISTEN_FDS, a handover naming fd 2', async (t) => {
   const dir = tempDir(t);
   const port = await freePort();
-  const udp = dgram.createSocket('udp4');
-  await new Promise<void>((r) => udp.bind(port, '127.0.0.1', r));
-  t.teardown(() => udp.close());
   const conf = path.join(dir, 'tsmaster.conf');
   fs.writeFileSync(conf, `daemon off;\npid ${dir}/tsmaster.pid;\nerror_log stderr info;\nworker_processes 1;\nlisten 127.0.0.1:${port};\napp ${app('hello.mjs')};\n`);
-  const udpFd = (udp as unknown as { _handle: { fd: number } })._handle.fd;
-  // LISTEN_PID must be the master's own pid: a shell sets it and execs in the same process.
-  const activated = spawn('/bin/sh', ['-c', 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$@"', 'sh', process.execPath, cli, '-c', conf], { stdio: ['ignore', 'ignore', 'pipe', udpFd] });
+  // A UDP socket on fd 3 and LISTEN_PID set to the master's own pid: python binds it and execs
+  // the master in the same process (Node keeps a dgram socket's fd behind private fields that
+  // moved in Node 26).
+  const activate = [
+    'import os, socket, sys',
+    's = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)',
+    "s.bind(('127.0.0.1', int(sys.argv[1])))",
+    'if s.fileno() != 3: os.dup2(s.fileno(), 3)',
+    'os.set_inheritable(3, True)',
+    "os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='1')",
+    'os.execv(sys.argv[2], sys.argv[2:])',
+  ].join('\n');
+  const activated = spawn('/usr/bin/python3', ['-c', activate, String(port), process.execPath, cli, '-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
   t.teardown(() => {
     killAll(workersOf(activated.pid!));
     activated.kill('SIGKILL');

@@ -75,6 +75,8 @@ t.test('steady state: --json matches /proc, the table is plain off a terminal', 
     t.ok(w.cpu! >= 0, 'CPU %');
   }
 
+  // The loop delay comes with the first heartbeat (a second after ready); until then the table shows '-'.
+  await waitFor('a heartbeat from every worker', async () => (await askStatus(`${m.pidFile}.sock`)).workers.every((w) => w.loopDelayMs !== null));
   const human = await m.cli(['-s', 'status']);
   t.equal(human.code, 0);
   t.notMatch(human.stdout, /\x1b\[/, 'no colour codes when stdout is not a terminal');
