@@ -17,6 +17,14 @@ export function asCount(v: unknown): number | null {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : null;
 }
 
+/** The longest reason for a failed start a worker sends (the master keeps no more of it). */
+export const START_ERROR_CHARS = 600;
+
+/** Text another process sent, as one line of printable characters: it cannot start a line of a log. */
+export function printable(text: string): string {
+  return text.replace(/[\x00-\x1f\x7f\u2028\u2029]+/g, ' ');
+}
+
 /** One inherited listening socket: the fd number in the receiving process and its address key. */
 export interface FdDescription {
   fd: number;
@@ -65,6 +73,8 @@ export type WorkerMessage =
   /** Its signal handlers are in place: from now on QUIT is a graceful stop, not a core dump. */
   | { t: 'hello' }
   | { t: 'ready' }
+  /** It could not start: why, in one line (worker/start-error.ts); it exits 1 next. */
+  | { t: 'failed'; error: string }
   /** Its word only: the master takes RSS from the kernel and bounds how fast `requests` grows. */
   | { t: 'pong'; seq: number; connections: number; requests: number; heapUsed?: number; loopDelay?: LoopDelay; logLost?: number; logError?: string }
   /**
@@ -81,7 +91,7 @@ export type MasterToWorker = { t: 'ping'; seq: number } | { t: 'metrics'; seq: n
  * metrics answer: that one is taken only while a scrape waits for it, within its share of
  * the scrape's budget (metrics/master-metrics.ts).
  */
-export const WORKER_MESSAGE_BYTES: Readonly<Record<Exclude<WorkerMessage['t'], 'metrics'>, number>> = { hello: 64, ready: 256, pong: 1024 };
+export const WORKER_MESSAGE_BYTES: Readonly<Record<Exclude<WorkerMessage['t'], 'metrics'>, number>> = { hello: 64, ready: 256, failed: 2048, pong: 1024 };
 /** The longest line of each message a master sends its workers. */
 export const MASTER_MESSAGE_BYTES: Readonly<Record<MasterToWorker['t'], number>> = { ping: 256, metrics: 256 };
 

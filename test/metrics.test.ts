@@ -277,17 +277,22 @@ t.test('reload and upgrade results, and scrapes go on across an upgrade', async 
 t.test('ready_timeout is a restart reason; /readyz is 503 while no generation is ready, after WINCH too, and 200 after HUP', async (t) => {
   const port = await freePort();
   const metrics = await freePort();
+  const dir = tempDir(t);
+  const mark = path.join(dir, 'broken');
   const conf = `worker_processes 1;\nlisten 127.0.0.1:${port};\nmetrics_listen 127.0.0.1:${metrics};\n`;
-  // start(ctx) never resolves: generation 1 is never ready.
-  const m = await startMaster(t, { waitReady: false, conf: `${conf}ready_timeout 1s;\napp ${fixtures}/apps/never-ready.mjs;\n` });
-  await m.waitLog(/^metrics on /, { pid: m.masterPid });
+  // It served; once the mark is there, a worker started again never gets ready (start(ctx) never resolves).
+  const m = await startMaster(t, { dir, conf: `${conf}ready_timeout 1s;\napp ${fixtures}/apps/breaks-on-mark.mjs;\nenv BREAK_MARK=${mark};\nenv BREAK_MODE=hang;\n` });
+  fs.writeFileSync(mark, '');
+  process.kill(workersOf(m.masterPid)[0]!, 'SIGKILL');
   const reason = (text: string, r: string) => sample(text, 'tsmaster_worker_restarts_total', `{reason="${r}"}`);
-  let probe = await get({ port: metrics, path: '/readyz' });
-  t.equal(probe.status, 503, 'not ready: generation 1 has no ready worker');
-  t.match(probe.body, /no ready worker/);
+  let probe = await waitFor('/readyz 503', async () => {
+    const p = await get({ port: metrics, path: '/readyz' });
+    return p.status === 503 ? p : undefined;
+  });
+  t.match(probe.body, /no ready worker/, 'not ready: generation 1 has no ready worker');
   const text = await waitForMetric(metrics, (x) => (reason(x, 'ready_timeout') ?? 0) >= 1, 30_000);
   t.pass('a worker not ready within ready_timeout counts as ready_timeout');
-  t.equal(reason(text, 'crash'), 0, 'not as a crash');
+  t.equal(reason(text, 'crash'), 1, 'not as a crash: the one crash is the kill');
   t.equal(reason(text, 'heartbeat'), 0);
   t.equal(sample(text, 'tsmaster_workers', '{state="ready"}'), 0);
 

@@ -63,7 +63,7 @@ t.test('bad reloads keep the old workers serving', async (t) => {
   const body = fs.readFileSync(m.conf, 'utf8');
   const cases: Array<[string, string, RegExp]> = [
     ['syntax error', body.replace('worker_processes 2;', 'worker_processes 2 3;'), /invalid number of arguments in "worker_processes" directive in .*tsmaster\.conf:\d+/],
-    ['app that throws on import', body.replace(app('hello.mjs'), app('throws.mjs')), /exited with code 1 before it was ready/],
+    ['app that throws on import', body.replace(app('hello.mjs'), app('throws.mjs')), /exited with code 1 before it was ready: Error: this release is broken on import \(at .*throws\.mjs:1:7\)/],
     ['app that never becomes ready', body.replace(app('hello.mjs'), app('never-ready.mjs')), /were not ready within 2000ms/],
   ];
   for (const [what, conf, why] of cases) {

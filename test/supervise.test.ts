@@ -222,15 +222,18 @@ for (const { separate, daemon } of [
   });
 }
 
-t.test('apps that crash at once (1 and 2 workers): respawns back off, the master and its sockets stay, the log says so', async (t) => {
+t.test('a serving app whose restarts crash at once (1 and 2 workers): respawns back off, the master and its sockets stay, the log says so', async (t) => {
   const masters = await Promise.all(
     [1, 2].map(async (n) => {
       const port = await freePort();
-      const m = await startMaster(t, { conf: `worker_processes ${n};\nlisten 127.0.0.1:${port};\napp ${app('crash.mjs')};\n`, waitReady: false });
-      await m.waitLog(/^start worker process \d+ /, { pid: m.masterPid });
-      return { n, port, m };
+      const dir = tempDir(t);
+      const mark = path.join(dir, 'broken');
+      const m = await startMaster(t, { dir, conf: `worker_processes ${n};\nlisten 127.0.0.1:${port};\napp ${app('breaks-on-mark.mjs')};\nenv BREAK_MARK=${mark};\n` });
+      return { n, port, m, mark };
     }),
   );
+  // It served; now every worker and every restart of one exits 3 at once.
+  for (const { mark } of masters) fs.writeFileSync(mark, '');
   // The measuring window, at least 3 s and until the third step: without backoff a crash
   // loop starts some 30 node processes per slot in 3 s.
   const t0 = Date.now();

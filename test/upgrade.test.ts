@@ -156,7 +156,7 @@ t.test('a release that throws on import, and one with an invalid config: -s upgr
   const r = await m.cli(['-s', 'upgrade'], { timeoutMs: 60_000 });
   t.equal(r.code, 1, 'exit 1');
   t.match(r.stderr, /upgrade failed/);
-  t.match(r.stderr, /this release is broken on import|exited with code 1 before it was ready/, "the new master's own reason");
+  t.match(r.stderr, /before it was ready: Error: this release is broken on import \(at .*\.mjs:1:7\)/, "the new master's own reason: the app's error and its place");
   t.match(r.stderr, new RegExp(`master process ${m.masterPid} keeps serving`));
   t.equal(pidOf(m.pidFile), m.masterPid);
   t.notOk(fs.existsSync(`${m.pidFile}.oldbin`));

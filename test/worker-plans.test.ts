@@ -46,7 +46,7 @@ t.test("a reload's worker that dies before its generation was ready fails the re
   for (const state of ['starting', 'ready'] as const) {
     const plan = exitOf({ state, role: 'pending', everReady: false, killedFor: 'not ready within 30000ms' });
     t.same(plan.slice(0, 2), [gone, { do: 'log', level: 'alert', line: 'worker process 42 exited with code 1 (not ready within 30000ms)' }], state);
-    t.same(plan.at(-1), { do: 'tell', outcome: { event: 'reload-failed', reason: 'worker process 42 of generation 2 exited with code 1 before it was ready', serving: 2 } });
+    t.same(plan.at(-1), { do: 'tell', outcome: { event: 'reload-failed', reason: 'worker process 42 of generation 2 exited with code 1 before it was ready (not ready within 30000ms)', serving: 2 } }, 'why it was killed');
   }
 });
 
@@ -84,18 +84,25 @@ t.test('a serving worker that dies: counted, and respawned (at once when it had 
   ], 'one being replaced: its replacement is already starting');
 });
 
-t.test('the first generation of a master that was not started by an upgrade keeps retrying, and tells the launcher', async (t) => {
-  t.same(kinds(exitOf({ state: 'starting', everReady: false, readyAt: null })), ['forget-worker', 'count-restart', 'tell-parent', 'set-generation', 'log', 'timer']);
-  t.match(exitOf({ state: 'starting', everReady: false, readyAt: null })[2], { msg: { t: 'failed', lines: ['worker process 42 exited with code 1 before it was ready; the master keeps its sockets and retries'] } });
+t.test("the first generation of any master that dies before it was ready stops the master, with the app's reason", async (t) => {
+  const w = worker({ pid: 42, slot: 1, generation: 2, state: 'starting', readyAt: null, startError: 'Error: DATABASE_URL is not set (at /srv/app/config.mjs:1:38)' });
+  const m = model({ current: 2, generations: [generation({ id: 2, role: 'active', everReady: false })], workers: [worker({ pid: 41, slot: 0, generation: 2 }), w] });
+  const line = 'worker process 42 exited with code 1 before it was ready: Error: DATABASE_URL is not set (at /srv/app/config.mjs:1:38)';
+  const plan = planWorkerExit(m, 42, 1, null);
+  t.same(plan.slice(0, 3), [gone, { do: 'log', level: 'emerg', line }, { do: 'tell-parent', msg: { t: 'failed', pid: 9, lines: [line] } }], 'what the CLI prints: the app\'s own error');
+  t.match(plan.slice(3), [{ do: 'notify', fields: ['STOPPING=1'] }, { do: 'set-phase', phase: { name: 'stopping', mode: 'fast', code: 1 } }], 'nothing left: a fast stop with code 1');
+  t.notOk(plan.some((e) => e.do === 'timer' && e.timer.kind === 'respawn' && e.ms !== null), 'no retry: systemd\'s Restart= is the retry loop');
+  const pending = exitOf({ state: 'starting', role: 'pending', everReady: false });
+  t.match(pending.at(-1), { outcome: { event: 'reload-failed' } }, 'a reload: the old generation serves on');
 });
 
-t.test('a worker that cannot even be started: a reload or a new master fails at once, a serving generation retries', async (t) => {
+t.test('a worker that cannot even be started: a reload or a first generation fails at once, a serving generation retries', async (t) => {
   const why = 'could not start a worker process for generation 2';
   const m = (role: GenerationRole, everReady: boolean, newMaster: boolean): Model =>
     model({ phase: { name: 'reloading', returnTo: 'running' }, generations: [generation(), generation({ id: 2, role, everReady })], oldMaster: newMaster ? { pid: 5, alive: true, forgotten: false } : null });
   t.same(planNotStarted(m('pending', false, false), 2, why).at(-1), { do: 'tell', outcome: { event: 'reload-failed', reason: why, serving: 3 } });
-  t.same(kinds(planNotStarted(m('active', false, true), 2, why)).slice(0, 2), ['log', 'tell-parent']);
-  for (const [role, everReady, newMaster] of [['active', true, false], ['active', true, true], ['active', false, false], ['pending', true, false]] as const) {
+  for (const newMaster of [false, true]) t.same(kinds(planNotStarted(m('active', false, newMaster), 2, why)).slice(0, 2), ['log', 'tell-parent'], `a first generation${newMaster ? ' of a new master' : ''}: the master fails`);
+  for (const [role, everReady, newMaster] of [['active', true, false], ['active', true, true], ['pending', true, false]] as const) {
     t.same(planNotStarted(m(role, everReady, newMaster), 2, why), [
       { do: 'log', level: 'alert', line: why },
       { do: 'set-generation', generation: 2, set: { backoffMs: 100 } },

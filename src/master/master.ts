@@ -182,8 +182,7 @@ export class Master {
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       this.log.emerg(message);
-      if (this.seam.parent.connected()) this.tellParent({ t: 'failed', pid: process.pid, lines: [message] });
-      else if (this.log.path !== 'stderr') process.stderr.write(`tsmaster: [emerg] ${message}\n`);
+      this.tellParent({ t: 'failed', pid: process.pid, lines: [message] });
       await this.closeMetrics();
       this.sockets.closeAll(true);
       this.control?.close(true);
@@ -279,8 +278,18 @@ export class Master {
   }
 
   /** The launcher or the old master waits for our outcome on the IPC channel. */
+  /**
+   * The outcome of a start, for the command that waits on it. In the foreground nobody
+   * waits: a failure goes to stderr too (the terminal, or systemd's journal) when the error
+   * log is elsewhere, so that the one who started it sees why.
+   */
   tellParent(msg: ParentMessage): void {
-    if (this.announced || !this.seam.parent.connected()) return;
+    if (this.announced) return;
+    if (!this.seam.parent.connected()) {
+      if (msg.t === 'failed' && this.log.path !== 'stderr') process.stderr.write(msg.lines.map((l) => `tsmaster: [emerg] ${l}\n`).join(''));
+      if (msg.t === 'failed') this.announced = true;
+      return;
+    }
     this.seam.parent.send(msg);
     if (msg.t !== 'started' && msg.t !== 'batch-ready') {
       this.announced = true;

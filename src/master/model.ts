@@ -34,6 +34,8 @@ export interface WorkerModel {
   rss: number;
   startRss: number | null;
   stopDeadline: number | null;
+  /** Why it could not start, as it said (supervise.ts). */
+  startError: string | null;
 }
 
 export interface GenerationModel {
@@ -119,6 +121,7 @@ export function modelOf(m: Master): Model {
       readyAt: w.readyAt,
       lastPong: w.lastPong,
       killedFor: w.killedFor,
+      startError: w.startError,
       killReason: w.killReason,
       group: w.group,
       handlers: w.handlers,

@@ -47,6 +47,8 @@ export interface WorkerRecord {
   killReason: RestartReason | null;
   /** When a stop that was asked for becomes a KILL (ms since the epoch). */
   stopDeadline: number | null;
+  /** A Node worker that could not start: why, as it says (one printable line, bounded). */
+  startError: string | null;
 }
 
 export class ProcessTable {

@@ -19,6 +19,8 @@ const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => fs.existsSync(p
 const PDEATHSIG = ['--pdeathsig', 'TERM', '--'];
 
 /** Only a metrics answer over its bound is dropped; any other line over its bound closes the channel. */
+/** How long a worker's exit waits for the rest of what it wrote on its channel. */
+const EXIT_AFTER_CHANNEL_MS = 100;
 const METRICS_ONLY: ReadonlySet<string> = new Set(['metrics']);
 
 const workerMain = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'worker', 'main.js');
@@ -111,10 +113,27 @@ export function spawnWorker(opts: {
     child.once('error', () => undefined);
     return { child, channel: null };
   }
-  child.once('exit', (code, signal) => opts.queue.push({ type: 'worker-exit', pid, code, signal }));
   child.on('error', () => undefined);
+  const exited = (code: number | null, signal: NodeJS.Signals | null) => opts.queue.push({ type: 'worker-exit', pid, code, signal });
   const end = config.worker.kind === 'app' ? (child.stdio[3 + fds.length] as net.Socket | null) : null;
-  if (!end) return { child, channel: null };
+  if (!end) {
+    child.once('exit', exited);
+    return { child, channel: null };
+  }
+  // What it said last (why it could not start) is handled before its exit: the channel's end
+  // comes after its last message, unless a process it started holds the channel open.
+  child.once('exit', (code, signal) => {
+    if (end.readableEnded || end.destroyed) return exited(code, signal);
+    let done = false;
+    const go = () => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      exited(code, signal);
+    };
+    const timer = setTimeout(go, EXIT_AFTER_CHANNEL_MS);
+    end.once('end', go).once('close', go);
+  });
   // The worker user may pass fds to fill the master's table or to linger on close: the
   // kernel refuses them (Linux >= 6.16); on older kernels a stream read discards them.
   const fd = (end as unknown as { _handle?: { fd?: number } })._handle?.fd;

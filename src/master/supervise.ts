@@ -6,7 +6,7 @@ import * as native from '../native/index.js';
 import type { Logger } from '../log/logger.js';
 import { logLoss } from '../log/loss.js';
 import type { Config } from '../config/types.js';
-import { asCount, isObject, type WorkerMessage } from '../protocol.js';
+import { START_ERROR_CHARS, asCount, isObject, printable, type WorkerMessage } from '../protocol.js';
 import { rssBytes } from '../proc.js';
 import { socketsForSlot, type SocketGroup } from '../sockets/listen.js';
 import { openWorkerLog, type Generation, type GenerationRole } from './generation.js';
@@ -99,6 +99,7 @@ export function spawnOne(m: Master, gen: Generation, slot: number): string | nul
     handlers: false,
     notified: false,
     killedFor: null,
+    startError: null,
     killReason: null,
     stopDeadline: null,
   });
@@ -167,6 +168,11 @@ export function recordWorkerMessage(m: Master, pid: number, msg: WorkerMessage):
     return;
   }
   if (msg.t === 'metrics') return m.metrics?.onWorkerMetrics(pid, msg.seq, msg.metrics, msg.over);
+  // Its word, for the outcome of the start it failed: one line of printable text, bounded.
+  if (msg.t === 'failed' && w.state === 'starting' && typeof msg.error === 'string') {
+    w.startError = printable(msg.error).slice(0, START_ERROR_CHARS);
+    return;
+  }
   // What a fresh worker uses: read once, as it turns ready (a worker may say ready again later).
   if (msg.t === 'ready' && w.state === 'starting') w.startRss = rssBytes(pid);
 }

@@ -22,13 +22,14 @@ function without(m: Model, pid: number): Model {
 
 /**
  * A worker of a generation that has never been ready failed (`reason`): a reload fails at
- * once, and so does a new master of an upgrade (so that the old one rolls back now). Null
- * when the generation is to retry instead.
+ * once. So does the master's first generation: a start, or the new master of an upgrade
+ * (the old one rolls back now), leaves nothing behind (no master, pidfile or open port);
+ * systemd's Restart= is the retry loop. Null when the generation is to retry instead: it
+ * was ready once, and its crashes get the backoff.
  */
 function planFailedStart(m: Model, gen: GenerationModel, reason: string): Effect[] | null {
   if (gen.everReady) return null;
   if (gen.role === 'pending') return planReloadFailed(m, gen.id, reason);
-  if (m.oldMaster === null) return null;
   return [{ do: 'log', level: 'emerg', line: reason }, { do: 'tell-parent', msg: { t: 'failed', pid: m.pid, lines: [reason] } }, ...planAsked(m, 'fast-stop', { code: 1 })];
 }
 
@@ -74,14 +75,15 @@ function meaningOfExit(m: Model, w: WorkerModel, how: string): Effect[] {
   const gen = generationOf(m, w.generation);
   const killed = w.killedFor ? ` (${w.killedFor})` : '';
   if (w.state === 'draining' || !gen || gen.role === 'retiring') return [{ do: 'log', level: 'notice', line: `worker process ${w.pid} ${how}` }];
+  // The app's own reason, as its worker said it: what the CLI of the start, reload or upgrade prints.
+  const why = w.startError ? `: ${w.startError}` : killed;
   if (gen.role === 'pending' && !gen.everReady) {
-    return [{ do: 'log', level: 'alert', line: `worker process ${w.pid} ${how}${killed}` }, ...planFailedStart(m, gen, `worker process ${w.pid} of generation ${gen.id} ${how} before it was ready`)!];
+    return [{ do: 'log', level: 'alert', line: `worker process ${w.pid} ${how}${killed}` }, ...planFailedStart(m, gen, `worker process ${w.pid} of generation ${gen.id} ${how} before it was ready${why}`)!];
   }
-  const failed = planFailedStart(m, gen, `worker process ${w.pid} ${how} before it was ready`);
+  const failed = planFailedStart(m, gen, `worker process ${w.pid} ${how} before it was ready${why}`);
   if (failed) return failed;
   // A serving generation's worker died: count it, say it, and start another in its slot.
   const plan: Effect[] = [{ do: 'count-restart', restart: { generation: gen.id, slot: w.slot }, metric: w.recycling ? null : (w.killReason ?? 'crash') }];
-  if (!gen.everReady) plan.push({ do: 'tell-parent', msg: { t: 'failed', pid: m.pid, lines: [`worker process ${w.pid} ${how} before it was ready; the master keeps its sockets and retries`] } });
   if (w.recycling) return [...plan, { do: 'log', level: 'alert', line: `worker process ${w.pid} ${how} while being replaced` }];
   const stable = w.readyAt !== null && m.now - w.readyAt >= STABLE_MS;
   return [...plan, ...planRespawn(m, gen, stable, `worker process ${w.pid} ${how}${killed}`)];

@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Channel } from '../channel.js';
+import { TsmError } from '../errors.js';
 import { formatLine } from '../log/logger.js';
 import * as native from '../native/index.js';
 import { MASTER_MESSAGE_BYTES, WORKER_ENV, boundOf, type MasterToWorker, type WorkerEnv, type WorkerMessage } from '../protocol.js';
@@ -12,6 +13,7 @@ import { appMetrics } from './app-metrics.js';
 import { lifecycle } from './lifecycle.js';
 import { guardOutput } from './output.js';
 import { startApp, stopListening, type Serving } from './runtime.js';
+import { describeStartError, watchOwnListens } from './start-error.js';
 
 /**
  * A worker whose master died leaves within a second: in-flight requests finish, busy
@@ -132,7 +134,12 @@ process.on('SIGINT', () => process.exit(0));
 process.on('SIGUSR1', reopenLog);
 send({ t: 'hello' });
 function onMessage(m: MasterToWorker): void {
-  if (m.t === 'ping') send(heartbeat(m.seq));
+  if (m.t === 'ping') {
+    // Answered from the next timers phase: a block that just ended records its delay sample
+    // there, so it counts in this heartbeat's window, not in the next one's 100 samples.
+    const { seq } = m;
+    setTimeout(() => send(heartbeat(seq)), 0);
+  }
   if (m.t === 'metrics') {
     const { seq, max } = m;
     appMetrics().then(
@@ -149,10 +156,27 @@ function onMessage(m: MasterToWorker): void {
   }
 }
 
+/**
+ * The app could not start: the whole error to the log, and why in one line to the master,
+ * which puts it in the outcome of the start, reload or upgrade. An app's own listen() fails
+ * after its import returned, as an uncaught error: that is a failed start too.
+ */
+function failStart(err: unknown): void {
+  if (stopping) process.exit(1);
+  stopping = true;
+  // tsmaster's own errors say it all in their message (a load failure: with the app's stack).
+  log('emerg', err instanceof TsmError ? err.message : err instanceof Error ? (err.stack ?? err.message) : `the app threw ${String(err)}`);
+  if (!send({ t: 'failed', error: describeStartError(err, env!.app, ownListens.calls) }, () => process.exit(1))) process.exit(1);
+}
+const ownListens = watchOwnListens();
+process.on('uncaughtException', failStart);
 try {
   serving = await startApp({ app: env.app, id: env.id, generation: env.generation, listeners: env.listeners, tracker, log });
+  ownListens.stop();
+  if (ownListens.calls.length > 0) log('warn', `the app calls listen() itself (at ${ownListens.calls[0]}); tsmaster serves what it exports on the sockets of its listen directives only`);
+  // From now on an uncaught error is the app's crash, as Node reports it; the master respawns.
+  process.off('uncaughtException', failStart);
   send({ t: 'ready' });
 } catch (err) {
-  log('emerg', err instanceof Error ? err.message : String(err));
-  process.exit(1);
+  failStart(err);
 }

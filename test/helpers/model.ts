@@ -29,6 +29,7 @@ export function worker(over: Partial<WorkerModel> = {}): WorkerModel {
     readyAt: NOW - 59_000,
     lastPong: NOW - 500,
     killedFor: null,
+    startError: null,
     killReason: null,
     group: false,
     handlers: true,
