@@ -47,6 +47,8 @@ export interface WorkerEnv {
   log: string | null;
   /** worker_shutdown_timeout: the deadline drain handlers are told. */
   shutdownTimeoutMs: number;
+  /** worker_log_prefix: each line the app writes starts with time, stream, pid and slot. */
+  logPrefix: boolean;
   /** The worker's end of its channel to the master (see channel.ts). */
   channelFd: number;
 }

@@ -76,6 +76,7 @@ t.test('defaults', async (t) => {
     workerStopSignal: 'SIGQUIT',
     workerInspect: null,
     workerSourceMaps: false,
+    workerLogPrefix: true,
     readyTimeoutMs: 30_000,
     env,
     listens: [
@@ -89,7 +90,7 @@ t.test('defaults', async (t) => {
   });
   t.strictSame(Object.keys(c).sort(), [
     'controlSocket', 'daemon', 'env', 'errorLog', 'file', 'listens', 'metricsListen', 'pid', 'prefix', 'readyTimeoutMs', 'termShutdown', 'user', 'worker',
-    'workerCpuAffinity', 'workerHeartbeatTimeoutMs', 'workerInspect', 'workerLog', 'workerMaxMemory', 'workerPriority', 'workerProcesses', 'workerReloadBatch',
+    'workerCpuAffinity', 'workerHeartbeatTimeoutMs', 'workerInspect', 'workerLog', 'workerLogPrefix', 'workerMaxMemory', 'workerPriority', 'workerProcesses', 'workerReloadBatch',
     'workerRlimitNofile', 'workerShutdownTimeoutMs', 'workerSourceMaps', 'workerStopSignal',
   ]);
 });

@@ -139,7 +139,7 @@ t.test('the shipped Dockerfile, on Node 24, under a real Docker daemon', { skip:
 
   const text = await logs();
   t.ok(eventsOf(parseLog(text)).some((e) => e.event === 'generation-ready' && e.generation === 1 && e.line.pid === 1), 'docker logs has the master\'s lines (pid 1)');
-  t.match(text, /app: loaded by worker \d as uid 1000/, 'and the app\'s, as the image\'s user node');
+  t.match(text, /^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d \[stdout\] worker \d+ slot (\d): app: loaded by worker \1 as uid 1000$/m, "and the app's, as the image's user node, each line stamped with its worker and slot");
 
   // `docker stop` (STOPSIGNAL SIGQUIT) with a 2 s request in flight.
   const inFlight = get({ port, path: '/?ms=2000' }).then(

@@ -7,8 +7,8 @@ import { io as connectIo, type Socket } from 'socket.io-client';
 import { example, testFramework } from './helpers/frameworks.js';
 import { freePort, startMaster, waitFor } from './helpers/master.js';
 
-testFramework(t, 'hono', (pid) => new RegExp(`^hono: shutdown hook ran in ${pid}$`, 'm'));
-testFramework(t, 'nest', (pid) => new RegExp(`^nest: onApplicationShutdown ran in ${pid}$`, 'm'));
+testFramework(t, 'hono', (pid) => `hono: shutdown hook ran in ${pid}`);
+testFramework(t, 'nest', (pid) => `nest: onApplicationShutdown ran in ${pid}`);
 
 t.test('ws: clients get 1001 from the importable onDrain hook, in a plain exported server', async (t) => {
   const port = await freePort();

@@ -100,7 +100,7 @@ t.test('a release broken in the third batch: the reload fails, says how far it g
     r = await m.cli(['-s', 'reload']);
   });
   t.equal(r.code, 1, 'the reload exits 1');
-  t.match(r.stderr, /worker process \d+ of generation 2 exited with code 1 before it was ready \(in batch 3 of 4\)/, `and says how far it got: ${r.stderr.trim()}`);
+  t.match(r.stderr, /worker process \d+ of generation 2 exited with code 1 before it was ready: Error: broken release in slot [23] \(at .*broken-from-slot\.mjs:5:9\) \(in batch 3 of 4\)/, `and says why and how far it got: ${r.stderr.trim()}`);
   t.ok(peak <= 5, `at most 5 workers alive at once (saw ${peak})`);
   await zeroFailed(t, loads);
   await waitFor('4 workers of generation 1', async () => {

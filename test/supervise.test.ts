@@ -179,8 +179,9 @@ for (const { separate, daemon } of [
     const counts = (file: string) => {
       const c = new Map<string, number>();
       for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
-        const x = /^marker (\S+) (out|err) \d+$/.exec(line);
-        if (x) c.set(`${x[1]} ${x[2]}`, (c.get(`${x[1]} ${x[2]}`) ?? 0) + 1);
+        // Each line stamped by its worker (worker_log_prefix), on the stream it was written to.
+        const x = /^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d \[std(?:out|err)\] worker (\d+) slot \d+: marker (\S+) (out|err) \1$/.exec(line);
+        if (x) c.set(`${x[2]} ${x[3]}`, (c.get(`${x[2]} ${x[3]}`) ?? 0) + 1);
       }
       return c;
     };
@@ -215,7 +216,7 @@ for (const { separate, daemon } of [
       t.match(newMaster, want, `the new error log has ${want.source}`);
     }
     if (separate) {
-      t.notMatch(oldMaster + newMaster, /^marker /m, 'no worker output in the error log');
+      t.notMatch(oldMaster + newMaster, /marker /, 'no worker output in the error log');
       t.notMatch(fs.readFileSync(workerLog, 'utf8') + fs.readFileSync(`${workerLog}.1`, 'utf8'), /\[notice\] \d+#0: (start|signal)/, 'no master line in the worker log');
     }
     for (const w of [m.masterPid, ...workersOf(m.masterPid)]) t.same(fdsOnto(w, moved), [], `process ${w} holds no fd on the renamed file`);

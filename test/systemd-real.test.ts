@@ -491,7 +491,8 @@ t.test('tsmaster.service under a real systemd', { skip: why ?? false }, async (t
     // Logging goes on after the restarts.
     await get({ port, path: '/?m=after-journald' });
     // Lines from the streams journald took back from its fd store carry no unit: by content.
-    await until('the app still logs to the journal', async () => (await c.sh("journalctl --no-pager -o cat | grep -c 'marker after-journald out'")).out !== '0');
+    await until('the app still logs to the journal', async () => (await c.sh("journalctl --no-pager -o cat | grep -cE '^[0-9/]+ [0-9:]+ \\[stdout\\] worker [0-9]+ slot [01]: marker after-journald out'")).out !== '0');
+    t.pass('the journal has the app lines, stamped with worker and slot');
     await ok('systemctl stop tsmaster');
   });
 });

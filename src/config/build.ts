@@ -114,6 +114,7 @@ export function buildConfig(list: readonly Directive[], opts: { file: string; pr
     workerStopSignal: one(D.workerStopSignal),
     workerInspect: one(D.workerInspect),
     workerSourceMaps: one(D.workerSourceMaps),
+    workerLogPrefix: one(D.workerLogPrefix),
     readyTimeoutMs: one(D.readyTimeout),
     env: resolveEnv(all(D.envFile), all(D.env), user),
     listens,

@@ -182,6 +182,14 @@ export const workerLog = following({
   follow: ({ errorLog, user }: Pick<Config, 'errorLog' | 'user'>) => (user && errorLog.path !== 'stderr' ? workerLogBeside(errorLog.path) : errorLog.path),
 });
 
+export const workerLogPrefix = single({
+  name: 'worker_log_prefix',
+  syntax: 'worker_log_prefix on | off;',
+  default: shown(true, flagText),
+  doc: "Starts each line a Node worker's app writes to stdout or stderr with the time, the stream, the worker's pid and its slot; off leaves the lines as written (JSON logs for a log shipper).",
+  parse: (d) => flag(d, d.args[0]!),
+});
+
 export const workerStopSignal = single({
   name: 'worker_stop_signal',
   syntax: 'worker_stop_signal signal;',
@@ -329,7 +337,7 @@ const include: DirectiveDef = {
 export const definitions = [
   pid, errorLog, daemon, user, workerProcesses, workerShutdownTimeout, workerReloadBatch, termShutdown,
   workerHeartbeatTimeout, workerRlimitNofile, workerCpuAffinity, workerPriority, workerMaxMemory, workerLog,
-  workerStopSignal, workerInspect, workerSourceMaps, readyTimeout, env, envFile, listen, metricsListen, app, exec, controlSocket,
+  workerLogPrefix, workerStopSignal, workerInspect, workerSourceMaps, readyTimeout, env, envFile, listen, metricsListen, app, exec, controlSocket,
 ] as const;
 
 /** Every directive of tsmaster.conf(5), in the order of the man page. */

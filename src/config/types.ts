@@ -80,6 +80,7 @@ export interface Config {
   workerInspect: number | null;
   /** worker_source_maps: Node workers run with --enable-source-maps. */
   workerSourceMaps: boolean;
+  workerLogPrefix: boolean;
   readyTimeoutMs: number;
   /** The complete environment workers get (resolved from process.env, the defaults and `env`). */
   env: Record<string, string>;

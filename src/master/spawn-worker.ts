@@ -71,6 +71,7 @@ export function spawnWorker(opts: {
       listeners,
       log: opts.logPath,
       shutdownTimeoutMs: config.workerShutdownTimeoutMs,
+      logPrefix: config.workerLogPrefix,
       channelFd: 3 + fds.length,
     };
     const stdio: StdioOptions = ['ignore', opts.logFd, opts.logFd, ...fds, 'pipe'];

@@ -31,7 +31,7 @@ if (!env) {
 delete process.env[WORKER_ENV];
 
 // Before anything can write: the log is best effort, a worker never dies of it.
-const output = guardOutput();
+const output = guardOutput(env.logPrefix ? { pid: process.pid, slot: env.id } : null);
 
 function log(level: LogLevel, message: string): void {
   output.stderr.write(formatLine(level, message));

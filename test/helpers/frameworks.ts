@@ -50,11 +50,16 @@ async function deploy(t: Test, m: Instance, port: number): Promise<number[]> {
   return old;
 }
 
+/** A line worker `pid` wrote to its stdout, as worker_log_prefix stamps it. */
+export function stdoutLine(pid: number, text: string): RegExp {
+  return new RegExp(`^\\d{4}/\\d\\d/\\d\\d \\d\\d:\\d\\d:\\d\\d \\[stdout\\] worker ${pid} slot \\d+: ${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm');
+}
+
 /**
  * The example `name` (2 workers) answers "<name> <pid>", goes through a reload and an upgrade
- * under load with 0 failures, and its close hook wrote `closed(pid)` in every retired worker.
+ * under load with 0 failures, and its close hook printed `closed(pid)` in every retired worker.
  */
-export function testFramework(t: Test, name: string, closed: (pid: number) => RegExp): void {
+export function testFramework(t: Test, name: string, closed: (pid: number) => string): void {
   t.test(`${name}: served as exported, a reload and an upgrade under load with 0 failures, its close hooks run in every old worker`, async (t) => {
     const port = await freePort();
     const app = name === 'nest' ? compiledNest(t) : example(name);
@@ -62,7 +67,7 @@ export function testFramework(t: Test, name: string, closed: (pid: number) => Re
     t.match((await get({ port })).body, new RegExp(`^${name} \\d+\\n$`), 'it answers');
     const old = await deploy(t, m, port);
     const log = fs.readFileSync(m.log, 'utf8');
-    for (const pid of old) t.match(log, closed(pid), `worker ${pid}: the close hook ran`);
+    for (const pid of old) t.match(log, stdoutLine(pid, closed(pid)), `worker ${pid}: the close hook ran`);
     for (const pid of old) t.match(log, new RegExp(`worker process ${pid} exited with code 0`), `worker ${pid} exited 0`);
   });
 }
