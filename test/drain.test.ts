@@ -5,7 +5,7 @@ import net from 'node:net';
 import path from 'node:path';
 import t from 'tap';
 import WebSocket from 'ws';
-import { cpuBurners, fixtures, freePort, startMaster, waitFor, workersOf } from './helpers/master.js';
+import { cpuBurners, fixtures, freePort, get, sleep, startMaster, waitFor, workersOf } from './helpers/master.js';
 
 const app = path.join(fixtures, 'apps', 'websocket.mjs');
 
@@ -160,4 +160,18 @@ t.test('300 reconnecting WebSocket clients through batched upgrades and reloads 
       process.kill(Number(fs.readFileSync(m.pidFile, 'utf8')), 'SIGKILL');
     } catch {}
   });
+});
+
+t.test('onShutdown runs as the drain starts, onClose once the last request is answered, before the worker exits', async (t) => {
+  const port = await freePort();
+  const m = await startMaster(t, { conf: `worker_processes 1;\nlisten 127.0.0.1:${port};\napp ${path.join(fixtures, 'apps', 'hooks-order.mjs')};\n` });
+  const [worker] = workersOf(m.masterPid) as [number];
+  const inFlight = get({ port, path: '/?ms=1500' });
+  await waitFor('the request in flight', () => fs.readFileSync(m.log, 'utf8').includes(`start worker process ${worker}`) || undefined);
+  await sleep(200);
+  t.equal((await m.cli(['-s', 'reload'])).code, 0);
+  t.equal((await inFlight).body, `slow ${worker}\n`, 'the request in flight is answered');
+  await m.waitLog(new RegExp(`^worker process ${worker} exited with code 0$`), { pid: m.masterPid });
+  const order = fs.readFileSync(m.log, 'utf8').split('\n').map((l) => new RegExp(`: (hook shutdown|request done|hook close) ${worker}$`).exec(l)?.[1]).filter(Boolean);
+  t.same(order, ['hook shutdown', 'request done', 'hook close'], 'shutdown, the last answer, then close');
 });

@@ -1,4 +1,4 @@
-// A fetch handler (Hono), NestJS, ws and socket.io as their users export them (examples/):
+// A fetch handler (Hono), NestJS, Next.js with a custom server, ws and socket.io as their users export them (examples/):
 // served, reloaded and upgraded under load that never retries, their close hooks run, and
 // long-lived connections told goodbye by the importable onDrain hook.
 import t from 'tap';
@@ -9,6 +9,7 @@ import { freePort, startMaster, waitFor } from './helpers/master.js';
 
 testFramework(t, 'hono', (pid) => `hono: shutdown hook ran in ${pid}`);
 testFramework(t, 'nest', (pid) => `nest: onApplicationShutdown ran in ${pid}`);
+testFramework(t, 'next', (pid) => `next: close ran in ${pid}`);
 
 t.test('ws: clients get 1001 from the importable onDrain hook, in a plain exported server', async (t) => {
   const port = await freePort();

@@ -23,6 +23,8 @@ export interface WorkerContext {
   serve(server: net.Server, names?: readonly string[]): Promise<void>;
   /** Run `fn` at graceful shutdown, after the listeners stopped accepting. */
   onShutdown(fn: () => void | Promise<void>): void;
+  /** Run `fn` once every connection has ended, before the worker exits (see onClose). */
+  onClose(fn: () => void | Promise<void>): void;
   /**
    * Call `fn` as soon as the worker starts to drain (a reload, an upgrade, QUIT), with the
    * moment it will be killed: the time for long-lived connections (WebSocket, server-sent

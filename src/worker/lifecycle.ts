@@ -9,6 +9,7 @@ const KEY = Symbol.for('tsmaster.lifecycle');
 export interface Lifecycle {
   drainHooks: Array<(drain: DrainInfo) => void | Promise<void>>;
   shutdownHooks: Array<() => void | Promise<void>>;
+  closeHooks: Array<() => void | Promise<void>>;
   /** Set by the runtime when the drain starts. */
   drainingSince: number | null;
   /** The runtime's reaction to a drain hook: upgraded connections become the app's to close. */
@@ -17,7 +18,7 @@ export interface Lifecycle {
 
 export function lifecycle(): Lifecycle {
   const g = globalThis as { [KEY]?: Lifecycle };
-  return (g[KEY] ??= { drainHooks: [], shutdownHooks: [], drainingSince: null, onDrainRegistered: null });
+  return (g[KEY] ??= { drainHooks: [], shutdownHooks: [], closeHooks: [], drainingSince: null, onDrainRegistered: null });
 }
 
 /**
@@ -34,6 +35,15 @@ export function onDrain(fn: (drain: DrainInfo) => void | Promise<void>): void {
 /** Call `fn` at graceful shutdown, after the listeners stopped accepting. */
 export function onShutdown(fn: () => void | Promise<void>): void {
   lifecycle().shutdownHooks.push(fn);
+}
+
+/**
+ * Call `fn` once the drain is over (every connection ended, the exported framework closed),
+ * before the worker exits: the moment to close what requests needed (a database pool, a
+ * Next.js app's close()), as Fastify's onClose hooks run after its last request.
+ */
+export function onClose(fn: () => void | Promise<void>): void {
+  lifecycle().closeHooks.push(fn);
 }
 
 /** Whether this worker is draining: a handler can refuse new long-lived work. */

@@ -79,6 +79,17 @@ function heartbeat(seq: number): WorkerMessage {
 let serving: Serving | null = null;
 let stopping = false;
 
+/** In order, each awaited; one that fails is logged and the next runs. */
+async function runHooks(hooks: ReadonlyArray<() => void | Promise<void>>, what: string): Promise<void> {
+  for (const hook of hooks) {
+    try {
+      await hook();
+    } catch (err) {
+      log('error', `${what} failed: ${String(err)}`);
+    }
+  }
+}
+
 async function stopGracefully(orphan: boolean): Promise<void> {
   if (stopping) return;
   stopping = true;
@@ -96,21 +107,11 @@ async function stopGracefully(orphan: boolean): Promise<void> {
       .then(() => fn(drain))
       .catch((err: unknown) => log('error', `drain handler failed: ${String(err)}`));
   }
-  for (const hook of hooks.shutdownHooks) {
-    try {
-      await hook();
-    } catch (err) {
-      log('error', `shutdown hook failed: ${String(err)}`);
-    }
-  }
+  await runHooks(hooks.shutdownHooks, 'shutdown hook');
   await tracker.drain(orphan ? ORPHAN_IDLE_MS : undefined);
-  for (const close of serving.closes) {
-    try {
-      await close();
-    } catch (err) {
-      log('error', `closing the app failed: ${String(err)}`);
-    }
-  }
+  // The framework first (its own close hooks may still use what the app's onClose ends).
+  await runHooks(serving.closes, 'closing the app');
+  await runHooks(hooks.closeHooks, 'close hook');
   // The last counts, so the master's request total misses nothing this worker served.
   if (!send({ t: 'pong', seq: 0, connections: 0, requests: tracker.requests }, () => process.exit(0))) process.exit(0);
 }

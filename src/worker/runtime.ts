@@ -5,7 +5,7 @@ import { TsmError } from '../errors.js';
 import type { FdDescription } from '../protocol.js';
 import type { Listener, WorkerApp, WorkerContext } from './api.js';
 import { serveFramework } from './app-forms.js';
-import { lifecycle, onDrain, onShutdown } from './lifecycle.js';
+import { lifecycle, onClose, onDrain, onShutdown } from './lifecycle.js';
 import type { ConnectionTracker } from './drain.js';
 import type { LogLevel } from '../config/types.js';
 
@@ -96,6 +96,7 @@ export async function startApp(opts: {
       serve: (server, names) =>
         serveOn(server, names ? opts.listeners.filter((l) => names.includes(l.name)) : opts.listeners, serving, opts.tracker),
       onShutdown,
+      onClose,
       onDrain,
       log: opts.log,
     };

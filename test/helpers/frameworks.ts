@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { Test } from 'tap';
 import ts from 'typescript';
 import { startLoad } from './load.js';
+import { run } from './run.js';
 import { freePort, get, root, startMaster, tempDir, waitFor, workersOf, type Instance } from './master.js';
 
 export const example = (name: string): string => path.join(root, 'examples', name, 'app.mjs');
@@ -19,6 +20,22 @@ function compiledNest(t: Test): string {
   const out = ts.transpileModule(source, { fileName: 'app.ts', compilerOptions: { ...compilerOptions, module: ts.ModuleKind.ES2022 } });
   fs.writeFileSync(path.join(dir, 'app.mjs'), out.outputText);
   fs.symlinkSync(path.join(root, 'node_modules'), path.join(dir, 'node_modules'));
+  return path.join(dir, 'app.mjs');
+}
+
+/**
+ * Next.js serves what `next build` made. examples/next is a project of its own, as a Next.js
+ * app is (React 19 would break tap's reporter at the top level): installed with npm ci there
+ * (.ci/run does it first), built in place (.next, ignored by git).
+ */
+async function builtNext(t: Test): Promise<string> {
+  const dir = path.join(root, 'examples', 'next');
+  if (!fs.existsSync(path.join(dir, 'node_modules', 'next'))) {
+    const i = await run('npm', ['ci', '--no-audit', '--no-fund'], { cwd: dir, timeoutMs: 300_000 });
+    t.equal(i.code, 0, `npm ci in examples/next: ${i.code === 0 ? 'ok' : i.stdout + i.stderr}`);
+  }
+  const r = await run(process.execPath, [path.join(dir, 'node_modules', 'next', 'dist', 'bin', 'next'), 'build'], { cwd: dir, env: { ...process.env, NEXT_TELEMETRY_DISABLED: '1' }, timeoutMs: 120_000 });
+  t.equal(r.code, 0, `next build: ${r.code === 0 ? 'ok' : r.stdout + r.stderr}`);
   return path.join(dir, 'app.mjs');
 }
 
@@ -46,7 +63,7 @@ async function deploy(t: Test, m: Instance, port: number): Promise<number[]> {
   });
   await more();
   const [k, c] = await Promise.all([keep.stop(), close.stop()]);
-  t.same({ failed: k.failed + c.failed, non2xx: k.non2xx + c.non2xx, errors: [...k.errors, ...c.errors] }, { failed: 0, non2xx: 0, errors: [] }, `0 failed of ${k.ok + c.ok}`);
+  t.same({ failed: k.failed + c.failed, non2xx: k.non2xx + c.non2xx, errors: [...k.errors, ...c.errors] }, { failed: 0, non2xx: 0, errors: [] }, `0 failed of ${k.ok + c.ok} (answers: ${JSON.stringify([...new Set([...k.bodies.keys(), ...c.bodies.keys()])].map((b) => b.slice(0, 80)))})`);
   return old;
 }
 
@@ -62,7 +79,7 @@ export function stdoutLine(pid: number, text: string): RegExp {
 export function testFramework(t: Test, name: string, closed: (pid: number) => string): void {
   t.test(`${name}: served as exported, a reload and an upgrade under load with 0 failures, its close hooks run in every old worker`, async (t) => {
     const port = await freePort();
-    const app = name === 'nest' ? compiledNest(t) : example(name);
+    const app = name === 'nest' ? compiledNest(t) : name === 'next' ? await builtNext(t) : example(name);
     const m = await startMaster(t, { conf: `worker_processes 2;\nlisten 127.0.0.1:${port};\napp ${app};\n` });
     t.match((await get({ port })).body, new RegExp(`^${name} \\d+\\n$`), 'it answers');
     const old = await deploy(t, m, port);
