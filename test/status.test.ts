@@ -2,7 +2,7 @@
 // upgrade; request totals that survive upgrades; speed with 64 workers.
 import fs from 'node:fs';
 import t, { type Test } from 'tap';
-import { render } from '../src/cli/status.js';
+import { render, terminalPaint } from '../src/cli/status.js';
 import { askStatus } from '../src/control/client.js';
 import type { MasterStatus } from '../src/control/protocol.js';
 import { app, childrenOf, cmdline, freePort, get, type Instance, isGone, readLog, startMaster, waitFor, workersOf } from './helpers/master.js';
@@ -97,16 +97,16 @@ t.test('colours only on a terminal', async (t) => {
     totals: { requests: 5, restarts: 1 },
     workers: [{ pid: 12, generation: 2, slot: 0, state: 'draining', uptimeMs: 61_000, restarts: 1, cpu: 12.34, rss: 50 * 1024 * 1024, connections: 3, requests: 4, loopDelayMs: { p50: 0.5, p99: 2.25 } }],
   };
-  const plain = render([st], false).join('\n');
+  const plain = render([st]).join('\n');
   t.notMatch(plain, /\x1b\[/);
   t.match(plain, /^master 10  generation 2  running  up 1h02m  upgrade: new master 11 starting  requests 5  restarts 1$/m);
   t.match(plain, /^12 +2 +0 +draining +1m01s +1 +12\.3 +50\.0M +3 +4 +0\.5\/2\.3ms$/m, 'event-loop delay p50/p99 per worker');
-  const coloured = render([st], true).join('\n');
+  const coloured = render([st], await terminalPaint()).join('\n');
   t.match(coloured, /\x1b\[/, 'escape codes on a terminal');
   t.equal(coloured.replace(/\x1b\[\d+m/g, ''), plain, 'the same text under the colours');
-  const batched = render([{ ...st, state: 'reloading', rollout: { batch: 2, of: 4, back: false } }], false).join('\n');
+  const batched = render([{ ...st, state: 'reloading', rollout: { batch: 2, of: 4, back: false } }]).join('\n');
   t.match(batched, /^master 10  generation 2  reloading \(batch 2 of 4\)  up/m, 'a batched reload shows its progress');
-  const back = render([{ ...st, state: 'reloading', rollout: { batch: 1, of: 2, back: true } }], false).join('\n');
+  const back = render([{ ...st, state: 'reloading', rollout: { batch: 1, of: 2, back: true } }]).join('\n');
   t.match(back, /reloading \(rollback batch 1 of 2\)/, 'and its rollback');
 });
 

@@ -1,4 +1,3 @@
-import { Chalk, type ChalkInstance } from 'chalk';
 import type { Config } from '../config/types.js';
 import { askStatus, isSocket } from '../control/client.js';
 import type { MasterStatus, UpgradeStatus } from '../control/protocol.js';
@@ -42,18 +41,29 @@ function table(rows: string[][], paint: (row: number, col: number, cell: string)
   );
 }
 
-function stateColor(c: ChalkInstance, state: string): (s: string) => string {
+/** The styles the human form uses: chalk's on a terminal, the text as it is elsewhere. */
+export type Paint = Record<'bold' | 'cyan' | 'dim' | 'green' | 'yellow' | 'red', (s: string) => string>;
+
+const same = (s: string) => s;
+export const PLAIN: Paint = { bold: same, cyan: same, dim: same, green: same, yellow: same, red: same };
+
+/** Loaded only for a terminal: what scripts, health checks and logrotate run does not pay for it. */
+export async function terminalPaint(): Promise<Paint> {
+  const { Chalk } = await import('chalk');
+  return new Chalk({ level: 1 });
+}
+
+function stateColor(c: Paint, state: string): (s: string) => string {
   if (state === 'ready' || state === 'running') return c.green;
   if (state === 'starting' || state === 'reloading') return c.yellow;
   return c.red;
 }
 
 /**
- * The human form: a line per master, then its workers as a table. Colours only when `color`
- * (stdout is a terminal); the plain text is the same either way.
+ * The human form: a line per master, then its workers as a table, painted with `c` (colours
+ * when stdout is a terminal); the plain text is the same either way.
  */
-export function render(masters: MasterStatus[], color: boolean): string[] {
-  const c = new Chalk({ level: color ? 1 : 0 });
+export function render(masters: MasterStatus[], c: Paint = PLAIN): string[] {
   const out: string[] = [];
   for (const m of masters) {
     if (out.length > 0) out.push('');
@@ -119,5 +129,5 @@ export async function status(config: Config, json: boolean): Promise<Outcome> {
   const { masters, problems } = await collect(config);
   const err = problems.map((p) => `[warn] ${p}`);
   if (json) return { code: 0, out: [JSON.stringify({ masters })], err };
-  return { code: 0, out: render(masters, Boolean(process.stdout.isTTY)), err };
+  return { code: 0, out: render(masters, process.stdout.isTTY ? await terminalPaint() : PLAIN), err };
 }
