@@ -35,6 +35,24 @@ t.test('a whole reload: the new generation starts beside the old, serves once al
   t.equal(f.workers().length, 2);
 });
 
+t.test('a listen a reload removes closes as the reload finishes, while the old workers still drain', async (t) => {
+  const f = fakeMaster(t, 'worker_processes 1;');
+  const extra = `unix:${f.dir}/extra.sock`;
+  f.configure(`worker_processes 1;\nlisten ${extra};`);
+  for (const w of f.workers()) f.ready(w.pid);
+  f.send({ type: 'signal', signal: 'SIGHUP' });
+  for (const w of byGeneration(f, 2)) f.ready(w.pid);
+  const keys = () => f.m.sockets.groups().map((g) => g.key);
+  t.ok(keys().includes(extra), 'generation 2 listens on it too');
+  f.configure('worker_processes 1;');
+  f.send({ type: 'signal', signal: 'SIGHUP' });
+  for (const w of byGeneration(f, 3)) f.ready(w.pid);
+  t.same(events(f).slice(-1), ['reload-finished']);
+  t.same(byGeneration(f, 2).map((w) => w.state), ['draining'], 'the old worker drains');
+  t.notOk(keys().includes(extra), 'the removed listen is closed already: nobody accepts on it any more');
+  t.ok(keys().some((k) => k.endsWith('/s.sock')), 'the one generation 3 has stays');
+});
+
 t.test('a batched reload: one slot at a time, never more than workers + batch alive, never fewer ready', async (t) => {
   const f = fakeMaster(t, 'worker_processes 3;\nworker_reload_batch 1;');
   for (const w of f.workers()) f.ready(w.pid);

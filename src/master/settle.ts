@@ -6,7 +6,8 @@
 //      master, ready, is systemd's main process now
 //   2. the batches under way take their next step (batch-plans.ts)
 //   3. the old master of a batched upgrade: a batch it gave up has drained
-//   4. a retired generation without workers is forgotten, with its sockets
+//   4. a listen only retiring generations have closes; a retired generation without
+//      workers is forgotten
 //   5. a generation is whole: a reload finishes, a master is ready
 //   6. a generation misses a worker in a slot it may run: one starts
 //   7. an upgrade a control client asked for whole, its new master ready: drain, then stop
@@ -27,17 +28,22 @@ function oldMasterGone(m: Model): Effect[] {
   return [];
 }
 
+/**
+ * The listens only retiring generations have: their workers stopped accepting on them, so
+ * they close now, not once those workers are gone (a client is refused, not queued on a
+ * socket that nobody accepts from, then reset).
+ */
+function unlistened(m: Model): Effect[] {
+  if (m.phase.name === 'stopping') return [];
+  const keep = new Set(m.generations.filter((g) => g.role !== 'retiring').flatMap((g) => g.sockets.map((s) => s.key)));
+  if (m.metricsKey) keep.add(m.metricsKey);
+  return m.socketGroups.some((g) => !keep.has(g.key)) ? [{ do: 'close-unused-sockets', keep: [...keep] }] : [];
+}
+
 function retired(m: Model): Effect[] {
   const gen = m.generations.find((g) => g.role === 'retiring' && workersOf(m, g.id).length === 0);
   if (!gen) return [];
-  const fx: Effect[] = [{ do: 'forget-generation', generation: gen.id }];
-  if (m.phase.name !== 'stopping') {
-    // The listens that no generation's config has any more.
-    const keep = new Set(m.generations.filter((g) => g.id !== gen.id).flatMap((g) => g.sockets.map((s) => s.key)));
-    if (m.metricsKey) keep.add(m.metricsKey);
-    fx.push({ do: 'close-unused-sockets', keep: [...keep] });
-  }
-  return [...fx, { do: 'log', level: 'info', line: `generation ${gen.id} has exited` }];
+  return [{ do: 'forget-generation', generation: gen.id }, { do: 'log', level: 'info', line: `generation ${gen.id} has exited` }];
 }
 
 function whole(m: Model): Effect[] {
@@ -92,7 +98,7 @@ function exitWhenEmpty(m: Model): Effect[] {
   ];
 }
 
-const CHECKS = [oldMasterGone, planBatches, planGivenUpDrained, retired, whole, missing, finishUpgrade, exitWhenEmpty];
+const CHECKS = [oldMasterGone, planBatches, planGivenUpDrained, unlistened, retired, whole, missing, finishUpgrade, exitWhenEmpty];
 
 /** The first thing to do now, in the order above; none: the master is settled. */
 export function settle(m: Model): Effect[] {
