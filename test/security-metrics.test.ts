@@ -9,6 +9,7 @@ import t from 'tap';
 import { Channel, type Message } from '../src/channel.js';
 import { ask } from '../src/control/client.js';
 import { MAX_LABEL_VALUE, validAppFamilies } from '../src/metrics/master-metrics.js';
+import { headEnd } from '../src/metrics/server.js';
 import { rssBytes } from '../src/proc.js';
 import { app, freePort, get, sleep, startMaster, tempDir, waitFor, waitForAnswer, type Instance } from './helpers/master.js';
 import { cannotAttack, daemonAsNobody } from './helpers/nobody.js';
@@ -153,6 +154,45 @@ async function waitUntilSettled(count: () => number, before: number): Promise<vo
   await waitFor('the channel to read', () => count() > before || undefined, 5000);
   await sleep(50);
 }
+
+t.test('headEnd: the blank line after a head, CRLF or LF, looked for within the head limit only', async (t) => {
+  const end = (text: string) => headEnd(Buffer.from(text, 'latin1'));
+  t.same(end('GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /next'), { index: 23, length: 4 });
+  t.same(end('GET / HTTP/1.1\n\n'), { index: 14, length: 2 }, 'bare LF');
+  t.same(end('GET / HTTP/1.1\n\r\n'), { index: 14, length: 3 });
+  t.equal(end('GET / HTTP/1.1\r\nHost: x\r\n'), null, 'not all there yet');
+  t.equal(end(`GET / HTTP/1.1\r\nX: ${'y'.repeat(9000)}\r\n\r\n`), null, 'past 8 KiB: no head (431)');
+});
+
+t.test('pipelining on metrics_listen: a few requests ahead get an answer each; a client that sends far more than it reads is closed', async (t) => {
+  const { metrics } = await start(t, `worker_processes 1;\napp ${app('metrics-app.mjs')};\n`);
+  // Writes `chunk` `times` times, `everyMs` apart, reads what comes for 1.5 s, then says what it got.
+  const talk = (chunk: string, times: number, everyMs: number) =>
+    new Promise<{ answers: number; closed: boolean }>((resolve) => {
+      const s = net.connect(metrics, '127.0.0.1');
+      let text = '';
+      let closed = false;
+      s.setEncoding('latin1');
+      s.on('data', (d: string) => (text += d));
+      s.on('error', () => undefined);
+      s.on('close', () => (closed = true));
+      let sent = 0;
+      const writer = setInterval(() => {
+        if (sent++ < times && !closed) s.write(chunk);
+      }, everyMs);
+      setTimeout(() => {
+        clearInterval(writer);
+        s.destroy();
+        resolve({ answers: text.split('HTTP/1.1 200 OK').length - 1, closed });
+      }, 1500);
+    });
+  const request = 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n';
+  t.same(await talk(request.repeat(3), 1, 10), { answers: 3, closed: false }, 'three pipelined requests: three answers, the connection stays');
+  // 7 KB of requests every 20 ms, never waiting for the answers: each write was once a new
+  // read that reset the count, and what it sent piled up in the master.
+  const flood = await talk(request.repeat(200), 50, 20);
+  t.ok(flood.closed, `the master closed it (after ${flood.answers} answer(s))`);
+});
 
 t.test('pipelined /metrics floods from 16 connections (as nobody): probes and -s status answer, the master stays small', { skip: cannotAttack }, async (t) => {
   const { m, metrics } = await start(t, `worker_processes 2;\napp ${app('metrics-app.mjs')};\n`);

@@ -16,16 +16,37 @@ import type { MasterMetrics } from './master-metrics.js';
 const MAX_CLIENTS = 64;
 /** A connection this old that has not sent a whole request yet is a slow client: the first to make room. */
 const SLOW_MS = 1000;
-/** Requests a client may send ahead of their answers (in one read); one more closes its connection. */
+/** Requests a client may send ahead of their answers; one more closes its connection. */
 const MAX_PIPELINED = 4;
 /** Request line and headers. */
 const MAX_HEAD_BYTES = 8192;
+/** What a client may have sent that is not answered yet: that many requests at most. */
+const MAX_AHEAD_BYTES = MAX_PIPELINED * MAX_HEAD_BYTES;
 /** A request, from the end of the last answer on its connection (or the connection's start) to its own answer written out. */
 const REQUEST_MS = 5000;
 /** The loop handles a tick every second; three missed ones mean it is stuck. */
 const LOOP_STALE_MS = 3000;
 /** At exit, how long the scrapes under way get to finish (one waits at most a second for the workers). */
 const CLOSE_MS = 2000;
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Where the head at the start of `buf` ends (a blank line, CRLF or LF), looked for in its
+ * first MAX_HEAD_BYTES only; null when it does not end there.
+ */
+export function headEnd(buf: Buffer): { index: number; length: number } | null {
+  const limit = Math.min(buf.length, MAX_HEAD_BYTES + 4);
+  for (let nl = buf.indexOf(0x0a); nl !== -1 && nl < limit; nl = buf.indexOf(0x0a, nl + 1)) {
+    const next = buf[nl + 1] === 0x0d ? nl + 2 : nl + 1;
+    if (buf[next] === 0x0a && next < limit) {
+      const index = nl > 0 && buf[nl - 1] === 0x0d ? nl - 1 : nl;
+      if (index > MAX_HEAD_BYTES) return null;
+      return { index, length: next + 1 - index };
+    }
+  }
+  return null;
+}
 
 const REQUEST_LINE = /^([A-Z]+) (\S+) HTTP\/1\.([01])$/;
 const REASONS: Record<number, string> = { 200: 'OK', 400: 'Bad Request', 404: 'Not Found', 431: 'Request Header Fields Too Large', 500: 'Internal Server Error', 503: 'Service Unavailable' };
@@ -64,13 +85,14 @@ interface Answer {
 }
 
 /**
- * One connection: since when, what it sent of its next requests, how many of them came in
- * its last read, whether an answer is under way, and whether it was ever answered.
+ * One connection: since when, what it sent of its next requests, how many it has taken since
+ * it last had nothing unanswered, whether an answer is under way, and whether it was ever
+ * answered.
  */
 interface Client {
   since: number;
   answered: boolean;
-  buf: string;
+  buf: Buffer;
   taken: number;
   busy: boolean;
   timer: NodeJS.Timeout;
@@ -101,17 +123,19 @@ export class MetricsServer {
       const slow = [...this.clients].find(([, c]) => !c.busy && now - c.since >= SLOW_MS)?.[0];
       (slow ?? this.clients.keys().next().value)?.destroy();
     }
-    const c: Client = { since: Date.now(), answered: false, buf: '', taken: 0, busy: false, timer: setTimeout(() => s.destroy(), REQUEST_MS) };
+    const c: Client = { since: Date.now(), answered: false, buf: EMPTY, taken: 0, busy: false, timer: setTimeout(() => s.destroy(), REQUEST_MS) };
     this.clients.set(s, c);
-    s.setEncoding('latin1');
     s.on('error', () => undefined);
     s.once('close', () => {
       clearTimeout(c.timer);
       this.clients.delete(s);
     });
-    s.on('data', (chunk: string) => {
-      c.buf += chunk;
-      c.taken = 0;
+    // Bytes, not strings: a flood of reads makes no string of each, only the heads are decoded.
+    s.on('data', (chunk: Buffer) => {
+      // A few requests may come ahead of their answers; a client that sends far more does not
+      // read them, and what it sent would pile up here (a head too large is answered 431 below).
+      if (c.buf.length + chunk.length > MAX_AHEAD_BYTES && headEnd(c.buf.length > 0 ? Buffer.concat([c.buf, chunk.subarray(0, MAX_HEAD_BYTES)]) : chunk) !== null) return void s.destroy();
+      c.buf = c.buf.length > 0 ? Buffer.concat([c.buf, chunk]) : chunk;
       this.next(s, c);
     });
   }
@@ -119,15 +143,16 @@ export class MetricsServer {
   /** Take the next request of a connection, if its head is all there and no answer is under way. */
   private next(s: net.Socket, c: Client): void {
     if (c.busy || s.destroyed) return;
-    const end = /\r?\n\r?\n/.exec(c.buf);
+    const end = headEnd(c.buf);
     if (!end) {
       if (c.buf.length > MAX_HEAD_BYTES) this.send(s, c, { status: 431, body: 'request head too large\n' }, false, false);
       return;
     }
-    if (end.index > MAX_HEAD_BYTES) return this.send(s, c, { status: 431, body: 'request head too large\n' }, false, false);
     if (++c.taken > MAX_PIPELINED) return void s.destroy();
-    const head = c.buf.slice(0, end.index);
-    c.buf = c.buf.slice(end.index + end[0].length);
+    const head = c.buf.toString('latin1', 0, end.index);
+    c.buf = c.buf.subarray(end.index + end.length);
+    // All it sent is taken: it waited for its answers, and may pipeline a few again.
+    if (c.buf.length === 0) c.taken = 0;
     const req = parseHead(head);
     if (!req) return this.send(s, c, { status: 400, body: 'bad request\n' }, false, false);
     // Nothing more is read from it until this answer is out.
@@ -152,7 +177,7 @@ export class MetricsServer {
     if (!head) s.write(body);
     if (!open) {
       // The last answer: nothing more is read; a client that does not read it meets the timer.
-      c.buf = '';
+      c.buf = EMPTY;
       s.pause();
       s.end();
       return;
