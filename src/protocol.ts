@@ -65,10 +65,12 @@ export interface InheritEnv {
   generation: number;
 }
 
-/** Event-loop delay since the previous heartbeat, in seconds (perf_hooks.monitorEventLoopDelay). */
+/** Event-loop delay since the previous heartbeat (or scrape round), in seconds (perf_hooks.monitorEventLoopDelay). */
 export interface LoopDelay {
   p50: number;
   p99: number;
+  /** The longest: a single stall moves no percentile of a window of hundreds of samples. */
+  max: number;
 }
 
 export type WorkerMessage =
@@ -81,9 +83,10 @@ export type WorkerMessage =
   | { t: 'pong'; seq: number; connections: number; requests: number; heapUsed?: number; loopDelay?: LoopDelay; logLost?: number; logError?: string }
   /**
    * The app's prom-client metrics (Registry#getMetricsAsJSON), for the master to aggregate;
-   * none and their size in `over` when they are longer than the `max` the master asked for.
+   * none and their size in `over` when they are longer than the `max` the master asked for;
+   * `loopDelay` since the previous scrape round.
    */
-  | { t: 'metrics'; seq: number; metrics: unknown[]; over?: number };
+  | { t: 'metrics'; seq: number; metrics: unknown[]; over?: number; loopDelay?: LoopDelay };
 
 /** `max`: the longest metrics answer the master takes from this worker in this scrape. */
 export type MasterToWorker = { t: 'ping'; seq: number } | { t: 'metrics'; seq: number; max: number };

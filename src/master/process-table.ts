@@ -30,6 +30,8 @@ export interface WorkerRecord {
   /** Node workers, from the last heartbeat: V8 heap in use and event-loop delay. */
   heapUsed: number | null;
   loopDelay: LoopDelay | null;
+  /** The same since the previous metrics scrape round, from its answer to that round: what the gauges show. */
+  scrapeLoopDelay: LoopDelay | null;
   /** RSS when it became ready: what a fresh worker of this app needs. */
   startRss: number | null;
   /** Being replaced (memory limit): a new worker takes its slot once ready. */

@@ -6,7 +6,7 @@ import * as native from '../native/index.js';
 import type { Logger } from '../log/logger.js';
 import { logLoss } from '../log/loss.js';
 import type { Config } from '../config/types.js';
-import { START_ERROR_CHARS, asCount, isObject, printable, type WorkerMessage } from '../protocol.js';
+import { START_ERROR_CHARS, asCount, isObject, printable, type LoopDelay, type WorkerMessage } from '../protocol.js';
 import { rssBytes } from '../proc.js';
 import { socketsForSlot, type SocketGroup } from '../sockets/listen.js';
 import { openWorkerLog, type Generation, type GenerationRole } from './generation.js';
@@ -94,6 +94,7 @@ export function spawnOne(m: Master, gen: Generation, slot: number): string | nul
     rss: 0,
     heapUsed: null,
     loopDelay: null,
+    scrapeLoopDelay: null,
     startRss: null,
     recycling: false,
     handlers: false,
@@ -138,6 +139,11 @@ function isSeconds(v: unknown): v is number {
   return typeof v === 'number' && Number.isFinite(v) && v >= 0 && v < 1e6;
 }
 
+/** A worker's event-loop delay as it says it, rebuilt; null when it is not one. */
+function loopDelayOf(d: unknown): LoopDelay | null {
+  return isObject(d) && isSeconds(d.p50) && isSeconds(d.p99) && isSeconds(d.max) ? { p50: d.p50, p99: d.p99, max: d.max } : null;
+}
+
 /** What a worker's message says of it, written down (its readiness is a step of its own). */
 export function recordWorkerMessage(m: Master, pid: number, msg: WorkerMessage): void {
   const w = m.table.get(pid);
@@ -157,8 +163,7 @@ export function recordWorkerMessage(m: Master, pid: number, msg: WorkerMessage):
     // What the kernel says, not the worker: worker_max_memory decides on it.
     w.rss = rssBytes(pid) ?? w.rss;
     w.heapUsed = asCount(msg.heapUsed) ?? w.heapUsed;
-    const d = msg.loopDelay;
-    if (isObject(d) && isSeconds(d.p50) && isSeconds(d.p99)) w.loopDelay = { p50: d.p50, p99: d.p99 };
+    w.loopDelay = loopDelayOf(msg.loopDelay) ?? w.loopDelay;
     logLoss.fromWorker(w, `worker process ${pid}`, msg.logLost, msg.logError);
     m.log.sayLosses();
     return;
@@ -167,7 +172,10 @@ export function recordWorkerMessage(m: Master, pid: number, msg: WorkerMessage):
     w.handlers = true;
     return;
   }
-  if (msg.t === 'metrics') return m.metrics?.onWorkerMetrics(pid, msg.seq, msg.metrics, msg.over);
+  if (msg.t === 'metrics') {
+    w.scrapeLoopDelay = loopDelayOf(msg.loopDelay) ?? w.scrapeLoopDelay;
+    return m.metrics?.onWorkerMetrics(pid, msg.seq, msg.metrics, msg.over);
+  }
   // Its word, for the outcome of the start it failed: one line of printable text, bounded.
   if (msg.t === 'failed' && w.state === 'starting' && typeof msg.error === 'string') {
     w.startError = printable(msg.error).slice(0, START_ERROR_CHARS);

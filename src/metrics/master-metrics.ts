@@ -221,8 +221,10 @@ export class MasterMetrics {
     gauge('tsmaster_worker_resident_memory_bytes', 'Resident set size of each worker process.', (w) => rssBytes(w.pid));
     gauge('tsmaster_worker_heap_used_bytes', 'V8 heap in use in each Node.js worker (from its heartbeat).', (w) => w.heapUsed);
     // Two gauges, not a quantile label: that label belongs to summaries.
-    gauge('tsmaster_worker_event_loop_delay_p50_seconds', 'Median event-loop delay of each Node.js worker over its last heartbeat interval.', (w) => w.loopDelay?.p50 ?? null);
-    gauge('tsmaster_worker_event_loop_delay_p99_seconds', '99th percentile event-loop delay of each Node.js worker over its last heartbeat interval.', (w) => w.loopDelay?.p99 ?? null);
+    // Since the previous scrape round: a stall between two scrapes shows in the second one.
+    gauge('tsmaster_worker_event_loop_delay_p50_seconds', 'Median event-loop delay of each Node.js worker since the previous scrape round.', (w) => (w.scrapeLoopDelay ?? w.loopDelay)?.p50 ?? null);
+    gauge('tsmaster_worker_event_loop_delay_p99_seconds', '99th percentile event-loop delay of each Node.js worker since the previous scrape round.', (w) => (w.scrapeLoopDelay ?? w.loopDelay)?.p99 ?? null);
+    gauge('tsmaster_worker_event_loop_delay_max_seconds', 'Longest event-loop delay of each Node.js worker since the previous scrape round: a stall between two scrapes.', (w) => (w.scrapeLoopDelay ?? w.loopDelay)?.max ?? null);
     new Gauge({
       name: 'tsmaster_draining_connections',
       help: 'Connections still open on the draining workers of each retiring generation.',
@@ -301,8 +303,9 @@ export class MasterMetrics {
   }
 
   private async render(): Promise<string> {
-    const own = await this.registry.metrics();
+    // The workers first: their answers carry the event-loop delay of this round's window.
     const app = await this.askWorkers();
+    const own = await this.registry.metrics();
     if (app.length === 0) return own;
     try {
       return own + (await AggregatorRegistry.aggregate(app).metrics());

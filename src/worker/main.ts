@@ -6,7 +6,7 @@ import { Channel } from '../channel.js';
 import { TsmError } from '../errors.js';
 import { formatLine } from '../log/logger.js';
 import * as native from '../native/index.js';
-import { MASTER_MESSAGE_BYTES, WORKER_ENV, boundOf, type MasterToWorker, type WorkerEnv, type WorkerMessage } from '../protocol.js';
+import { MASTER_MESSAGE_BYTES, WORKER_ENV, boundOf, type LoopDelay, type MasterToWorker, type WorkerEnv, type WorkerMessage } from '../protocol.js';
 import type { LogLevel } from '../config/types.js';
 import { ConnectionTracker } from './drain.js';
 import { appMetrics } from './app-metrics.js';
@@ -53,12 +53,25 @@ if (process.ppid !== env.masterPid) process.exit(1);
 process.title = `tsmaster: worker process (generation ${env.generation})`;
 
 const tracker = new ConnectionTracker();
-// Sampled every 10 ms; each heartbeat reports the window since the previous one. The
-// histogram records the time between samples, so the delay is that minus the resolution.
+// Sampled every 10 ms, in two windows: each heartbeat reports the one since the previous
+// heartbeat (status), each metrics answer the one since the previous scrape round (a gauge
+// scraped every 15 s must show a stall of 14 s ago). The histogram records the time between
+// samples, so the delay is that minus the resolution.
 const LOOP_RESOLUTION_MS = 10;
-const loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
-loopDelay.enable();
-const delaySeconds = (percentile: number) => Math.max(0, loopDelay.percentile(percentile) / 1e6 - LOOP_RESOLUTION_MS) / 1000;
+function loopWindow(): () => LoopDelay {
+  const h = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
+  h.enable();
+  const seconds = (ns: number) => Math.max(0, ns / 1e6 - LOOP_RESOLUTION_MS) / 1000;
+  return () => {
+    // An empty window (no sample yet) has NaN percentiles and a max of 0.
+    const d = h.count === 0 ? { p50: 0, p99: 0, max: 0 } : { p50: seconds(h.percentile(50)), p99: seconds(h.percentile(99)), max: seconds(h.max) };
+    h.reset();
+    return d;
+  };
+}
+const sinceHeartbeat = loopWindow();
+// Sampling starts with the first scrape round: a master without metrics_listen never asks.
+let sinceScrape: (() => LoopDelay) | null = null;
 
 function heartbeat(seq: number): WorkerMessage {
   const mem = process.memoryUsage();
@@ -69,11 +82,10 @@ function heartbeat(seq: number): WorkerMessage {
     connections: tracker.connections,
     requests: tracker.requests,
     heapUsed: mem.heapUsed,
-    loopDelay: { p50: delaySeconds(50), p99: delaySeconds(99) },
+    loopDelay: sinceHeartbeat(),
     logLost: lost.lines,
     ...(lost.error ? { logError: lost.error } : {}),
   };
-  loopDelay.reset();
   return msg;
 }
 let serving: Serving | null = null;
@@ -143,15 +155,19 @@ function onMessage(m: MasterToWorker): void {
   }
   if (m.t === 'metrics') {
     const { seq, max } = m;
-    appMetrics().then(
-      (metrics) => {
+    // From the next timers phase too, as the heartbeat.
+    sinceScrape ??= loopWindow();
+    const read = sinceScrape;
+    const window = new Promise<LoopDelay>((resolve) => setTimeout(() => resolve(read()), 0));
+    Promise.all([appMetrics(), window]).then(
+      ([metrics, loopDelay]) => {
         // Over the share of the scrape the master gives this worker: it would drop the line, and wait for nothing.
         const bytes = Buffer.byteLength(JSON.stringify(metrics)) + 64;
-        send(typeof max === 'number' && bytes > max ? { t: 'metrics', seq, metrics: [], over: bytes } : { t: 'metrics', seq, metrics });
+        send(typeof max === 'number' && bytes > max ? { t: 'metrics', seq, metrics: [], over: bytes, loopDelay } : { t: 'metrics', seq, metrics, loopDelay });
       },
       (err) => {
         log('error', `app metrics failed: ${String(err)}`);
-        send({ t: 'metrics', seq, metrics: [] });
+        void window.then((loopDelay) => send({ t: 'metrics', seq, metrics: [], loopDelay }));
       },
     );
   }
