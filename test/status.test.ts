@@ -142,8 +142,8 @@ t.test('during an upgrade both masters answer, the old one first', async (t) => 
   const port = await freePort();
   const m = await startMaster(t, { conf: `worker_processes 2;\nready_timeout 20s;\nlisten 127.0.0.1:${port};\napp ${app('hello.mjs')};\n` });
   const oldWorkers = workersOf(m.masterPid).sort();
-  // The new master's workers start slowly, so its `starting` state can be seen.
-  fs.writeFileSync(m.conf, fs.readFileSync(m.conf, 'utf8').replace('ready_timeout 20s;', 'ready_timeout 20s;\nenv READY_DELAY_MS=3000;').replace(app('hello.mjs'), app('slow-start.mjs')));
+  // The new master's workers start slowly (8 s), so its `starting` state can be seen on a busy machine too.
+  fs.writeFileSync(m.conf, fs.readFileSync(m.conf, 'utf8').replace('ready_timeout 20s;', 'ready_timeout 20s;\nenv READY_DELAY_MS=8000;').replace(app('hello.mjs'), app('slow-start.mjs')));
   m.signal('SIGUSR2');
   const newPid = (await m.waitEvent('upgrade-started')).pid;
   const during = await statusUntil(m, 'both masters', (ms) => ms.length === 2 && ms[1]!.workers.length === 2);
