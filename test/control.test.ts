@@ -242,7 +242,7 @@ t.test('upgrade: the old master answers on PATH.oldbin, and back on PATH after a
   t.notOk(fs.existsSync(`${sock}.oldbin`), 'PATH.oldbin is gone');
   const st = await askStatus(sock);
   t.equal(st.pid, m.masterPid, 'PATH is the old master again');
-  t.match(st.upgrade, { role: 'none', lastRollback: { newPid, reason: `new master process ${newPid} exited on signal SIGKILL` } }, 'and it says what happened');
+  t.match(st.upgrade, { phase: 'none', lastRollback: { newPid, reason: `new master process ${newPid} exited on signal SIGKILL` } }, 'and it says what happened');
   t.equal((await get({ port })).status, 200);
   cleanLog(t, m, [/^new master process \d+ exited on signal SIGKILL; rolling back$/]);
 });

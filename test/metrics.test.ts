@@ -240,12 +240,16 @@ t.test('reload and upgrade results, and scrapes go on across an upgrade', async 
   const since = (err: Error) => new Error(`${err.message}; the log since USR2:\n${m.lines().slice(mark).map((l) => `${l.pid} [${l.level}] ${l.text}`).join('\n')}`);
   const ready = await m.waitLog(/^new master process \d+ is ready/, { pid: m.masterPid, after: mark, timeoutMs: 45_000 }).catch((err: Error) => Promise.reject(since(err)));
   const newMaster = Number(/^new master process (\d+)/.exec(ready.text)![1]);
+  const phase = (x: string, p: string) => sample(x, 'tsmaster_upgrade_phase', `{phase="${p}"}`);
+  text = await waitForMetric(metrics, (x) => phase(x, 'ready') === 1 || phase(x, 'new') === 1);
+  t.equal(phase(text, 'none'), 0, 'mid-upgrade, tsmaster_upgrade_phase says so (ready on the old master, new on the new one)');
   process.kill(newMaster, 'SIGKILL');
   await m.waitEvent('rolled-back', {}, { pid: m.masterPid, after: mark }).catch((err: Error) => Promise.reject(since(err)));
   text = await waitForMetric(metrics, (x) => sample(x, 'tsmaster_upgrades_total', '{result="rolled_back"}') === 1);
   t.pass('the old master counts upgrades_total{result="rolled_back"} when its ready new master dies');
   t.equal(sample(text, 'tsmaster_upgrades_total', '{result="failed"}'), 1, 'and not as failed');
   t.equal(sample(text, 'tsmaster_upgrades_total', '{result="ok"}'), 0, 'nor as ok');
+  t.equal(phase(text, 'none'), 1, 'and the upgrade phase is none again');
   t.equal((await get({ port: metrics, path: '/readyz' })).status, 200, 'the old master serves again');
   for (let i = 0; i < 10; i++) await get({ port });
   text = await waitForMetric(metrics, (x) => (sample(x, 'tsmaster_requests_total') ?? 0) >= 10);

@@ -1,13 +1,13 @@
 // The master's table (src/master/phase.ts) in-process: every phase, upgrade phase and
 // command has the answer written out here, refusals and their log lines included.
 import t from 'tap';
-import { COMMANDS, PID1_REFUSAL, decide, type Command, type MasterPhase, type UpgradePhase } from '../src/master/phase.js';
+import { COMMANDS, PID1_REFUSAL, UPGRADE_PHASES, decide, upgradePhase, type Command, type MasterPhase, type UpgradePhase } from '../src/master/phase.js';
 import { planCommand } from '../src/master/plans.js';
 import { model, phase as phaseOf } from './helpers/model.js';
 import { formatOutcome, parseOutcome } from '../src/outcomes.js';
 
 const PHASES: MasterPhase[] = ['starting', 'running', 'reloading', 'draining', 'stopping-graceful', 'stopping-fast'];
-const UPGRADES: UpgradePhase[] = ['none', 'starting', 'ready', 'killing', 'new'];
+const UPGRADES = UPGRADE_PHASES;
 
 /** What the table must answer, written as the rules an operator reads in tsmaster(8). */
 function expected(phase: MasterPhase, upgrade: UpgradePhase, cmd: Command, pid1: boolean): string {
@@ -36,6 +36,15 @@ function expected(phase: MasterPhase, upgrade: UpgradePhase, cmd: Command, pid1:
       return phase === 'running' ? `go: ${cmd}` : `refuse: worker count not changed: the master is ${word}`;
   }
 }
+
+t.test('the upgrade phase: one vocabulary, from what the master knows of its upgrade', async (t) => {
+  t.equal(upgradePhase(null, false), 'none');
+  t.equal(upgradePhase(null, true), 'new', 'this is the new master and its old one runs');
+  t.equal(upgradePhase({ ready: false, killing: false }, false), 'starting');
+  t.equal(upgradePhase({ ready: true, killing: false }, false), 'ready');
+  t.equal(upgradePhase({ ready: false, killing: true }, false), 'killing', 'not ready in time: being stopped');
+  t.same(UPGRADE_PHASES, ['none', 'starting', 'ready', 'killing', 'new']);
+});
 
 t.test('every (phase, upgrade phase, command) has the answer the rules give', async (t) => {
   let n = 0;

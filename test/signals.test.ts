@@ -19,6 +19,6 @@ t.test('term_shutdown: TERM is the fast stop, or QUIT\'s graceful one; INT is al
   t.equal(meaningOf('SIGINT', 'graceful'), SIGNAL_TABLE.SIGINT, 'INT stays fast');
   t.equal(meaningOf('SIGQUIT', 'fast').command, 'graceful-stop');
   const plan = planCommand(model(), graceful.command);
-  t.match(plan.slice(0, 2), [{ do: 'notify' }, { do: 'set-phase', phase: { name: 'stopping', mode: 'graceful', code: 0 } }], 'which the graceful shutdown carries out');
-  t.same(plan.filter((e) => e.do === 'stop-worker').map((e) => 'signal' in e && e.signal), ['SIGQUIT', 'SIGQUIT']);
+  t.match(plan.slice(0, 2), [{ do: 'notify' }, { do: 'set', set: { phase: { name: 'stopping', mode: 'graceful', code: 0 } } }], 'which the graceful shutdown carries out');
+  t.same(plan.filter((e) => e.do === 'signal').map((e) => 'signal' in e && e.signal), ['SIGQUIT', 'SIGQUIT']);
 });

@@ -58,7 +58,7 @@ t.test('steady state: --json matches /proc, the table is plain off a terminal', 
   t.match(cmdline(master.pid), /^tsmaster: master process /, 'the master is what /proc calls a master');
   t.equal(master.state, 'running');
   t.equal(master.generation, 1);
-  t.same(master.upgrade, { role: 'none' });
+  t.same(master.upgrade, { phase: 'none' });
   t.ok(master.uptimeMs > 0 && master.uptimeMs < 60_000, 'master uptime');
   t.same(master.workers.map((w) => w.pid).sort(), workersOf(m.masterPid).sort(), 'the workers are the children /proc shows');
   t.same(master.workers.map((w) => w.slot).sort(), [0, 1, 2], 'one worker per slot');
@@ -93,7 +93,7 @@ t.test('colours only on a terminal', async (t) => {
     state: 'running',
     rollout: null,
     uptimeMs: 3_723_000,
-    upgrade: { role: 'old', newPid: 11, newReady: false },
+    upgrade: { phase: 'starting', partner: 11 },
     totals: { requests: 5, restarts: 1 },
     workers: [{ pid: 12, generation: 2, slot: 0, state: 'draining', uptimeMs: 61_000, restarts: 1, cpu: 12.34, rss: 50 * 1024 * 1024, connections: 3, requests: 4, loopDelayMs: { p50: 0.5, p99: 2.25 } }],
   };
@@ -149,11 +149,11 @@ t.test('during an upgrade both masters answer, the old one first', async (t) => 
   const during = await statusUntil(m, 'both masters', (ms) => ms.length === 2 && ms[1]!.workers.length === 2);
   const [old, fresh] = during as [MasterStatus, MasterStatus];
   t.equal(old.pid, m.masterPid, 'the old master answers on .oldbin');
-  t.same(old.upgrade, { role: 'old', newPid, newReady: false }, 'the old master: a new master is starting');
+  t.same(old.upgrade, { phase: 'starting', partner: newPid }, 'the old master: a new master is starting');
   t.same(old.workers.map((w) => w.pid).sort(), oldWorkers, 'with its own workers');
   t.ok(old.workers.every((w) => w.state === 'ready'));
   t.equal(fresh.pid, newPid, 'the new master answers on the path');
-  t.same(fresh.upgrade, { role: 'new', oldPid: m.masterPid });
+  t.same(fresh.upgrade, { phase: 'new', partner: m.masterPid });
   t.ok(fresh.workers.every((w) => w.state === 'starting'), 'its workers are starting');
   t.same(fresh.workers.map((w) => w.pid).sort(), childrenOf(newPid).sort(), "the new master's workers are its children in /proc");
   t.ok(fs.statSync(`${m.pidFile}.sock.oldbin`).isSocket(), 'PATH.oldbin is the old master');
@@ -161,7 +161,7 @@ t.test('during an upgrade both masters answer, the old one first', async (t) => 
   t.match(human.stdout, new RegExp(`^master ${m.masterPid} .* upgrade: new master ${newPid} starting`, 'm'));
   t.match(human.stdout, new RegExp(`^master ${newPid} .* upgrade: old master ${m.masterPid} running`, 'm'));
 
-  const ready = await statusUntil(m, 'new master ready', (ms) => ms[0]!.upgrade.role === 'old' && ms[0]!.upgrade.newReady);
+  const ready = await statusUntil(m, 'new master ready', (ms) => ms[0]!.upgrade.phase === 'ready');
   t.ok(ready[1]!.workers.every((w) => w.state === 'ready'), "the new master's workers are ready");
   m.signal('SIGWINCH');
   await statusUntil(m, 'old workers gone', (ms) => ms[0]!.pid === m.masterPid && ms[0]!.workers.length === 0);
@@ -171,7 +171,7 @@ t.test('during an upgrade both masters answer, the old one first', async (t) => 
   const [only, ...more] = await statusUntil(m, 'one master', (ms) => ms.length === 1);
   t.equal(more.length, 0);
   t.equal(only!.pid, newPid);
-  t.same(only!.upgrade, { role: 'none' }, 'the upgrade is over');
+  t.same(only!.upgrade, { phase: 'none' }, 'the upgrade is over');
   t.notOk(fs.existsSync(`${m.pidFile}.sock.oldbin`), 'PATH.oldbin is gone with the old master');
   cleanLog(t, m);
 });
@@ -191,7 +191,7 @@ t.test('request totals: N requests count N, and an upgrade keeps them, also what
 
   // Upgrade by hand, with requests while both generations accept on the socket.
   m.signal('SIGUSR2');
-  await statusUntil(m, 'new master ready', (ms) => ms[0]!.upgrade.role === 'old' && ms[0]!.upgrade.newReady);
+  await statusUntil(m, 'new master ready', (ms) => ms[0]!.upgrade.phase === 'ready');
   const M = 40;
   for (let i = 0; i < M; i++) if ((await get({ port })).status !== 200) t.fail(`request ${N + i}`);
   m.signal('SIGWINCH');

@@ -232,7 +232,7 @@ t.test('kill -9 of the old master after WINCH: the new master serves on and remo
   t.equal((await get({ port })).status, 200);
   const st = await m.cli(['-s', 'status', '--json']);
   t.equal(st.code, 0, st.stderr);
-  t.match(st.stdout, /"role":"none"/, 'no upgrade under way any more');
+  t.match(st.stdout, /"phase":"none"/, 'no upgrade under way any more');
 });
 
 t.test('-s quit during an unfinished upgrade stops both masters, the new one first, and answers the requests in flight', async (t) => {

@@ -7,7 +7,7 @@ import type { Effect } from '../src/master/effects.js';
 import type { GenerationRole } from '../src/master/generation.js';
 import type { Model } from '../src/master/model.js';
 import { EXEC_ALIVE_READY_MS, STABLE_MS, planCheck, planGenerationReady, planNotStarted, planWorkerExit, planWorkerReady } from '../src/master/worker-plans.js';
-import { NOW, config, generation, model, worker } from './helpers/model.js';
+import { NOW, config, generation, model, ping, stopping, worker } from './helpers/model.js';
 
 const kinds = (effects: Effect[]) => effects.map((e) => e.do);
 
@@ -55,9 +55,9 @@ t.test("a new master's worker that dies before its first generation was ready st
   t.same(plan.slice(0, 3), [
     gone,
     { do: 'log', level: 'emerg', line: 'worker process 42 exited with code 1 before it was ready' },
-    { do: 'tell-parent', msg: { t: 'failed', pid: 9, lines: ['worker process 42 exited with code 1 before it was ready'] } },
+    { do: 'send', to: 'parent', msg: { t: 'failed', pid: 9, lines: ['worker process 42 exited with code 1 before it was ready'] } },
   ]);
-  t.match(plan.slice(3), [{ do: 'notify', fields: ['STOPPING=1'] }, { do: 'set-phase', phase: { name: 'stopping', mode: 'fast', code: 1 } }], 'a fast stop with code 1, through the table');
+  t.match(plan.slice(3), [{ do: 'notify', fields: ['STOPPING=1'] }, { do: 'set', set: { phase: { name: 'stopping', mode: 'fast', code: 1 } } }], 'a fast stop with code 1, through the table');
 });
 
 t.test('a serving worker that dies: counted, and respawned (at once when it had been up long enough)', async (t) => {
@@ -89,8 +89,8 @@ t.test("the first generation of any master that dies before it was ready stops t
   const m = model({ current: 2, generations: [generation({ id: 2, role: 'active', everReady: false })], workers: [worker({ pid: 41, slot: 0, generation: 2 }), w] });
   const line = 'worker process 42 exited with code 1 before it was ready: Error: DATABASE_URL is not set (at /srv/app/config.mjs:1:38)';
   const plan = planWorkerExit(m, 42, 1, null);
-  t.same(plan.slice(0, 3), [gone, { do: 'log', level: 'emerg', line }, { do: 'tell-parent', msg: { t: 'failed', pid: 9, lines: [line] } }], 'what the CLI prints: the app\'s own error');
-  t.match(plan.slice(3), [{ do: 'notify', fields: ['STOPPING=1'] }, { do: 'set-phase', phase: { name: 'stopping', mode: 'fast', code: 1 } }], 'nothing left: a fast stop with code 1');
+  t.same(plan.slice(0, 3), [gone, { do: 'log', level: 'emerg', line }, { do: 'send', to: 'parent', msg: { t: 'failed', pid: 9, lines: [line] } }], 'what the CLI prints: the app\'s own error');
+  t.match(plan.slice(3), [{ do: 'notify', fields: ['STOPPING=1'] }, { do: 'set', set: { phase: { name: 'stopping', mode: 'fast', code: 1 } } }], 'nothing left: a fast stop with code 1');
   t.notOk(plan.some((e) => e.do === 'timer' && e.timer.kind === 'respawn' && e.ms !== null), 'no retry: systemd\'s Restart= is the retry loop');
   const pending = exitOf({ state: 'starting', role: 'pending', everReady: false });
   t.match(pending.at(-1), { outcome: { event: 'reload-failed' } }, 'a reload: the old generation serves on');
@@ -101,7 +101,7 @@ t.test('a worker that cannot even be started: a reload or a first generation fai
   const m = (role: GenerationRole, everReady: boolean, newMaster: boolean): Model =>
     model({ phase: { name: 'reloading', returnTo: 'running' }, generations: [generation(), generation({ id: 2, role, everReady })], oldMaster: newMaster ? { pid: 5, alive: true, forgotten: false } : null });
   t.same(planNotStarted(m('pending', false, false), 2, why).at(-1), { do: 'tell', outcome: { event: 'reload-failed', reason: why, serving: 3 } });
-  for (const newMaster of [false, true]) t.same(kinds(planNotStarted(m('active', false, newMaster), 2, why)).slice(0, 2), ['log', 'tell-parent'], `a first generation${newMaster ? ' of a new master' : ''}: the master fails`);
+  for (const newMaster of [false, true]) t.same(kinds(planNotStarted(m('active', false, newMaster), 2, why)).slice(0, 2), ['log', 'send'], `a first generation${newMaster ? ' of a new master' : ''}: the master fails`);
   for (const [role, everReady, newMaster] of [['active', true, false], ['active', true, true], ['pending', true, false]] as const) {
     t.same(planNotStarted(m(role, everReady, newMaster), 2, why), [
       { do: 'log', level: 'alert', line: why },
@@ -134,7 +134,7 @@ function check(over: { state?: 'starting' | 'ready' | 'draining'; exec?: boolean
 }
 
 t.test('the periodic check: readiness by age for an exec worker, ready_timeout, heartbeats', async (t) => {
-  t.same(check({ state: 'draining', silent: 99_000 }), [{ do: 'ping', pid: 42 }], 'a draining worker is only pinged, never judged');
+  t.same(check({ state: 'draining', silent: 99_000 }), [ping(42)], 'a draining worker is only pinged, never judged');
   t.same(kinds(check({ state: 'starting', exec: true, age: EXEC_ALIVE_READY_MS })), ['set-worker', 'log'], 'an exec worker alive 2 s without NOTIFY_SOCKET is ready');
   t.same(check({ state: 'starting', exec: true, notified: true, age: EXEC_ALIVE_READY_MS }), [], 'one that uses NOTIFY_SOCKET says READY=1 itself');
   t.same(check({ state: 'starting', age: EXEC_ALIVE_READY_MS }), [], 'a Node worker says ready itself');
@@ -145,28 +145,28 @@ t.test('the periodic check: readiness by age for an exec worker, ready_timeout, 
   ]);
   t.same(check({ state: 'starting', age: 30_000 }), [], 'not before');
   t.same(check({ silent: 30_001 })[0], { do: 'set-worker', pid: 42, set: { killedFor: 'no heartbeat for 30001ms', killReason: 'heartbeat' } });
-  t.same(check({ silent: 99_000, heartbeat: null }), [{ do: 'ping', pid: 42 }], 'worker_heartbeat_timeout off');
+  t.same(check({ silent: 99_000, heartbeat: null }), [ping(42)], 'worker_heartbeat_timeout off');
   t.same(check({ silent: 99_000, connected: false }), [], 'no channel (exec): nothing to ping or judge');
   const killed = worker({ pid: 42, killedFor: 'x', lastPong: NOW - 99_000 });
   t.same(planCheck(model({ workers: [killed] }), killed), [], 'killed once only');
 });
 
 t.test('the periodic check: worker_max_memory replaces a worker, unless a fresh one would be over it too', async (t) => {
-  t.same(check({ rss: 50e6 }), [{ do: 'ping', pid: 42 }], 'under the limit');
+  t.same(check({ rss: 50e6 }), [ping(42)], 'under the limit');
   t.same(check({ rss: 70e6 }), [
     { do: 'log', level: 'warn', line: 'worker process 42 uses 70000000 bytes, over worker_max_memory 60000000: replacing it' },
     { do: 'set-worker', pid: 42, set: { recycling: true } },
     { do: 'count-restart', restart: null, metric: 'memory' },
-    { do: 'ping', pid: 42 },
+    ping(42),
   ]);
-  t.same(check({ rss: 70e6, recycling: true }), [{ do: 'ping', pid: 42 }], 'being replaced already');
-  t.same(check({ rss: 70e6, role: 'pending' }), [{ do: 'ping', pid: 42 }], 'only the serving generation is recycled');
+  t.same(check({ rss: 70e6, recycling: true }), [ping(42)], 'being replaced already');
+  t.same(check({ rss: 70e6, role: 'pending' }), [ping(42)], 'only the serving generation is recycled');
   t.same(check({ rss: 70e6, startRss: 65e6 }), [
     { do: 'log', level: 'warn', line: 'worker_max_memory 60000000 is below what a fresh worker uses (65000000 bytes): not replacing workers for memory' },
     { do: 'set-generation', generation: 3, set: { memoryWarned: true } },
-    { do: 'ping', pid: 42 },
+    ping(42),
   ], 'a limit below a fresh worker: said once');
-  t.same(check({ rss: 70e6, startRss: 65e6, warned: true }), [{ do: 'ping', pid: 42 }], 'and not again');
+  t.same(check({ rss: 70e6, startRss: 65e6, warned: true }), [ping(42)], 'and not again');
 });
 
 t.test('a worker is ready: marked and said once; the worker it replaces goes', async (t) => {
@@ -174,7 +174,7 @@ t.test('a worker is ready: marked and said once; the worker it replaces goes', a
   t.same(planWorkerReady(m, 42), [
     { do: 'set-worker', pid: 42, set: { state: 'ready', readyAt: NOW, lastPong: NOW } },
     { do: 'log', level: 'notice', line: 'worker process 42 is ready (generation 3)' },
-    { do: 'stop-worker', pid: 41, signal: 'SIGQUIT', ms: 10_000 },
+    ...stopping(41, 'SIGQUIT', 10_000),
   ]);
   for (const state of ['ready', 'draining'] as const) t.same(planWorkerReady(model({ workers: [worker({ pid: 42, state })] }), 42), [], `${state}: nothing`);
 });
@@ -189,14 +189,14 @@ t.test('a generation is whole for the first time: a reload finishes, a first gen
     const m = model({ firstGeneration: first ? 3 : 1, generations: [generation({ role, everReady: false })], ...over });
     return planGenerationReady(m, m.generations[0]!);
   };
-  t.same(kinds(whole('pending', false).slice(3)), ['set-generation', 'set-batches', 'set-current', 'set-phase', 'take-over-log', 'tell'], 'a reload finishes');
-  t.same(whole('active', true), [...ready, { do: 'serve-metrics', on: true }, { do: 'set-ready' }, { do: 'notify', fields: ['READY=1'], status: '' }, { do: 'tell-parent', msg: { t: 'ready', pid: 9 } }]);
+  t.same(kinds(whole('pending', false).slice(3)), ['set-generation', 'set', 'set-current', 'set', 'take-over-log', 'tell'], 'a reload finishes');
+  t.same(whole('active', true), [...ready, { do: 'serve-metrics', on: true }, { do: 'set', set: { ready: true } }, { do: 'notify', fields: ['READY=1'], status: '' }, { do: 'send', to: 'parent', msg: { t: 'ready', pid: 9 } }]);
   t.same(whole('active', true, { oldMaster: { pid: 5, alive: true, forgotten: false } }).slice(3), [
     { do: 'serve-metrics', on: true },
-    { do: 'set-ready' },
+    { do: 'set', set: { ready: true } },
     { do: 'pidfile', op: 'write' },
     { do: 'notify', fields: ['READY=1'], status: '' },
-    { do: 'tell-parent', msg: { t: 'ready', pid: 9 } },
+    { do: 'send', to: 'parent', msg: { t: 'ready', pid: 9 } },
   ], 'a new master publishes its pid; systemd hears it once it is main (settle)');
   t.same(whole('active', false), ready, 'a TTIN/TTOU generation of reuseport: nothing more');
   const m = model({ generations: [generation({ everReady: false })], workers: [worker({ pid: 41 })] });

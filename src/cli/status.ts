@@ -20,13 +20,18 @@ function bytes(n: number | null): string {
 }
 
 function upgradeText(u: UpgradeStatus): string {
-  switch (u.role) {
+  switch (u.phase) {
     case 'none':
       return u.lastRollback ? `upgrade none (rolled back ${duration(Date.now() - u.lastRollback.at)} ago: ${u.lastRollback.reason})` : 'upgrade none';
-    case 'old':
-      return `upgrade: new master ${u.newPid} ${u.newReady ? 'ready' : 'starting'}`;
     case 'new':
-      return `upgrade: old master ${u.oldPid} running`;
+      return `upgrade: old master ${u.partner} running`;
+    case 'starting':
+    case 'ready':
+    case 'killing':
+      return `upgrade: new master ${u.partner} ${u.phase}`;
+    default:
+      // A master of an earlier release, which said this otherwise.
+      return 'upgrade ?';
   }
 }
 
@@ -73,7 +78,7 @@ export function render(masters: MasterStatus[], c: Paint = PLAIN): string[] {
         `generation ${m.generation}`,
         stateColor(c, m.state)(m.rollout ? `${m.state} (${rolloutText(m.rollout)})` : m.state),
         `up ${duration(m.uptimeMs)}`,
-        m.upgrade.role === 'none' ? upgradeText(m.upgrade) : c.cyan(upgradeText(m.upgrade)),
+        m.upgrade.phase === 'none' ? upgradeText(m.upgrade) : c.cyan(upgradeText(m.upgrade)),
         `requests ${m.totals.requests}`,
         `restarts ${m.totals.restarts}`,
       ].join('  '),

@@ -1,6 +1,7 @@
 // The control socket speaks line-delimited JSON: one request per line, one answer line per
 // request, in order. Kept apart from the server so the CLI can share the types.
 
+import type { UpgradePhase } from '../master/phase.js';
 import type { WorkerState } from '../master/process-table.js';
 import type { ReloadOutcome, UpgradeEnd, UpgradeOutcome } from '../outcomes.js';
 import { asCount, type Totals } from '../protocol.js';
@@ -39,15 +40,13 @@ export interface WorkerStatus {
 }
 
 /**
- * `none` (with the last rollback and the last ignored USR2, if any: `at` in ms since the
- * epoch); `old`: this master
- * started a new one on USR2 (`newReady` once all its workers are ready); `new`: an old
- * master started this one and is still running.
+ * The upgrade's phase (phase.ts): `none`, with the last rollback and the last ignored USR2 if
+ * any (`at` in ms since the epoch); else `partner` is the other master: the new one this master
+ * started (starting, ready, killing), or the old one that started this one (new).
  */
 export type UpgradeStatus =
-  | { role: 'none'; lastRollback?: { newPid: number; reason: string; at: number }; lastRefusal?: { reason: string; at: number } }
-  | { role: 'old'; newPid: number; newReady: boolean }
-  | { role: 'new'; oldPid: number };
+  | { phase: 'none'; lastRollback?: { newPid: number; reason: string; at: number }; lastRefusal?: { reason: string; at: number } }
+  | { phase: Exclude<UpgradePhase, 'none'>; partner: number };
 
 /** Batch `batch` of `of` of a batched reload; `back`: moving the slots back after a failure. */
 export interface RolloutStatus {

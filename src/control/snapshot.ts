@@ -48,10 +48,10 @@ async function usageOf(pids: number[]): Promise<Map<number, Usage>> {
 }
 
 function upgradeOf(m: Master): UpgradeStatus {
-  if (m.upgrade) return { role: 'old', newPid: m.upgrade.pid, newReady: m.upgrade.ready };
-  if (m.oldMaster !== null && m.oldMasterAlive()) return { role: 'new', oldPid: m.oldMaster };
+  const phase = m.upgradePhase();
+  if (phase !== 'none') return { phase, partner: m.upgrade?.pid ?? m.oldMaster ?? 0 };
   return {
-    role: 'none',
+    phase,
     ...(m.lastRollback ? { lastRollback: { ...m.lastRollback } } : {}),
     ...(m.lastRefusal ? { lastRefusal: { ...m.lastRefusal } } : {}),
   };

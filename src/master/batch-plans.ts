@@ -19,7 +19,7 @@ export function planIncoming(m: Model, id: number): { slots: number[] | null; ef
   const b = nextBatch(openBatches('old-master', id, batch, slotRange(0, workers)))!;
   return {
     slots: b.moving,
-    effects: [{ do: 'set-batches', batches: b }, { do: 'log', level: 'notice', line: `upgrade: batch 1 of ${b.steps}: starting slot(s) ${b.moving.join(', ')}` }],
+    effects: [{ do: 'set', set: { batches: b } }, { do: 'log', level: 'notice', line: `upgrade: batch 1 of ${b.steps}: starting slot(s) ${b.moving.join(', ')}` }],
   };
 }
 
@@ -28,7 +28,7 @@ export function planBatches(m: Model): Effect[] {
   const b = m.batches;
   if (!b) return [];
   const taker = generationOf(m, b.taker);
-  if (!taker) return [{ do: 'set-batches', batches: null }];
+  if (!taker) return [{ do: 'set', set: { batches: null } }];
   if (b.stage === 'starting') {
     const needed = b.moving.filter((s) => s < taker.target);
     if (!needed.every((s) => slotState(m, taker.id, s) === 'ready')) return [];
@@ -37,14 +37,14 @@ export function planBatches(m: Model): Effect[] {
     const drained: Batches = { ...b, stage: 'draining' };
     if (b.giver === 'old-master') {
       return [
-        { do: 'set-batches', batches: drained },
+        { do: 'set', set: { batches: drained } },
         { do: 'log', level: 'notice', line: `upgrade: batch ${b.step} of ${b.steps} ready; the old master drains slot(s) ${b.moving.join(', ')}` },
-        { do: 'tell-parent', msg: { t: 'batch-ready', pid: m.pid, slots: b.moving, step: b.step, steps: b.steps } },
+        { do: 'send', to: 'parent', msg: { t: 'batch-ready', pid: m.pid, slots: b.moving, step: b.step, steps: b.steps } },
       ];
     }
     const giver = generationOf(m, b.giver);
     return [
-      { do: 'set-batches', batches: drained },
+      { do: 'set', set: { batches: drained } },
       ...(giver?.slots ? [{ do: 'set-generation', generation: giver.id, set: { slots: giver.slots.filter((s) => !b.moving.includes(s)) } } satisfies Effect] : []),
       { do: 'log', level: 'notice', line: `${b.back ? 'rollback' : 'reload'}: batch ${b.step} of ${b.steps} ready; generation ${b.giver} drains slot(s) ${b.moving.join(', ')}` },
       ...(giver ? workersOf(m, giver.id).filter((w) => b.moving.includes(w.slot)).flatMap((w) => stopWorker(m, w, 'graceful')) : []),
@@ -57,7 +57,7 @@ export function planBatches(m: Model): Effect[] {
 
 /** Every slot has moved: forward, the taker is whole; back, the reload has failed now. */
 function finished(m: Model, b: Batches): Effect[] {
-  const fx: Effect[] = [{ do: 'set-batches', batches: null }, { do: 'set-generation', generation: b.taker, set: { slots: null } }];
+  const fx: Effect[] = [{ do: 'set', set: { batches: null } }, { do: 'set-generation', generation: b.taker, set: { slots: null } }];
   if (!b.back || b.giver === 'old-master') return fx;
   return [...fx, ...planReloadSettled(m, generationOf(m, b.giver) ? b.giver : null, b.reason)];
 }
@@ -71,13 +71,13 @@ export function planBatchDrained(m: Model): Effect[] {
   if (!taker || !next) return [];
   const line: Effect = { do: 'log', level: 'notice', line: `upgrade: batch ${next.step} of ${next.steps}: starting slot(s) ${next.moving.join(', ')}` };
   // The last batch: the generation is whole once it is ready, and `ready` ends the upgrade.
-  if (next.left.length === 0) return [line, { do: 'set-batches', batches: null }, { do: 'set-generation', generation: taker.id, set: { slots: null } }];
-  return [line, { do: 'set-batches', batches: next }, { do: 'set-generation', generation: taker.id, set: { slots: [...(taker.slots ?? []), ...next.moving] } }];
+  if (next.left.length === 0) return [line, { do: 'set', set: { batches: null } }, { do: 'set-generation', generation: taker.id, set: { slots: null } }];
+  return [line, { do: 'set', set: { batches: next } }, { do: 'set-generation', generation: taker.id, set: { slots: [...(taker.slots ?? []), ...next.moving] } }];
 }
 
 /** Old master of a batched upgrade: once the slots it gave up are empty, the new master hears it. */
 export function planGivenUpDrained(m: Model): Effect[] {
   const slots = m.upgrade?.draining;
   if (!slots || slots.some((s) => slotState(m, m.current, s) !== 'none')) return [];
-  return [{ do: 'upgrade-progress', set: { draining: null } }, { do: 'tell-new-master', msg: { t: 'batch-drained' } }];
+  return [{ do: 'upgrade-progress', set: { draining: null } }, { do: 'send', to: 'new-master', msg: { t: 'batch-drained' } }];
 }

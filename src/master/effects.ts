@@ -5,7 +5,7 @@
 import type { LogLevel } from '../config/types.js';
 import type { Outcome, ReloadOutcome, UpgradeEnd } from '../outcomes.js';
 import type { UpgradeWaiter } from './event-queue.js';
-import type { ParentMessage } from '../protocol.js';
+import type { MasterToWorker, ParentMessage } from '../protocol.js';
 import type { Batches } from './batches.js';
 import type { Generation, GenerationRole } from './generation.js';
 import type { Phase } from './phase.js';
@@ -20,29 +20,38 @@ export function timerName(k: TimerKey): string {
 }
 
 /** What an effect may change of a worker's record. */
-export type WorkerFields = Partial<{ state: WorkerState; readyAt: number; lastPong: number; recycling: boolean; killedFor: string; killReason: RestartReason }>;
+export type WorkerFields = Partial<{
+  state: WorkerState;
+  readyAt: number;
+  lastPong: number;
+  recycling: boolean;
+  killedFor: string;
+  killReason: RestartReason;
+  stopDeadline: number;
+}>;
 /** What an effect may change of a generation. */
 export type GenerationFields = Partial<{ role: GenerationRole; target: number; slots: number[] | null; everReady: boolean; backoffMs: number; memoryWarned: boolean }>;
+/** What an effect may change of the master itself (`ready`: it has been ready once). */
+export type MasterFields = Partial<{ phase: Phase; upgrade: Upgrade | null; batches: Batches | null; ready: true }>;
 
 /** From the old master of an upgrade to the new one. */
 export type OldMasterMessage = { t: 'batch-drained' };
+
+/** Which listening sockets to close: those of no address in `notIn`, the reuseport members of `trim` beyond `keep` (a failed reload's), or all. */
+export type SocketsToClose = { notIn: string[] } | { trim: string; keep: number } | { all: true; unlink: boolean };
 
 export type Effect =
   | { do: 'log'; level: LogLevel; line: string }
   /** An outcome's line and whom it concerns (tell.ts). */
   | { do: 'tell'; outcome: Outcome }
-  /** sd_notify fields; `status`: STATUS= the status line as it is then, with this suffix. */
+  /** sd_notify fields (RELOADING=1 goes out stamped, notify.ts); `status`: STATUS= the status line as it is then, with this suffix. */
   | { do: 'notify'; fields: string[]; status?: string }
-  /** RELOADING=1 with MONOTONIC_USEC. */
-  | { do: 'notify-reloading'; status: string }
-  | { do: 'set-phase'; phase: Phase }
+  | { do: 'set'; set: MasterFields }
   /** Start one worker of the generation in the slot; a failure comes back as a `spawn-failed` event. */
   | { do: 'spawn'; generation: number; slot: number }
+  /** A worker of the table, or the new master of this master's upgrade; no one else. */
   | { do: 'signal'; pid: number; signal: NodeJS.Signals }
-  /** The worker is draining: the signal now, KILL after `ms` (the kill timer). */
-  | { do: 'stop-worker'; pid: number; signal: NodeJS.Signals; ms: number }
   | { do: 'set-worker'; pid: number; set: WorkerFields }
-  | { do: 'ping'; pid: number }
   /** The worker has exited: out of the table; an exec worker's group ends after `groupMs` (null: no group). */
   | { do: 'forget-worker'; pid: number; groupMs: number | null }
   /** Commit a prepared generation under its number. */
@@ -58,38 +67,27 @@ export type Effect =
   | { do: 'timer'; timer: TimerKey; ms: number | null }
   /** An unexpected exit of a serving worker (the totals and its slot), and/or the restarts metric. */
   | { do: 'count-restart'; restart: { generation: number; slot: number } | null; metric: RestartReason | null }
-  /** Close these reuseport members beyond `keep` (a failed reload's). */
-  | { do: 'trim-sockets'; key: string; keep: number }
-  /** Close every listening socket whose address is not in `keep`. */
-  | { do: 'close-unused-sockets'; keep: string[] }
-  | { do: 'close-all-sockets'; unlink: boolean }
+  | { do: 'close-sockets'; which: SocketsToClose }
   | { do: 'pidfile'; op: 'write' | 'to-oldbin' | 'from-oldbin' | 'remove' | 'remove-oldbin' }
   /** The control socket at PATH.oldbin while this is the old master of an upgrade, or back at PATH. */
   | { do: 'move-control'; toOldbin: boolean }
   /** The old master is gone: remembered; with `clean`, the .oldbin pidfile and control socket it left go. */
   | { do: 'forget-old-master'; clean: boolean }
-  | { do: 'set-upgrade'; upgrade: Upgrade | null }
   | { do: 'upgrade-progress'; set: Partial<Pick<Upgrade, 'ready' | 'killing' | 'draining'>> }
-  | { do: 'signal-new-master'; signal: 'SIGTERM' | 'SIGKILL' }
-  | { do: 'tell-new-master'; msg: OldMasterMessage }
-  /** The launcher or the old master waiting on the IPC channel. */
-  | { do: 'tell-parent'; msg: ParentMessage }
+  /** A message on an IPC channel: to the launcher or the old master waiting on it, to the new master, to a worker. */
+  | { do: 'send'; to: 'parent'; msg: ParentMessage }
+  | { do: 'send'; to: 'new-master'; msg: OldMasterMessage }
+  | { do: 'send'; to: number; msg: MasterToWorker }
   | { do: 'serve-metrics'; on: boolean }
   /** systemd's main process (notify.ts): this master's last word makes `pid` main (handOver), or this master is main now and says so (takeOver). */
   | { do: 'systemd-main'; handOver: number }
   | { do: 'systemd-main'; takeOver: true }
-  /** The master has been ready once (its first generation whole). */
-  | { do: 'set-ready' }
-  | { do: 'set-batches'; batches: Batches | null }
   /** USR1: the master's log and the generations' worker logs (workers are signalled apart). */
   | { do: 'reopen-logs' }
-  /** A control client waits for the outcome of the reload it asked for. */
-  | { do: 'await-reload'; done: (o: ReloadOutcome) => void }
-  /** Answer one client (`done`), or every one waiting. */
-  | { do: 'answer-reload'; outcome: ReloadOutcome; done?: (o: ReloadOutcome) => void }
-  /** A control client waits for the whole upgrade (the master then completes it itself: settle.ts). */
-  | { do: 'await-upgrade'; waiter: UpgradeWaiter }
-  /** The upgrade's end, to one client (`waiter`), or to every one waiting. */
-  | { do: 'answer-upgrade'; outcome: UpgradeEnd; waiter?: UpgradeWaiter }
+  /** A control client waits for the outcome of the reload it asked for, or for the whole upgrade (the master then completes it itself: settle.ts). */
+  | { do: 'await'; reload: (o: ReloadOutcome) => void }
+  | { do: 'await'; upgrade: UpgradeWaiter }
+  /** The reload's or the upgrade's end, to one client (`to`), or to every one waiting. */
+  | { do: 'answer'; reload: ReloadOutcome; to?: (o: ReloadOutcome) => void }
+  | { do: 'answer'; upgrade: UpgradeEnd; to?: UpgradeWaiter }
   | { do: 'exit'; code: number };
-

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import { oldbinPath } from '../protocol.js';
 import { closeGenerationLogs, reopenWorkerLog } from './generation.js';
-import type { Effect, TimerKey } from './effects.js';
+import type { Effect, MasterFields, SocketsToClose, TimerKey } from './effects.js';
 import { timerName } from './effects.js';
 import type { MasterEvent } from './event-queue.js';
 import type { Master } from './master.js';
@@ -63,11 +63,8 @@ function apply(m: Master, e: Effect, back: MasterEvent[]): void {
       return tell(m, e.outcome);
     case 'notify':
       return m.notifier.send(...e.fields, ...(e.status === undefined ? [] : [`STATUS=${m.statusLine()}${e.status}`]));
-    case 'notify-reloading':
-      return m.notifier.reloading(e.status);
-    case 'set-phase':
-      m.phase = e.phase;
-      return;
+    case 'set':
+      return setMaster(m, e.set);
     case 'spawn': {
       const gen = m.generations.get(e.generation);
       const why = gen ? spawnOne(m, gen, e.slot) : null;
@@ -77,15 +74,8 @@ function apply(m: Master, e: Effect, back: MasterEvent[]): void {
     case 'signal': {
       const w = m.table.get(e.pid);
       if (w) signalWorker(m, w, e.signal);
-      return;
-    }
-    case 'stop-worker': {
-      const w = m.table.get(e.pid);
-      if (!w) return;
-      w.state = 'draining';
-      signalWorker(m, w, e.signal);
-      setTimer(m, { kind: 'kill', pid: w.pid }, e.ms);
-      w.stopDeadline = m.seam.now() + e.ms;
+      // Through its ChildProcess: never a pid that may have been reused since.
+      else if (m.upgrade?.pid === e.pid) m.upgrade.child.kill(e.signal);
       return;
     }
     case 'set-worker': {
@@ -93,9 +83,6 @@ function apply(m: Master, e: Effect, back: MasterEvent[]): void {
       if (w) Object.assign(w, e.set);
       return;
     }
-    case 'ping':
-      m.table.get(e.pid)?.channel?.send({ t: 'ping', seq: m.seam.now() });
-      return;
     case 'forget-worker': {
       m.table.remove(e.pid);
       setTimer(m, { kind: 'kill', pid: e.pid }, null);
@@ -146,65 +133,60 @@ function apply(m: Master, e: Effect, back: MasterEvent[]): void {
       if (e.metric) m.metrics?.restarted(e.metric);
       return;
     }
-    case 'trim-sockets':
-      return m.sockets.trim(e.key, e.keep);
-    case 'close-unused-sockets':
-      return m.sockets.closeUnused(new Set(e.keep));
-    case 'close-all-sockets':
-      return m.sockets.closeAll(e.unlink);
+    case 'close-sockets':
+      return closeSockets(m, e.which);
     case 'pidfile':
       return pidfileOp(m, e.op);
     case 'move-control':
       return m.moveControl(e.toOldbin);
     case 'forget-old-master':
       return forgetOldMaster(m, e.clean);
-    case 'set-upgrade':
-      m.upgrade = e.upgrade;
-      return;
     case 'upgrade-progress':
       if (m.upgrade) Object.assign(m.upgrade, e.set);
       return;
-    case 'signal-new-master':
-      m.upgrade?.child.kill(e.signal);
-      return;
-    case 'tell-new-master': {
-      const child = m.upgrade?.child;
-      if (child?.connected) child.send(e.msg, () => undefined);
-      return;
-    }
-    case 'tell-parent':
-      return m.tellParent(e.msg);
+    case 'send':
+      return send(m, e);
     case 'serve-metrics':
       return m.serveMetrics(e.on);
     case 'systemd-main':
       if ('handOver' in e) return m.notifier.handOver(e.handOver);
       m.notifier.takeOver('READY=1', `STATUS=${m.statusLine()}`);
       return m.watchdog.ping();
-    case 'set-ready':
-      m.ready = true;
-      return;
-    case 'set-batches':
-      m.batches = e.batches;
-      return;
     case 'reopen-logs':
       return reopenLogs(m);
-    case 'await-reload':
-      m.reloadWaiters.push(e.done);
+    case 'await':
+      if ('reload' in e) m.reloadWaiters.push(e.reload);
+      else m.upgradeWaiters.push(e.upgrade);
       return;
-    case 'answer-reload':
-      if (e.done) e.done(e.outcome);
-      else answerReloadWaiters(m, e.outcome);
-      return;
-    case 'await-upgrade':
-      m.upgradeWaiters.push(e.waiter);
-      return;
-    case 'answer-upgrade':
-      if (e.waiter) e.waiter(e.outcome);
-      else answerUpgradeWaiters(m, e.outcome);
-      return;
+    case 'answer':
+      if ('reload' in e) return e.to ? e.to(e.reload) : answerReloadWaiters(m, e.reload);
+      return e.to ? e.to(e.upgrade) : answerUpgradeWaiters(m, e.upgrade);
     case 'exit':
       return m.exit(e.code);
   }
+}
+
+function setMaster(m: Master, set: MasterFields): void {
+  if (set.phase !== undefined) m.phase = set.phase;
+  if (set.upgrade !== undefined) m.upgrade = set.upgrade;
+  if (set.batches !== undefined) m.batches = set.batches;
+  if (set.ready) m.ready = true;
+}
+
+function closeSockets(m: Master, which: SocketsToClose): void {
+  if ('notIn' in which) return m.sockets.closeUnused(new Set(which.notIn));
+  if ('trim' in which) return m.sockets.trim(which.trim, which.keep);
+  return m.sockets.closeAll(which.unlink);
+}
+
+function send(m: Master, e: Extract<Effect, { do: 'send' }>): void {
+  if (e.to === 'parent') return m.tellParent(e.msg);
+  if (e.to === 'new-master') {
+    const child = m.upgrade?.child;
+    if (child?.connected) child.send(e.msg, () => undefined);
+    return;
+  }
+  m.table.get(e.to)?.channel?.send(e.msg);
 }
 
 function pidfileOp(m: Master, op: Extract<Effect, { do: 'pidfile' }>['op']): void {

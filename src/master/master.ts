@@ -24,7 +24,7 @@ import * as pidfile from './pidfile.js';
 import { ProcessTable } from './process-table.js';
 import { ProcessGroups } from './process-groups.js';
 import { Reaper } from './reap.js';
-import type { Phase, MasterState } from './phase.js';
+import { upgradePhase, type MasterState, type Phase, type UpgradePhase } from './phase.js';
 import type { ReloadOutcome } from '../outcomes.js';
 import { execute } from './execute.js';
 import { modelOf } from './model.js';
@@ -270,6 +270,11 @@ export class Master {
   oldMasterAlive(): boolean {
     if (this.oldMaster === null || this.oldMasterForgotten) return false;
     return this.seam.pidfile.isLiveMaster(this.oldMaster);
+  }
+
+  /** The upgrade as status and metrics tell it: the same words as the table's (phase.ts). */
+  upgradePhase(): UpgradePhase {
+    return upgradePhase(this.upgrade, this.oldMasterAlive());
   }
 
   /** The launcher or the old master still listens for our outcome on the IPC channel. */

@@ -8,7 +8,7 @@ import type { Batches } from './batches.js';
 import { timerName } from './effects.js';
 import type { GenerationRole } from './generation.js';
 import type { Master } from './master.js';
-import { phaseKey, type Phase, type Situation } from './phase.js';
+import { phaseKey, upgradePhase, type Phase, type Situation } from './phase.js';
 import type { RestartReason, WorkerState } from './process-table.js';
 
 export interface WorkerModel {
@@ -173,8 +173,7 @@ export function slotState(m: Model, generation: number | 'old-master', slot: num
 export function situationOf(m: Model): Situation {
   const phase = phaseKey(m.phase);
   const pid1 = m.pid === 1;
-  const up = m.upgrade;
-  if (up) return { phase, upgrade: up.killing ? 'killing' : up.ready ? 'ready' : 'starting', partner: up.pid, pid1 };
-  if (m.oldMaster?.alive) return { phase, upgrade: 'new', partner: m.oldMaster.pid, pid1 };
-  return { phase, upgrade: 'none', pid1 };
+  const upgrade = upgradePhase(m.upgrade, m.oldMaster?.alive ?? false);
+  const partner = m.upgrade?.pid ?? (upgrade === 'new' ? m.oldMaster?.pid : undefined);
+  return { phase, upgrade, ...(partner === undefined ? {} : { partner }), pid1 };
 }

@@ -37,7 +37,18 @@ export type MasterPhase = Exclude<MasterState, 'stopping'> | 'stopping-graceful'
 export function phaseKey(p: Phase): MasterPhase {
   return p.name === 'stopping' ? `stopping-${p.mode}` : p.name;
 }
-export type UpgradePhase = 'none' | 'starting' | 'ready' | 'killing' | 'new';
+/**
+ * The upgrade, in the one vocabulary of the table, status, metrics and the CLI: `none`; this is
+ * the old master and its new one is `starting`, `ready` (all its workers ready), or `killing`
+ * (being stopped: not ready in time); or this is the `new` master and its old one still runs.
+ */
+export const UPGRADE_PHASES = ['none', 'starting', 'ready', 'killing', 'new'] as const;
+export type UpgradePhase = (typeof UPGRADE_PHASES)[number];
+
+export function upgradePhase(up: { ready: boolean; killing: boolean } | null, oldMasterAlive: boolean): UpgradePhase {
+  if (up) return up.killing ? 'killing' : up.ready ? 'ready' : 'starting';
+  return oldMasterAlive ? 'new' : 'none';
+}
 
 /** What an operator can ask of the master. */
 export const COMMANDS = ['reload', 'upgrade', 'drain', 'graceful-stop', 'fast-stop', 'reopen', 'add-worker', 'remove-worker'] as const;

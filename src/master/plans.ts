@@ -21,8 +21,8 @@ function stopping(m: Model, mode: 'fast' | 'graceful', code: number): Effect[] {
   const graceful = mode === 'graceful';
   return [
     ...(m.upgrade?.ready ? [] : [{ do: 'notify', fields: ['STOPPING=1'] } satisfies Effect]),
-    { do: 'set-phase', phase: { name: 'stopping', mode, code } },
-    { do: 'set-batches', batches: null },
+    { do: 'set', set: { phase: { name: 'stopping', mode, code } } },
+    { do: 'set', set: { batches: null } },
     ...m.generations.flatMap((g) => clearTimers(g.id)),
     ...m.workers.flatMap((w) => stopWorker(m, w, mode, graceful ? undefined : FAST_KILL_MS)),
   ];
@@ -69,15 +69,15 @@ export function planCommand(m: Model, go: Transition, code = 0, prepared: Prepar
   const reload = prepared && 'reload' in prepared ? prepared.reload : null;
   switch (go) {
     case 'reload':
-      return [{ do: 'notify-reloading', status: 'reloading configuration' }, ...(reload ? planReloadStart(m, reload) : [])];
+      return [{ do: 'notify', fields: ['RELOADING=1', 'STATUS=reloading configuration'] }, ...(reload ? planReloadStart(m, reload) : [])];
     case 'restart-workers':
       // nginx's manual rollback: the old master serves again with the config it has.
-      return [{ do: 'set-phase', phase: RUNNING }, ...restartWorkers(m), { do: 'tell', outcome: { event: 'workers-restarted', generation: m.current } }];
+      return [{ do: 'set', set: { phase: RUNNING } }, ...restartWorkers(m), { do: 'tell', outcome: { event: 'workers-restarted', generation: m.current } }];
     case 'upgrade':
       return prepared && 'upgrade' in prepared ? planUpgradeStart(m, prepared.upgrade) : [];
     case 'drain':
       return [
-        { do: 'set-phase', phase: { name: 'draining' } },
+        { do: 'set', set: { phase: { name: 'draining' } } },
         ...m.generations.flatMap((g): Effect[] => [
           { do: 'set-generation', generation: g.id, set: { target: 0 } },
           { do: 'timer', timer: { kind: 'respawn', generation: g.id }, ms: null },
@@ -106,8 +106,8 @@ function planUpgradeStart(m: Model, p: PreparedUpgrade): Effect[] {
   if ('error' in p) return [{ do: 'tell', outcome: { event: 'upgrade-failed', reason: p.error } }];
   const upgrade = { pid: p.pid, child: p.child, ready: false, killing: false, draining: null, totalsAtStart: p.totalsAtStart };
   // Not started at all (spawn's 'error' comes as the new master's exit): a rollback at once.
-  if (p.pid === 0) return [{ do: 'set-upgrade', upgrade }];
-  return [{ do: 'set-upgrade', upgrade }, { do: 'timer', timer: { kind: 'upgrade', pid: p.pid }, ms: m.config.readyTimeoutMs }, { do: 'tell', outcome: { event: 'upgrade-started', pid: p.pid } }];
+  if (p.pid === 0) return [{ do: 'set', set: { upgrade } }];
+  return [{ do: 'set', set: { upgrade } }, { do: 'timer', timer: { kind: 'upgrade', pid: p.pid }, ms: m.config.readyTimeoutMs }, { do: 'tell', outcome: { event: 'upgrade-started', pid: p.pid } }];
 }
 
 /** An event of the upgrade this master started: what the new master said or did. */
@@ -149,11 +149,11 @@ export function planUpgrade(m: Model, ev: UpgradeEvent): Effect[] {
     }
     case 'timeout':
       if (up.ready) return [];
-      if (up.killing) return [{ do: 'signal-new-master', signal: 'SIGKILL' }];
+      if (up.killing) return [{ do: 'signal', pid: up.pid, signal: 'SIGKILL' }];
       return [
         { do: 'log', level: 'alert', line: `new master process ${ev.pid} was not ready within ${m.config.readyTimeoutMs}ms, stopping it` },
         { do: 'upgrade-progress', set: { killing: true } },
-        { do: 'signal-new-master', signal: 'SIGTERM' },
+        { do: 'signal', pid: up.pid, signal: 'SIGTERM' },
         { do: 'timer', timer, ms: UPGRADE_KILL_MS },
       ];
     case 'exit': {
@@ -161,15 +161,15 @@ export function planUpgrade(m: Model, ev: UpgradeEvent): Effect[] {
       const gen = generationOf(m, m.current);
       const back: Effect[] =
         m.phase.name === 'stopping' && m.phase.mode === 'graceful'
-          ? [{ do: 'log', level: 'alert', line: 'graceful shutdown cancelled: no new master took over' }, { do: 'set-phase', phase: RUNNING }, ...restartWorkers(m)]
+          ? [{ do: 'log', level: 'alert', line: 'graceful shutdown cancelled: no new master took over' }, { do: 'set', set: { phase: RUNNING } }, ...restartWorkers(m)]
           : m.phase.name === 'draining'
-            ? [{ do: 'set-phase', phase: RUNNING }, ...restartWorkers(m)]
+            ? [{ do: 'set', set: { phase: RUNNING } }, ...restartWorkers(m)]
             : [];
       return [
         { do: 'tell', outcome: { event: 'upgrade-rolling-back', pid: ev.pid, how: ev.how, ready: up.ready } },
         // Forget it, and take the pidfile and control socket names back.
         { do: 'timer', timer, ms: null },
-        { do: 'set-upgrade', upgrade: null },
+        { do: 'set', set: { upgrade: null } },
         { do: 'pidfile', op: 'from-oldbin' },
         { do: 'move-control', toOldbin: false },
         // Every slot is this master's again (a batched upgrade gave some up).
@@ -200,12 +200,12 @@ export function planAsked(
     const o = d.refuse.outcome;
     if (!o) return d.quiet ? [] : [{ do: 'log', level: 'notice', line: d.refuse.line }];
     const answer: Effect[] =
-      waiter && o.event === 'reload-refused' ? [{ do: 'answer-reload', outcome: o, done: waiter }] : upgradeWaiter && o.event === 'upgrade-refused' ? [{ do: 'answer-upgrade', outcome: o, waiter: upgradeWaiter }] : [];
+      waiter && o.event === 'reload-refused' ? [{ do: 'answer', reload: o, to: waiter }] : upgradeWaiter && o.event === 'upgrade-refused' ? [{ do: 'answer', upgrade: o, to: upgradeWaiter }] : [];
     return [{ do: 'tell', outcome: o }, ...answer];
   }
   return [
-    ...(waiter ? [{ do: 'await-reload', done: waiter } satisfies Effect] : []),
-    ...(upgradeWaiter ? [{ do: 'await-upgrade', waiter: upgradeWaiter } satisfies Effect] : []),
+    ...(waiter ? [{ do: 'await', reload: waiter } satisfies Effect] : []),
+    ...(upgradeWaiter ? [{ do: 'await', upgrade: upgradeWaiter } satisfies Effect] : []),
     ...planCommand(m, d.go, opts.code ?? 0, opts.prepared ?? null),
   ];
 }

@@ -16,7 +16,7 @@ export type PreparedReload = { gen: Generation } | { error: string; bound: boole
 function unbind(m: Model): Effect[] {
   const keep = new Set(m.generations.flatMap((g) => g.sockets.map((s) => s.key)));
   if (m.metricsKey) keep.add(m.metricsKey);
-  return [{ do: 'close-unused-sockets', keep: [...keep] }, ...releaseUnserved(m, null)];
+  return [{ do: 'close-sockets', which: { notIn: [...keep] } }, ...releaseUnserved(m, null)];
 }
 
 /**
@@ -31,7 +31,7 @@ function releaseUnserved(m: Model, failed: number | null): Effect[] {
     if (!group.reuseport) continue;
     let keep = 0;
     for (const g of m.generations) if (g.id !== failed) keep = Math.max(keep, g.groupSizes[group.key] ?? 0);
-    if (keep > 0) fx.push({ do: 'trim-sockets', key: group.key, keep });
+    if (keep > 0) fx.push({ do: 'close-sockets', which: { trim: group.key, keep } });
   }
   return fx;
 }
@@ -44,7 +44,7 @@ export function startBatch(b: Batches, has: number[], readyTimeoutMs: number): E
   const next = nextBatch(b);
   if (!next) return null;
   return [
-    { do: 'set-batches', batches: next },
+    { do: 'set', set: { batches: next } },
     { do: 'set-generation', generation: next.taker, set: { slots: [...has, ...next.moving] } },
     { do: 'log', level: 'notice', line: `${next.back ? 'rollback' : 'reload'}: batch ${next.step} of ${next.steps}: generation ${next.taker} starts slot(s) ${next.moving.join(', ')}` },
     ...(next.back ? [] : [{ do: 'timer', timer: { kind: 'ready', generation: next.taker }, ms: readyTimeoutMs } satisfies Effect]),
@@ -64,7 +64,7 @@ export function planReloadStart(m: Model, p: PreparedReload): Effect[] {
   const id = m.nextGeneration;
   const fx: Effect[] = [
     // Committed: from here a worker that cannot start fails the reload like one that exits.
-    { do: 'set-phase', phase: { name: 'reloading', returnTo: m.phase.name === 'draining' ? 'draining' : 'running' } },
+    { do: 'set', set: { phase: { name: 'reloading', returnTo: m.phase.name === 'draining' ? 'draining' : 'running' } } },
     { do: 'add-generation', gen: p.gen, id, role: 'pending', slots: batch ? [] : null },
     ...(p.gen.logAlert ? [{ do: 'log', level: 'alert', line: p.gen.logAlert } satisfies Effect] : []),
     { do: 'timer', timer: { kind: 'ready', generation: id }, ms: config.readyTimeoutMs },
@@ -83,10 +83,10 @@ export function planReloadStart(m: Model, p: PreparedReload): Effect[] {
 export function planReloadFinished(m: Model, generation: number): Effect[] {
   return [
     { do: 'set-generation', generation, set: { role: 'active', slots: null } },
-    { do: 'set-batches', batches: null },
+    { do: 'set', set: { batches: null } },
     { do: 'set-current', generation },
     ...m.generations.filter((g) => g.id !== generation && g.role !== 'retiring').flatMap((g) => stopGeneration(m, g.id)),
-    { do: 'set-phase', phase: { name: 'running' } },
+    { do: 'set', set: { phase: { name: 'running' } } },
     // Last, and on its own: the switch above is whole even if the new log's stdio cannot follow.
     { do: 'take-over-log', generation },
     { do: 'tell', outcome: { event: 'reload-finished', generation, previous: m.current } },
@@ -116,10 +116,10 @@ function planRollBack(m: Model, generation: number, b: Batches, reason: string):
       .filter((w) => w.state !== 'ready')
       .flatMap((w) => stopWorker(m, w, 'graceful')),
   ];
-  if (!old || !gen) return [...fx, { do: 'set-batches', batches: null }, ...planReloadSettled(m, generation, why)];
+  if (!old || !gen) return [...fx, { do: 'set', set: { batches: null } }, ...planReloadSettled(m, generation, why)];
   const has = new Set(old.slots ?? slotRange(0, old.target));
   const back = openBatches(generation, old.id, b.batch, slotRange(0, Math.max(gen.target, old.target)).filter((s) => !has.has(s)), true, why);
-  return [...fx, { do: 'tell', outcome: { event: 'reload-rolling-back', reason: why, serving: old.id, batch: b.batch } }, ...(startBatch(back, [...has], old.config.readyTimeoutMs) ?? [{ do: 'set-batches', batches: back } satisfies Effect])];
+  return [...fx, { do: 'tell', outcome: { event: 'reload-rolling-back', reason: why, serving: old.id, batch: b.batch } }, ...(startBatch(back, [...has], old.config.readyTimeoutMs) ?? [{ do: 'set', set: { batches: back } } satisfies Effect])];
 }
 
 /**
@@ -131,7 +131,7 @@ export function planReloadSettled(m: Model, failed: number | null, reason: strin
     // Before the generation may be forgotten: which reuseport members only it was to serve.
     ...releaseUnserved(m, failed),
     ...(failed === null ? [] : stopGeneration(m, failed)),
-    ...(m.phase.name === 'reloading' ? [{ do: 'set-phase', phase: { name: m.phase.returnTo } } satisfies Effect] : []),
+    ...(m.phase.name === 'reloading' ? [{ do: 'set', set: { phase: { name: m.phase.returnTo } } } satisfies Effect] : []),
     { do: 'tell', outcome: { event: 'reload-failed', reason, serving: m.current } },
   ];
 }

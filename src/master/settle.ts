@@ -37,7 +37,7 @@ function unlistened(m: Model): Effect[] {
   if (m.phase.name === 'stopping') return [];
   const keep = new Set(m.generations.filter((g) => g.role !== 'retiring').flatMap((g) => g.sockets.map((s) => s.key)));
   if (m.metricsKey) keep.add(m.metricsKey);
-  return m.socketGroups.some((g) => !keep.has(g.key)) ? [{ do: 'close-unused-sockets', keep: [...keep] }] : [];
+  return m.socketGroups.some((g) => !keep.has(g.key)) ? [{ do: 'close-sockets', which: { notIn: [...keep] } }] : [];
 }
 
 function retired(m: Model): Effect[] {
@@ -82,12 +82,12 @@ function exitWhenEmpty(m: Model): Effect[] {
   return [
     // A client still waiting for the upgrade (a stop came first): it is over either way.
     ...(m.upgradeAsked
-      ? [{ do: 'answer-upgrade', outcome: up?.ready ? { event: 'upgrade-finished', pid: up.pid, self: m.pid } : { event: 'upgrade-failed', reason: 'the master exited' } } satisfies Effect]
+      ? [{ do: 'answer', upgrade: up?.ready ? { event: 'upgrade-finished', pid: up.pid, self: m.pid } : { event: 'upgrade-failed', reason: 'the master exited' } } satisfies Effect]
       : []),
     // A new master that inherited our unix sockets still serves on those paths.
-    { do: 'close-all-sockets', unlink: m.upgrade === null },
+    { do: 'close-sockets', which: { all: true, unlink: m.upgrade === null } },
     // A reload still under way never ends: its waiting clients hear why, nothing else does.
-    { do: 'answer-reload', outcome: { event: 'reload-failed', reason: 'the master exited', serving: m.current } },
+    { do: 'answer', reload: { event: 'reload-failed', reason: 'the master exited', serving: m.current } },
     { do: 'pidfile', op: 'remove' },
     { do: 'pidfile', op: 'remove-oldbin' },
     // The old master of a finished upgrade stays systemd's main process to the end: its last

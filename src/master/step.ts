@@ -30,7 +30,7 @@ function planStart(m: Model, gen: Generation): Effect[] {
     { do: 'add-generation', gen, id, role: 'active', slots: incoming.slots },
     ...(gen.logAlert ? [{ do: 'log', level: 'alert', line: gen.logAlert } satisfies Effect] : []),
     { do: 'timer', timer: { kind: 'ready', generation: id }, ms: gen.config.readyTimeoutMs },
-    { do: 'set-phase', phase: { name: 'running' } },
+    { do: 'set', set: { phase: { name: 'running' } } },
   ];
 }
 

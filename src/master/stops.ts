@@ -7,7 +7,7 @@ import { generationOf, workersOf, type Model, type WorkerModel } from './model.j
 export const FAST_KILL_MS = 2000;
 
 /**
- * QUIT (graceful) or TERM (fast), and KILL if it is still there after the timeout: by
+ * QUIT (graceful) or TERM (fast), and KILL if it is still there after the timeout (the kill timer): by
  * default the worker_shutdown_timeout of its own generation's config. A graceful stop of a
  * worker already leaving changes nothing.
  */
@@ -17,7 +17,12 @@ export function stopWorker(m: Model, w: WorkerModel, how: 'graceful' | 'fast', t
   const cfg = generationOf(m, w.generation)?.config;
   const exec = cfg?.worker.kind === 'exec';
   const signal = !graceful || (!exec && !w.handlers) ? 'SIGTERM' : exec ? cfg!.workerStopSignal : 'SIGQUIT';
-  return [{ do: 'stop-worker', pid: w.pid, signal, ms: timeoutMs ?? cfg?.workerShutdownTimeoutMs ?? m.config.workerShutdownTimeoutMs }];
+  const ms = timeoutMs ?? cfg?.workerShutdownTimeoutMs ?? m.config.workerShutdownTimeoutMs;
+  return [
+    { do: 'set-worker', pid: w.pid, set: { state: 'draining', stopDeadline: m.now + ms } },
+    { do: 'signal', pid: w.pid, signal },
+    { do: 'timer', timer: { kind: 'kill', pid: w.pid }, ms },
+  ];
 }
 
 /** A generation retires: its workers stop gracefully, and no respawn or ready timeout of it is left. */

@@ -12,6 +12,11 @@ import { stopWorker } from './stops.js';
 
 /** A worker that served this long was healthy: its crash starts the backoff anew. */
 export const STABLE_MS = 10_000;
+
+/** A heartbeat request: the worker answers with its figures (supervise.ts). */
+function ping(m: Model, pid: number): Effect {
+  return { do: 'send', to: pid, msg: { t: 'ping', seq: m.now } };
+}
 const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 30_000;
 
@@ -30,7 +35,7 @@ function without(m: Model, pid: number): Model {
 function planFailedStart(m: Model, gen: GenerationModel, reason: string): Effect[] | null {
   if (gen.everReady) return null;
   if (gen.role === 'pending') return planReloadFailed(m, gen.id, reason);
-  return [{ do: 'log', level: 'emerg', line: reason }, { do: 'tell-parent', msg: { t: 'failed', pid: m.pid, lines: [reason] } }, ...planAsked(m, 'fast-stop', { code: 1 })];
+  return [{ do: 'log', level: 'emerg', line: reason }, { do: 'send', to: 'parent', msg: { t: 'failed', pid: m.pid, lines: [reason] } }, ...planAsked(m, 'fast-stop', { code: 1 })];
 }
 
 /**
@@ -109,7 +114,7 @@ export function planCheck(m: Model, w: WorkerModel): Effect[] {
   const cfg = g.config;
   const now = m.now;
   // No verdicts on a worker that is leaving; its heartbeats say what it still holds.
-  if (w.state === 'draining') return [{ do: 'ping', pid: w.pid }];
+  if (w.state === 'draining') return [ping(m, w.pid)];
   if (w.state === 'starting') {
     if (cfg.worker.kind === 'exec' && !w.notified && now - w.startedAt >= EXEC_ALIVE_READY_MS) return planWorkerReady(m, w.pid);
     if (now - w.startedAt > cfg.readyTimeoutMs) return killWorker(w, `not ready within ${cfg.readyTimeoutMs}ms`, 'ready_timeout');
@@ -138,7 +143,7 @@ export function planCheck(m: Model, w: WorkerModel): Effect[] {
       );
     }
   }
-  plan.push({ do: 'ping', pid: w.pid });
+  plan.push(ping(m, w.pid));
   return plan;
 }
 
@@ -165,11 +170,11 @@ export function planWorkerReady(m: Model, pid: number): Effect[] {
 function planFirstReady(m: Model): Effect[] {
   return [
     { do: 'serve-metrics', on: true },
-    { do: 'set-ready' },
+    { do: 'set', set: { ready: true } },
     // A new master publishes its pid only now; it says READY=1 to systemd once it is main (settle.ts).
     ...(m.oldMaster !== null ? ([{ do: 'pidfile', op: 'write' }] satisfies Effect[]) : []),
     { do: 'notify', fields: ['READY=1'], status: '' },
-    { do: 'tell-parent', msg: { t: 'ready', pid: m.pid } },
+    { do: 'send', to: 'parent', msg: { t: 'ready', pid: m.pid } },
   ];
 }
 

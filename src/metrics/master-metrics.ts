@@ -6,6 +6,7 @@ import type { Master } from '../master/master.js';
 import { logLoss } from '../log/loss.js';
 import { isLiveMaster } from '../master/pidfile.js';
 import { RESTART_REASONS, WORKER_STATES, type RestartReason, type WorkerRecord } from '../master/process-table.js';
+import { UPGRADE_PHASES } from '../master/phase.js';
 import { isObject } from '../protocol.js';
 import { cpuSeconds, rssBytes } from '../proc.js';
 import { version } from '../version.js';
@@ -143,6 +144,16 @@ export class MasterMetrics {
       registers,
       collect() {
         for (const state of WORKER_STATES) this.set({ state }, m.table.all().filter((w) => w.state === state).length);
+      },
+    });
+    new Gauge({
+      name: 'tsmaster_upgrade_phase',
+      help: 'The binary upgrade: 1 for the phase it is in (as -s status says it), 0 for the others.',
+      labelNames: ['phase'],
+      registers,
+      collect() {
+        const now = m.upgradePhase();
+        for (const phase of UPGRADE_PHASES) this.set({ phase }, phase === now ? 1 : 0);
       },
     });
     this.restarts = new Counter({ name: 'tsmaster_worker_restarts_total', help: 'Workers replaced by supervision, by reason.', labelNames: ['reason'], registers });

@@ -67,7 +67,9 @@ export class Notifier {
 
   send(...fields: string[]): void {
     if (!this.socket || !this.isMain) return;
-    const message = fields.join('\n');
+    // systemd's Type=notify-reload wants a reload's start stamped with CLOCK_MONOTONIC.
+    const stamp = fields.includes('RELOADING=1') ? [`MONOTONIC_USEC=${process.hrtime.bigint() / 1000n}`] : [];
+    const message = [...fields, ...stamp].join('\n');
     // In order: a READY=1 must not overtake the RELOADING=1 waiting before it.
     if (this.backlog.length > 0) {
       this.backlog.push(message);
@@ -113,11 +115,6 @@ export class Notifier {
     }
     this.retries = 0;
     for (const done of this.whenFlushed.splice(0)) done();
-  }
-
-  /** systemd's Type=notify-reload wants the reload start stamped with CLOCK_MONOTONIC. */
-  reloading(status: string): void {
-    this.send('RELOADING=1', `MONOTONIC_USEC=${process.hrtime.bigint() / 1000n}`, `STATUS=${status}`);
   }
 }
 

@@ -86,7 +86,7 @@ async function settle(c: Ctx): Promise<MasterStatus> {
     const pid = readPid(c.m.pidFile);
     if (!pid || fs.existsSync(`${c.m.pidFile}.oldbin`)) return undefined;
     const st = await askStatus(c.sock, 2000).catch(() => null);
-    if (!st || st.pid !== pid || st.state !== 'running' || st.upgrade.role !== 'none') return undefined;
+    if (!st || st.pid !== pid || st.state !== 'running' || st.upgrade.phase !== 'none') return undefined;
     const ready = st.workers.filter((w) => w.state === 'ready' && w.generation === st.generation);
     return ready.length === c.target && st.workers.length === c.target ? st : undefined;
   }, 45_000);

@@ -4,6 +4,8 @@ import { buildConfig } from '../../src/config/build.js';
 import { parseText } from '../../src/config/parser.js';
 import type { Config } from '../../src/config/types.js';
 import type { GenerationModel, Model, WorkerModel } from '../../src/master/model.js';
+import type { Effect } from '../../src/master/effects.js';
+import type { MasterPhase, Phase } from '../../src/master/phase.js';
 
 export const NOW = 1_000_000;
 
@@ -68,7 +70,6 @@ export function model(over: Partial<Model> = {}): Model {
   };
 }
 
-import type { MasterPhase, Phase } from '../../src/master/phase.js';
 
 /** The phase the table's key stands for (a stop's code 1 for a fast one, a reload that returns to running). */
 export function phase(k: MasterPhase): Phase {
@@ -76,4 +77,18 @@ export function phase(k: MasterPhase): Phase {
   if (k === 'stopping-fast') return { name: 'stopping', mode: 'fast', code: 1 };
   if (k === 'reloading') return { name: 'reloading', returnTo: 'running' };
   return { name: k };
+}
+
+/** The effects that stop a worker (stops.ts): draining, its signal, the kill timer. */
+export function stopping(pid: number, signal: NodeJS.Signals, ms: number, now = NOW): Effect[] {
+  return [
+    { do: 'set-worker', pid, set: { state: 'draining', stopDeadline: now + ms } },
+    { do: 'signal', pid, signal },
+    { do: 'timer', timer: { kind: 'kill', pid }, ms },
+  ];
+}
+
+/** A heartbeat request as the model's clock stamps it. */
+export function ping(pid: number, now = NOW): Effect {
+  return { do: 'send', to: pid, msg: { t: 'ping', seq: now } };
 }
