@@ -126,7 +126,7 @@ t.test('the new master is ready: once, handing the metrics over to it (it become
 t.test('the new master is not ready in time: TERM, then KILL; never once it is ready', async (t) => {
   for (const p of PHASES) {
     t.same(planUpgrade(view(p, UPGRADES[2]!), { type: 'timeout', pid: 77 }), [], `${p}: ready, a stale timer`);
-    t.same(planUpgrade(view(p, UPGRADES[3]!), { type: 'timeout', pid: 77 }), [{ do: 'signal', pid: 77, signal: 'SIGKILL' }], `${p}: killing`);
+    t.same(planUpgrade(view(p, UPGRADES[3]!), { type: 'timeout', pid: 77 }), [{ do: 'signal', newMaster: true, signal: 'SIGKILL' }], `${p}: killing`);
     t.same(kinds(planUpgrade(view(p, UPGRADES[1]!), { type: 'timeout', pid: 77 })), ['log', 'upgrade-progress', 'signal', 'timer'], `${p}: starting`);
   }
   t.match(planUpgrade(view('running', UPGRADES[1]!), { type: 'timeout', pid: 77 }), [

@@ -108,6 +108,13 @@ t.test('colours only on a terminal', async (t) => {
   t.match(batched, /^master 10  generation 2  reloading \(batch 2 of 4\)  up/m, 'a batched reload shows its progress');
   const back = render([{ ...st, state: 'reloading', rollout: { batch: 1, of: 2, back: true } }]).join('\n');
   t.match(back, /reloading \(rollback batch 1 of 2\)/, 'and its rollback');
+  const up = (upgrade: unknown) => render([{ ...st, upgrade: upgrade as MasterStatus['upgrade'] }]).join('\n');
+  t.match(up({ phase: 'killing', partner: 11 }), /upgrade: new master 11 being stopped \(not ready in time\)/);
+  t.match(up({ phase: 'new', partner: 9 }), /upgrade: old master 9 running/);
+  // The old master of an upgrade to this release answers in the words of the one before.
+  t.match(up({ role: 'old', newPid: 11, newReady: true }), /upgrade: new master 11 ready/, 'an earlier release\'s old master');
+  t.match(up({ role: 'new', oldPid: 9 }), /upgrade: old master 9 running/);
+  t.match(up({ role: 'none' }), /upgrade none /);
 });
 
 t.test('during a reload: the old generation ready, the new one starting, then the new one alone', async (t) => {

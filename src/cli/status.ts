@@ -19,7 +19,18 @@ function bytes(n: number | null): string {
   return n >= 1024 ** 3 ? `${(n / 1024 ** 3).toFixed(1)}G` : `${(n / 1024 ** 2).toFixed(1)}M`;
 }
 
-function upgradeText(u: UpgradeStatus): string {
+/** How a master of a release before the upgrade phases said it (the old master of an upgrade to this one is such a master). */
+type EarlierUpgradeStatus = { role: 'none' } | { role: 'old'; newPid: number; newReady: boolean } | { role: 'new'; oldPid: number };
+
+function phaseOf(u: UpgradeStatus | EarlierUpgradeStatus): UpgradeStatus {
+  if ('phase' in u) return u;
+  if (u.role === 'old') return { phase: u.newReady ? 'ready' : 'starting', partner: u.newPid };
+  if (u.role === 'new') return { phase: 'new', partner: u.oldPid };
+  return { phase: 'none' };
+}
+
+function upgradeText(status: UpgradeStatus): string {
+  const u = phaseOf(status);
   switch (u.phase) {
     case 'none':
       return u.lastRollback ? `upgrade none (rolled back ${duration(Date.now() - u.lastRollback.at)} ago: ${u.lastRollback.reason})` : 'upgrade none';
@@ -27,11 +38,9 @@ function upgradeText(u: UpgradeStatus): string {
       return `upgrade: old master ${u.partner} running`;
     case 'starting':
     case 'ready':
-    case 'killing':
       return `upgrade: new master ${u.partner} ${u.phase}`;
-    default:
-      // A master of an earlier release, which said this otherwise.
-      return 'upgrade ?';
+    case 'killing':
+      return `upgrade: new master ${u.partner} being stopped (not ready in time)`;
   }
 }
 
@@ -78,7 +87,7 @@ export function render(masters: MasterStatus[], c: Paint = PLAIN): string[] {
         `generation ${m.generation}`,
         stateColor(c, m.state)(m.rollout ? `${m.state} (${rolloutText(m.rollout)})` : m.state),
         `up ${duration(m.uptimeMs)}`,
-        m.upgrade.phase === 'none' ? upgradeText(m.upgrade) : c.cyan(upgradeText(m.upgrade)),
+        phaseOf(m.upgrade).phase === 'none' ? upgradeText(m.upgrade) : c.cyan(upgradeText(m.upgrade)),
         `requests ${m.totals.requests}`,
         `restarts ${m.totals.restarts}`,
       ].join('  '),

@@ -49,8 +49,9 @@ export type Effect =
   | { do: 'set'; set: MasterFields }
   /** Start one worker of the generation in the slot; a failure comes back as a `spawn-failed` event. */
   | { do: 'spawn'; generation: number; slot: number }
-  /** A worker of the table, or the new master of this master's upgrade; no one else. */
+  /** A worker of the table, or the new master of this master's upgrade (through its ChildProcess: never a pid reused since). */
   | { do: 'signal'; pid: number; signal: NodeJS.Signals }
+  | { do: 'signal'; newMaster: true; signal: 'SIGTERM' | 'SIGKILL' }
   | { do: 'set-worker'; pid: number; set: WorkerFields }
   /** The worker has exited: out of the table; an exec worker's group ends after `groupMs` (null: no group). */
   | { do: 'forget-worker'; pid: number; groupMs: number | null }

@@ -72,10 +72,9 @@ function apply(m: Master, e: Effect, back: MasterEvent[]): void {
       return;
     }
     case 'signal': {
+      if ('newMaster' in e) return void m.upgrade?.child.kill(e.signal);
       const w = m.table.get(e.pid);
       if (w) signalWorker(m, w, e.signal);
-      // Through its ChildProcess: never a pid that may have been reused since.
-      else if (m.upgrade?.pid === e.pid) m.upgrade.child.kill(e.signal);
       return;
     }
     case 'set-worker': {

@@ -149,11 +149,11 @@ export function planUpgrade(m: Model, ev: UpgradeEvent): Effect[] {
     }
     case 'timeout':
       if (up.ready) return [];
-      if (up.killing) return [{ do: 'signal', pid: up.pid, signal: 'SIGKILL' }];
+      if (up.killing) return [{ do: 'signal', newMaster: true, signal: 'SIGKILL' }];
       return [
         { do: 'log', level: 'alert', line: `new master process ${ev.pid} was not ready within ${m.config.readyTimeoutMs}ms, stopping it` },
         { do: 'upgrade-progress', set: { killing: true } },
-        { do: 'signal', pid: up.pid, signal: 'SIGTERM' },
+        { do: 'signal', newMaster: true, signal: 'SIGTERM' },
         { do: 'timer', timer, ms: UPGRADE_KILL_MS },
       ];
     case 'exit': {
