@@ -73,9 +73,13 @@ export function bareBin(t: Teardown, node = process.execPath): string {
   return bin;
 }
 
-/** The environment of an install and of the installed command: HOME (the caches) and the bare PATH. */
+/** How this machine reaches the registry, kept as a user's shell would: its CA bundle (a TLS-inspecting proxy's) and proxies. */
+const NETWORK_ENV = ['NODE_EXTRA_CA_CERTS', 'SSL_CERT_FILE', 'SSL_CERT_DIR', 'HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'NO_PROXY', 'no_proxy'];
+
+/** The environment of an install and of the installed command: HOME (the caches), the bare PATH, the network settings. */
 export function bareEnv(bin: string): NodeJS.ProcessEnv {
-  return { HOME: process.env.HOME ?? '/root', PATH: bin, LANG: 'C.UTF-8' };
+  const network = Object.fromEntries(NETWORK_ENV.flatMap((k) => (process.env[k] === undefined ? [] : [[k, process.env[k]]])));
+  return { HOME: process.env.HOME ?? '/root', PATH: bin, LANG: 'C.UTF-8', ...network };
 }
 
 /** A fresh project with tsmaster installed from `tgz` by `installer`. */
