@@ -8,6 +8,32 @@ import path from 'node:path';
 import t, { type Test } from 'tap';
 import { freePort, get, root, sleep } from './helpers/master.js';
 
+/** Four clients, each request on a fresh connection, until stopped: what they were answered. */
+function freshClients(port: number, path: string): { stop(): Promise<{ answered: number; failures: string[] }> } {
+  let stopped = false;
+  let answered = 0;
+  const failures: string[] = [];
+  const one = async () => {
+    while (!stopped) {
+      try {
+        const r = await get({ port, path });
+        if (r.status === 200) answered++;
+        else failures.push(`status ${r.status}`);
+      } catch (err) {
+        failures.push((err as Error).message);
+      }
+    }
+  };
+  const running = [one(), one(), one(), one()];
+  return {
+    async stop() {
+      stopped = true;
+      await Promise.all(running);
+      return { answered, failures };
+    },
+  };
+}
+
 const MOUNT = '/opt/tsmaster';
 const CONF = '/etc/tsmaster/tsmaster.conf';
 const PIDFILE = '/run/tsmaster/tsmaster.pid';
@@ -401,27 +427,12 @@ t.test('tsmaster.service under a real systemd', { skip: why ?? false }, async (t
     t.ok(await servesSystemdSocket(), 'so does the new master after an upgrade');
 
     // Clients on fresh connections throughout the restart: none may fail.
-    let stop = false;
-    let answered = 0;
-    const failures: string[] = [];
-    const client = async () => {
-      while (!stop) {
-        try {
-          const r = await get({ port, path: '/?ms=20' });
-          if (r.status === 200) answered++;
-          else failures.push(`status ${r.status}`);
-        } catch (err) {
-          failures.push((err as Error).message);
-        }
-      }
-    };
-    const clients = [client(), client(), client(), client()];
+    const load = freshClients(port, '/?ms=20');
     const inFlight = slow(port, 1500);
     await sleep(300);
     await ok('systemctl restart tsmaster');
     await sleep(500);
-    stop = true;
-    await Promise.all(clients);
+    const { answered, failures } = await load.stop();
     t.equal((await inFlight).status, 200, 'the slow request in flight is answered');
     t.same(failures, [], `no request failed across systemctl restart (${answered} answered)`);
     t.ok(answered > 0);
@@ -461,28 +472,13 @@ t.test('tsmaster.service under a real systemd', { skip: why ?? false }, async (t
     const workers = async () => (await ok("pgrep -f '^tsmaster: worker process' | sort")).split('\n');
     const before = await workers();
     t.equal(before.length, 2, 'two workers');
-    let stop = false;
-    let answered = 0;
-    const failures: string[] = [];
-    const client = async () => {
-      while (!stop) {
-        try {
-          const r = await get({ port, path: '/?kb=4' });
-          if (r.status === 200) answered++;
-          else failures.push(`status ${r.status}`);
-        } catch (err) {
-          failures.push((err as Error).message);
-        }
-      }
-    };
-    const clients = [client(), client(), client(), client()];
+    const load = freshClients(port, '/?kb=4');
     await sleep(500);
     for (let i = 0; i < 2; i++) {
       await ok('systemctl restart systemd-journald');
       await sleep(700);
     }
-    stop = true;
-    await Promise.all(clients);
+    const { answered, failures } = await load.stop();
     t.same(failures, [], `no request failed across two journald restarts (${answered} answered)`);
     t.ok(answered > 0);
     t.same(await workers(), before, 'the same workers: none died');
