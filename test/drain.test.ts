@@ -5,6 +5,7 @@ import net from 'node:net';
 import path from 'node:path';
 import t from 'tap';
 import WebSocket from 'ws';
+import { ReconnectingClient } from './helpers/ws-clients.js';
 import { cpuBurners, fixtures, freePort, get, sleep, startMaster, waitFor, workersOf } from './helpers/master.js';
 
 const app = path.join(fixtures, 'apps', 'websocket.mjs');
@@ -85,56 +86,12 @@ t.test('a WebSocket handshake that reaches a worker after its drain began is ref
   t.notOk(m.lines().slice(after).some((l) => /did not exit in time/.test(l.text)), 'the old worker was not killed at its deadline');
 });
 
-/**
- * A client that is always connected: it reconnects at once after a close, a refused
- * handshake or an error. The close code of each connection that was open is counted.
- */
-class Reconnecting {
-  ws: WebSocket | null = null;
-  open = false;
-  readonly closes = new Map<number, number>();
-  refused = 0;
-  readonly errors: string[] = [];
-  private stopped = false;
-  constructor(private readonly port: number) {
-    this.connect();
-  }
-  private connect(): void {
-    if (this.stopped) return;
-    const ws = new WebSocket(`ws://127.0.0.1:${this.port}/`);
-    this.ws = ws;
-    let opened = false;
-    let refused = false;
-    ws.once('open', () => (opened = true));
-    ws.once('message', () => (this.open = true));
-    ws.once('unexpected-response', (_req, res) => {
-      refused = true;
-      this.refused++;
-      res.resume();
-      ws.terminate();
-    });
-    ws.once('error', (err) => {
-      if (!refused && !this.stopped) this.errors.push(err.message);
-    });
-    ws.once('close', (code) => {
-      this.open = false;
-      if (this.stopped) return;
-      if (opened) this.closes.set(code, (this.closes.get(code) ?? 0) + 1);
-      setImmediate(() => this.connect());
-    });
-  }
-  stop(): void {
-    this.stopped = true;
-    this.ws?.terminate();
-  }
-}
-
 t.test('300 reconnecting WebSocket clients through batched upgrades and reloads beside two CPU burners: every close is 1001', async (t) => {
   const runs = Number(process.env.TSM_WS_RUNS ?? 1);
   cpuBurners(t);
   const port = await freePort();
   const m = await startMaster(t, { conf: `worker_processes 4;\nworker_reload_batch 1;\nworker_shutdown_timeout 20s;\nlisten 127.0.0.1:${port};\napp ${app};\n` });
-  const clients = Array.from({ length: 300 }, () => new Reconnecting(port));
+  const clients = Array.from({ length: 300 }, () => new ReconnectingClient(port));
   t.teardown(() => clients.forEach((c) => c.stop()));
   const allOpen = () => waitFor('all 300 clients connected', () => clients.every((c) => c.open), 60_000);
   await allOpen();
