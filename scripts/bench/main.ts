@@ -2,10 +2,11 @@
 // against one Node process, Node's cluster module (SCHED_RR and SCHED_NONE) and PM2 cluster
 // mode, serving the same hello-world app with the same number
 // of workers, measured side by side in one run on this machine. See report.ts for what is
-// printed and written. Knobs (environment): BENCH_WORKERS (2), BENCH_ROUNDS (3),
+// printed and written. Knobs (environment): BENCH_WORKERS (2), BENCH_ROUNDS (5, interleaved),
 // BENCH_SECONDS per round (4), BENCH_CHANGES per reload test (3), BENCH_CONNECTIONS (50),
-// BENCH_STALL seconds a worker is stopped (3, 0 = skip), BENCH_BUDGET seconds before optional
-// parts are skipped (520), BENCH_SKIP_PM2=1. It runs dist/cli/main.js (`npm run build` first)
+// BENCH_STALL seconds a worker is stopped (3, 0 = skip), BENCH_STAGES (a comma list of
+// result.ts's STAGES; all by default: a long run is shortened by picking stages, never by
+// dropping rounds), BENCH_SKIP_PM2=1. It runs dist/cli/main.js (`npm run build` first)
 // and wants wrk for the Connection: close and reload numbers (apt-get install wrk).
 import fs from 'node:fs';
 import os from 'node:os';
@@ -23,7 +24,7 @@ import { autocannonVersion, probe, runAutocannon, runWrk, startNodeClient, start
 import { cleanup, installHandlers, onExitSync, run, tempRoot, wasInterrupted } from './procs.js';
 import { writeReport } from './report.js';
 import type { DemoRun } from './reuseport-demo.js';
-import type { BenchResult, Change, Load, Options, Stall, Status, Throughput } from './result.js';
+import { STAGES, type BenchResult, type Change, type Load, type Options, type Paired, type Stage, type Stall, type Status, type Throughput } from './result.js';
 import { getMetrics, makeConfigs, readCounts, Tsmaster, type Changeable, type ChangeKind, type Served } from './servers.js';
 import { startupCost } from './startup.js';
 import { cv, max, median, min, sum } from './stats.js';
@@ -33,21 +34,34 @@ function knob(name: string, def: number): number {
   return Number.isFinite(v) && v > 0 ? v : def;
 }
 
+/** BENCH_STAGES, checked: an unknown name ends the run before anything starts. */
+function stagesKnob(): Stage[] {
+  const v = process.env.BENCH_STAGES;
+  if (!v) return [...STAGES];
+  const asked = v.split(',').map((s) => s.trim()).filter(Boolean);
+  const unknown = asked.filter((s) => !(STAGES as readonly string[]).includes(s));
+  if (unknown.length > 0) {
+    process.stderr.write(`bench: unknown stage(s) in BENCH_STAGES: ${unknown.join(', ')} (stages: ${STAGES.join(', ')})\n`);
+    process.exit(2);
+  }
+  return STAGES.filter((s) => asked.includes(s));
+}
+
 const opts: Options = {
   workers: Math.round(knob('BENCH_WORKERS', 2)),
-  rounds: Math.round(knob('BENCH_ROUNDS', 3)),
+  rounds: Math.round(knob('BENCH_ROUNDS', 5)),
   seconds: knob('BENCH_SECONDS', 4),
   changes: Math.round(knob('BENCH_CHANGES', 3)),
   connections: Math.round(knob('BENCH_CONNECTIONS', 50)),
   clientConcurrency: 8,
-  budgetSeconds: knob('BENCH_BUDGET', 520),
+  stages: stagesKnob(),
   statusWorkers: 64,
   skipPm2: process.env.BENCH_SKIP_PM2 === '1',
   stallSeconds: process.env.BENCH_STALL === '0' ? 0 : knob('BENCH_STALL', 3),
 };
 
 const started = Date.now();
-const remaining = () => opts.budgetSeconds - (Date.now() - started) / 1000;
+const stage = (s: Stage) => opts.stages.includes(s);
 const notes: string[] = [];
 
 function log(msg: string): void {
@@ -200,11 +214,7 @@ async function measure(cfg: Served, load: Load, seconds: number) {
 }
 
 async function throughput(configs: Served[], loads: Load[]): Promise<Throughput> {
-  const perRun = configs.length * loads.reduce((a, l) => a + opts.seconds + (l.tool === 'autocannon' ? 1.8 : 0.8), 0);
-  const reserve = 360; // stalled worker, reload tests, upgrade timing, status, deploy cost, pinned runs, report
-  let rounds = opts.rounds;
-  while (rounds > 1 && rounds * perRun > remaining() - reserve) rounds--;
-  if (rounds < opts.rounds) note(`throughput: ${rounds} round(s) instead of ${opts.rounds} to stay within the time budget`);
+  const rounds = opts.rounds;
   const runs: Array<{ round: number; load: string; config: string } & Awaited<ReturnType<typeof measure>>> = [];
   for (let r = 0; r < rounds; r++) {
     // Rotate the order so no configuration always runs first or last.
@@ -247,7 +257,27 @@ async function throughput(configs: Served[], loads: Load[]): Promise<Throughput>
       }
     }
   }
-  return { rounds, secondsPerRun: opts.seconds, runs, summary };
+  return { rounds, secondsPerRun: opts.seconds, runs, summary, paired: pairedWithSchedNone(runs, configs, loads) };
+}
+
+/** Each tsmaster configuration against SCHED_NONE in the same round, on the keep-alive loads. */
+function pairedWithSchedNone(runs: Array<{ round: number; load: string; config: string } & Awaited<ReturnType<typeof measure>>>, configs: Served[], loads: Load[]): Paired[] {
+  const spread = (xs: Array<number | null>) => ({ median: median(xs), min: min(xs), max: max(xs) });
+  const out: Paired[] = [];
+  for (const load of loads.filter((l) => !l.close)) {
+    for (const cfg of configs.filter((c) => c.key.startsWith('tsm'))) {
+      const ratios = runs
+        .filter((x) => x.load === load.key && x.config === cfg.key)
+        .flatMap((x) => {
+          const base = runs.find((b) => b.load === load.key && b.config === 'cluster-none' && b.round === x.round);
+          if (!base || !base.rps || !base.workersCores || !base.cpuUsPerRequest || !x.cpuUsPerRequest) return [];
+          return [{ rps: x.rps / base.rps, cores: x.workersCores / base.workersCores, cpu: x.cpuUsPerRequest / base.cpuUsPerRequest }];
+        });
+      if (ratios.length === 0) continue;
+      out.push({ config: cfg.key, load: load.key, rounds: ratios.length, rps: spread(ratios.map((r) => r.rps)), workersCores: spread(ratios.map((r) => r.cores)), cpuPerRequest: spread(ratios.map((r) => r.cpu)) });
+    }
+  }
+  return out;
 }
 
 // ---- one worker stalled -------------------------------------------------------------------
@@ -364,7 +394,6 @@ async function statusLatency(tsm: Tsmaster, result: BenchResult): Promise<Status
   if (probeRun.code !== 0) {
     return { skipped: true, reason: `\`tsmaster -s status\` exits ${probeRun.code}: ${said.split('\n')[0]}` };
   }
-  if (remaining() < 60) return { skipped: true, reason: 'not enough time left in the budget' };
   const big = new Tsmaster({ key: 'tsm-64', label: `tsmaster, ${opts.statusWorkers} workers`, workers: opts.statusWorkers, reuseport: false, extra: ['ready_timeout 120s;'], metrics: true });
   const t0 = performance.now();
   await big.start(150_000);
@@ -456,11 +485,13 @@ async function bench(): Promise<BenchResult> {
   if (!hasWrk) note('wrk is not installed (apt-get install wrk): Connection: close load comes from client.js (node:http) instead, reload tests use client.js only');
 
   const { configs, pm2 } = makeConfigs(opts.workers);
-  let active = configs;
-  if (opts.skipPm2) {
+  // The stages that need the configurations side by side; the others start their own.
+  const sideBySide = stage('throughput') || stage('stall') || stage('changes');
+  let active = sideBySide ? configs : stage('upgrade') || stage('status') ? configs.filter((c) => c.key === 'tsm') : [];
+  if (active.includes(pm2) && opts.skipPm2) {
     note('PM2 skipped (BENCH_SKIP_PM2=1)');
-    active = configs.filter((c) => c !== pm2);
-  } else {
+    active = active.filter((c) => c !== pm2);
+  } else if (active.includes(pm2)) {
     log('installing PM2 into the temp dir');
     try {
       env.versions.pm2 = await pm2.install();
@@ -468,7 +499,7 @@ async function bench(): Promise<BenchResult> {
       log(`PM2 ${env.versions.pm2} installed in ${pm2.installSeconds.toFixed(1)} s`);
     } catch (err) {
       note(`PM2 skipped: ${firstLine(err)}`);
-      active = configs.filter((c) => c !== pm2);
+      active = active.filter((c) => c !== pm2);
     }
   }
   for (const cfg of active) {
@@ -485,20 +516,20 @@ async function bench(): Promise<BenchResult> {
   ];
   if (!hasWrk) loads.splice(1, 2, { key: 'client-close', label: 'client.js close', tool: 'client', close: true });
   result.loads = loads;
-  result.throughput = await throughput(active, loads);
+  if (stage('throughput')) result.throughput = await throughput(active, loads);
 
-  if (opts.stallSeconds > 0 && remaining() > 200) {
+  if (stage('stall') && opts.stallSeconds > 0) {
     result.stall = [];
     for (const cfg of active.filter((c) => c.key !== 'single')) {
       interruptedCheck();
       result.stall.push(await stall(cfg, opts.stallSeconds, hasWrk !== null));
     }
-  } else if (opts.stallSeconds > 0) note('stalled-worker test skipped: time budget');
+  }
 
   // Reloads: the single process and the cluster module have nothing to compare.
   for (const cfg of active.filter((c) => ['single', 'cluster-rr', 'cluster-none'].includes(c.key))) await cfg.stop();
   const scenarios: Array<[Changeable, ChangeKind]> = [];
-  for (const cfg of active.filter((c): c is Changeable => c.change !== undefined)) {
+  for (const cfg of active.filter((c): c is Changeable => stage('changes') && c.change !== undefined)) {
     if (cfg.key === 'tsm' || cfg.key === 'tsm-reuseport') scenarios.push([cfg, 'reload'], [cfg, 'upgrade']);
     if (cfg.key === 'pm2') scenarios.push([cfg, 'reload']);
   }
@@ -506,64 +537,60 @@ async function bench(): Promise<BenchResult> {
   for (const [cfg, kind] of scenarios) {
     for (const mode of ['ka', 'close'] as const) {
       interruptedCheck();
-      if (remaining() < 90) {
-        note(`reload test ${cfg.key} ${kind} ${mode} skipped: time budget`);
-        continue;
-      }
       result.changes.push(await changeUnderLoad(cfg, kind, mode, hasWrk !== null));
     }
   }
 
-  result.listeningSocketsAfterChanges = Object.fromEntries(active.filter((c) => c.key.startsWith('tsm')).map((c) => [c.key, listeningSockets(c.port)]));
+  if (stage('changes')) result.listeningSocketsAfterChanges = Object.fromEntries(active.filter((c) => c.key.startsWith('tsm')).map((c) => [c.key, listeningSockets(c.port)]));
   const tsm = active.find((c): c is Tsmaster => c.key === 'tsm');
-  if (!tsm) throw new Error('no tsmaster configuration');
   for (const cfg of active.filter((c) => c !== tsm)) await cfg.stop();
-  log('timing USR2 -> new workers ready (idle), 3 times');
-  result.upgradeReady = await upgradeTiming(tsm, 3);
-
-  log('-s status latency');
-  try {
-    result.status = await statusLatency(tsm, result);
-  } catch (err) {
-    result.status = { skipped: true, reason: `failed: ${firstLine(err)}` };
+  if (tsm && stage('upgrade')) {
+    log('timing USR2 -> new workers ready (idle), 3 times');
+    result.upgradeReady = await upgradeTiming(tsm, 3);
   }
-  if (result.status.skipped) note(`-s status with ${opts.statusWorkers} workers skipped: ${result.status.reason}`);
-  await tsm.stop();
-
-  log('deploy cost: a reload of 4 workers all at once and with worker_reload_batch 1; -s upgrade steps under load');
-  try {
-    result.deploy = await deployCost(log);
-  } catch (err) {
-    note(`deploy cost not measured: ${firstLine(err)}`);
+  if (tsm && stage('status')) {
+    log('-s status latency');
+    try {
+      result.status = await statusLatency(tsm, result);
+    } catch (err) {
+      result.status = { skipped: true, reason: `failed: ${firstLine(err)}` };
+    }
+    if (result.status.skipped) note(`-s status with ${opts.statusWorkers} workers skipped: ${result.status.reason}`);
   }
+  await tsm?.stop();
 
-  log('log stage: a chatty app (100,000 lines/s) against the master\'s loop');
-  try {
-    result.chatty = await chattyApp(log);
-  } catch (err) {
-    note(`log stage not measured: ${firstLine(err)}`);
-  }
-
-  log('keep-alive with one pinned worker (CPU 0) and wrk pinned to CPU 1: the worker runtime alone');
-  try {
-    result.pinned = await pinnedKeepAlive({ log });
-  } catch (err) {
-    note(`pinned keep-alive not measured: ${firstLine(err)}`);
-  }
-
-  log('install: npm pack, then npm, pnpm and yarn into fresh projects without a compiler');
-  try {
-    result.install = await installCost(log);
-  } catch (err) {
-    note(`install not measured: ${firstLine(err)}`);
-  }
-
-  log('reuseport kernel check in a private network namespace');
-  result.reuseportDemo = await reuseportDemo();
-  if (result.reuseportDemo.skipped) note(`reuseport kernel check skipped: ${result.reuseportDemo.reason}`);
+  await later(result);
   result.loadAverageAtEnd = os.loadavg().map((x) => Number(x.toFixed(2)));
   result.runSeconds = Math.round((Date.now() - started) / 1000);
   return result;
+}
+
+/** The stages that start what they measure themselves: each said, and kept apart on failure. */
+async function later(result: BenchResult): Promise<void> {
+  const stages: Array<[Stage, string, () => Promise<void>]> = [
+    ['deploy', 'deploy cost: a reload of 4 workers all at once and with worker_reload_batch 1; -s upgrade steps under load; batched deploys holding 300 WebSockets', async () => void (result.deploy = await deployCost(log))],
+    ['log', "log stage: a chatty app (100,000 lines/s) against the master's loop", async () => void (result.chatty = await chattyApp(log))],
+    ['pinned', 'keep-alive with one pinned worker (CPU 0) and wrk pinned to CPU 1: the worker runtime alone', async () => void (result.pinned = await pinnedKeepAlive({ log }))],
+    ['install', 'install: npm pack, then npm, pnpm and yarn into fresh projects without a compiler', async () => void (result.install = await installCost(log))],
+    [
+      'reuseport-demo',
+      'reuseport kernel check in a private network namespace',
+      async () => {
+        result.reuseportDemo = await reuseportDemo();
+        if (result.reuseportDemo.skipped) note(`reuseport kernel check skipped: ${result.reuseportDemo.reason}`);
+      },
+    ],
+  ];
+  for (const [name, what, measure] of stages) {
+    if (!stage(name)) continue;
+    interruptedCheck();
+    log(what);
+    try {
+      await measure();
+    } catch (err) {
+      note(`${name} not measured: ${firstLine(err)}`);
+    }
+  }
 }
 
 async function main(): Promise<void> {

@@ -152,6 +152,23 @@ export function markdown(r: BenchResult): string {
     out.push('');
   }
 
+  if (t?.paired?.length) {
+    const spread = (s: { median: number | null; min: number | null; max: number | null }) => `${fixed(s.median, 2)}× (${fixed(s.min, 2)}–${fixed(s.max, 2)})`;
+    const label = (key: string) => t.summary[key]?.label ?? key;
+    const loadLabel = (key: string) => (r.loads ?? []).find((l) => l.key === key)?.label ?? key;
+    out.push(
+      `**Against SCHED_NONE, round by round**: each keep-alive round measures SCHED_NONE and tsmaster one after the other, so a ratio within a round is free of what moves between rounds; median (lowest–highest) over the rounds.`,
+    );
+    out.push('');
+    out.push(
+      table(
+        ['Configuration', 'Load', 'Rounds', 'req/s', "Workers' CPU", 'CPU per request'],
+        t.paired.map((p) => [label(p.config), loadLabel(p.load), String(p.rounds), spread(p.rps), spread(p.workersCores), spread(p.cpuPerRequest)]),
+      ),
+    );
+    out.push('');
+  }
+
   if (t) {
     const shown = (r.loads ?? []).filter((l) => l.tool !== 'autocannon');
     out.push(
@@ -188,6 +205,9 @@ export function markdown(r: BenchResult): string {
     }
     const u = r.deploy.upgrade.median;
     lines.push(`- \`tsmaster -s upgrade\` under 40 keep-alive connections (median of ${r.deploy.upgrade.runs.length}): new master ready ${int(u.readyMs)} ms, old workers gone ${int(u.drainedMs)} ms, old master exited ${int(u.exitedMs)} ms; ${int(u.totalMs)} ms in all, ${int(u.wallMs)} ms with the CLI's own start; ${r.deploy.upgrade.failed} requests failed.`);
+    const w = r.deploy.webSockets;
+    const closes = Object.entries(w.closes).map(([code, n]) => `${n} × ${code}`).join(', ');
+    lines.push(`- Batched deploys (\`worker_reload_batch 1\`) of 4 workers holding ${w.clients} reconnecting WebSockets, 3 of each: \`-s upgrade\` median ${int(w.median.upgrade)} ms, \`-s reload\` median ${int(w.median.reload)} ms (${w.runs.map((x) => `${x.cmd} ${int(x.ms)}`).join(', ')} ms); closes ${closes}; ${w.refused} handshakes refused by a draining worker and retried; ${w.errors} connection errors; ${w.killedAtDeadline} workers killed at their deadline.`);
   }
   if (r.pinned) {
     const p = r.pinned;

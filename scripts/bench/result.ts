@@ -7,6 +7,10 @@ import type { DeployCost } from './deploy.js';
 import type { Pinned } from './placement.js';
 import type { DemoRun } from './reuseport-demo.js';
 
+/** The stages of a run, in their order; BENCH_STAGES picks some. */
+export const STAGES = ['throughput', 'stall', 'changes', 'upgrade', 'status', 'deploy', 'log', 'pinned', 'install', 'reuseport-demo'] as const;
+export type Stage = (typeof STAGES)[number];
+
 export interface Options {
   workers: number;
   rounds: number;
@@ -14,7 +18,8 @@ export interface Options {
   changes: number;
   connections: number;
   clientConcurrency: number;
-  budgetSeconds: number;
+  /** The stages this run measures (BENCH_STAGES), in the order they run. */
+  stages: Stage[];
   statusWorkers: number;
   skipPm2: boolean;
   stallSeconds: number;
@@ -47,11 +52,32 @@ export interface LoadSummary {
   vsClusterNone?: number | null;
 }
 
+/** Median, lowest and highest over the rounds. */
+export interface Spread {
+  median: number | null;
+  min: number | null;
+  max: number | null;
+}
+
+/**
+ * A configuration against SCHED_NONE, round by round (both measured in the same round, one
+ * after the other): the ratio of req/s, of the workers' CPU, and of the CPU per request.
+ */
+export interface Paired {
+  config: string;
+  load: string;
+  rounds: number;
+  rps: Spread;
+  workersCores: Spread;
+  cpuPerRequest: Spread;
+}
+
 export interface Throughput {
   rounds: number;
   secondsPerRun: number;
   runs: Array<Record<string, unknown>>;
   summary: Record<string, { label: string; workers: number; loads: Record<string, LoadSummary> }>;
+  paired: Paired[];
 }
 
 export interface Stall {

@@ -243,6 +243,8 @@ export interface TsmasterOptions {
   extra?: string[];
   /** With metrics_listen, scraped every second while it runs, as Prometheus would. */
   metrics?: boolean;
+  /** Another app than the hello-world one. */
+  app?: string;
 }
 
 export class Tsmaster implements Served {
@@ -252,6 +254,7 @@ export class Tsmaster implements Served {
   private readonly reuseport: boolean;
   private readonly extra: string[];
   private readonly metrics: boolean;
+  private readonly app: string;
   port = 0;
   metricsPort: number | null = null;
   statsDir = '';
@@ -271,6 +274,7 @@ export class Tsmaster implements Served {
     this.reuseport = o.reuseport;
     this.extra = o.extra ?? [];
     this.metrics = o.metrics ?? false;
+    this.app = o.app ?? appPath;
   }
 
   private writeConf(): void {
@@ -283,7 +287,7 @@ export class Tsmaster implements Served {
         `error_log ${this.errorLog} notice;`,
         `worker_log ${path.join(this.dir, 'worker.log')};`,
         `listen 127.0.0.1:${this.port}${this.reuseport ? ' reuseport' : ''};`,
-        `app ${appPath};`,
+        `app ${this.app};`,
         `env BENCH_STATS_DIR=${this.statsDir};`,
         ...(this.metricsPort ? [`metrics_listen 127.0.0.1:${this.metricsPort};`] : []),
         ...this.extra,
@@ -327,6 +331,10 @@ export class Tsmaster implements Served {
       // Counted nowhere: the scrapes are there for their cost, not their results.
       this.scraper = setInterval(() => void getMetrics(metricsPort), 1000);
     }
+  }
+
+  errorLogPath(): string {
+    return this.errorLog;
   }
 
   tsm(...args: string[]): Promise<Ran> {
