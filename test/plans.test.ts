@@ -38,8 +38,7 @@ t.test('stops: systemd hears STOPPING=1 unless a ready new master is its main pr
         plan,
         [
           ...notify,
-          { do: 'set', set: { phase: { name: 'stopping', mode: graceful ? 'graceful' : 'fast', code: graceful ? 0 : 1 } } },
-          { do: 'set', set: { batches: null } },
+          { do: 'set', set: { phase: { name: 'stopping', mode: graceful ? 'graceful' : 'fast', code: graceful ? 0 : 1 }, batches: null } },
           { do: 'timer', timer: { kind: 'respawn', generation: 3 }, ms: null },
           { do: 'timer', timer: { kind: 'ready', generation: 3 }, ms: null },
           ...[41, 42].flatMap((pid) => stopping(pid, graceful ? 'SIGQUIT' : 'SIGTERM', graceful ? 10_000 : FAST_KILL_MS)),

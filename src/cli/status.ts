@@ -29,8 +29,7 @@ function phaseOf(u: UpgradeStatus | EarlierUpgradeStatus): UpgradeStatus {
   return { phase: 'none' };
 }
 
-function upgradeText(status: UpgradeStatus): string {
-  const u = phaseOf(status);
+function upgradeText(u: UpgradeStatus): string {
   switch (u.phase) {
     case 'none':
       return u.lastRollback ? `upgrade none (rolled back ${duration(Date.now() - u.lastRollback.at)} ago: ${u.lastRollback.reason})` : 'upgrade none';
@@ -42,6 +41,10 @@ function upgradeText(status: UpgradeStatus): string {
     case 'killing':
       return `upgrade: new master ${u.partner} being stopped (not ready in time)`;
   }
+}
+
+function upgradeCell(c: Paint, u: UpgradeStatus): string {
+  return u.phase === 'none' ? upgradeText(u) : c.cyan(upgradeText(u));
 }
 
 /** Columns padded to the widest cell; colour is applied after padding so escapes do not count. */
@@ -87,7 +90,7 @@ export function render(masters: MasterStatus[], c: Paint = PLAIN): string[] {
         `generation ${m.generation}`,
         stateColor(c, m.state)(m.rollout ? `${m.state} (${rolloutText(m.rollout)})` : m.state),
         `up ${duration(m.uptimeMs)}`,
-        phaseOf(m.upgrade).phase === 'none' ? upgradeText(m.upgrade) : c.cyan(upgradeText(m.upgrade)),
+        upgradeCell(c, phaseOf(m.upgrade)),
         `requests ${m.totals.requests}`,
         `restarts ${m.totals.restarts}`,
       ].join('  '),

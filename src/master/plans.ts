@@ -21,8 +21,7 @@ function stopping(m: Model, mode: 'fast' | 'graceful', code: number): Effect[] {
   const graceful = mode === 'graceful';
   return [
     ...(m.upgrade?.ready ? [] : [{ do: 'notify', fields: ['STOPPING=1'] } satisfies Effect]),
-    { do: 'set', set: { phase: { name: 'stopping', mode, code } } },
-    { do: 'set', set: { batches: null } },
+    { do: 'set', set: { phase: { name: 'stopping', mode, code }, batches: null } },
     ...m.generations.flatMap((g) => clearTimers(g.id)),
     ...m.workers.flatMap((w) => stopWorker(m, w, mode, graceful ? undefined : FAST_KILL_MS)),
   ];

@@ -12,13 +12,13 @@ import { stopWorker } from './stops.js';
 
 /** A worker that served this long was healthy: its crash starts the backoff anew. */
 export const STABLE_MS = 10_000;
+const BACKOFF_MIN_MS = 100;
+const BACKOFF_MAX_MS = 30_000;
 
 /** A heartbeat request: the worker answers with its figures (supervise.ts). */
 function ping(m: Model, pid: number): Effect {
   return { do: 'send', to: pid, msg: { t: 'ping', seq: m.now } };
 }
-const BACKOFF_MIN_MS = 100;
-const BACKOFF_MAX_MS = 30_000;
 
 /** The model without a worker that has exited. */
 function without(m: Model, pid: number): Model {

@@ -70,7 +70,6 @@ export function model(over: Partial<Model> = {}): Model {
   };
 }
 
-
 /** The phase the table's key stands for (a stop's code 1 for a fast one, a reload that returns to running). */
 export function phase(k: MasterPhase): Phase {
   if (k === 'stopping-graceful') return { name: 'stopping', mode: 'graceful', code: 0 };
